@@ -1,0 +1,229 @@
+"""The NE⊗OR⊤ intermediate representation (spec 01 §1.1–1.2).
+
+A :class:`Program` holds its initial objects (inputs and parameters: matrices, vectors, scalars)
+and an ordered, single-assignment tuple of instructions:
+
+* :class:`MatMul`       y = W x or y = Wᵀ x                       (vector)
+* :class:`Avg`          θ = avg(x) = (1/n) Σ_α x_α                  (scalar)
+* :class:`Nonlin`       y_α = ψ(x_α; θ), ψ a sympy formula          (vector)
+* :class:`OuterNonlin`  y_α = n^{-r} Σ_{β₁..β_r} ψ(x_α; x_{β₁}; …; θ) (vector, order r ≥ 1)
+
+Formulas name their arguments by symbol: ``x`` is vector x at the own index α (slot 0), ``x[b]``
+is vector x at copy index b (slot b of an OuterNonlin), scalars appear by name, ``n`` is the width.
+Source locations ride along but never take part in equality, so ``parse(print(p)) == p``.
+"""
+
+from __future__ import annotations
+
+import itertools
+import re
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Literal
+
+import sympy
+
+from compiler.symbols import WIDTH
+
+Kind = Literal["matrix", "vector", "scalar"]
+KINDS: tuple[Kind, ...] = ("matrix", "vector", "scalar")
+
+
+@dataclass(frozen=True)
+class Loc:
+    """A position in a source file (1-based line and column)."""
+
+    file: str
+    line: int
+    column: int
+    end_column: int | None = None
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.line}:{self.column}"
+
+
+def _loc() -> Loc | None:
+    return field(default=None, compare=False, repr=False)  # type: ignore[return-value]
+
+
+def indexed(base: str, index: tuple[int, ...]) -> str:
+    """The variable name of entry ``index`` of a group: indexed("U", (3,)) == "U[3]"."""
+    return base + "".join(f"[{i}]" for i in index)
+
+
+def group_names(base: str, shape: tuple[int, ...]) -> tuple[str, ...]:
+    """All entry names of a group, in row-major order (a shape () group is the name itself)."""
+    return tuple(indexed(base, idx) for idx in itertools.product(*(range(s) for s in shape)))
+
+
+@dataclass(frozen=True)
+class Input:
+    """``input xi[d]``: the input coordinates, initial scalars set per input (spec 02 §2.1)."""
+
+    name: str
+    shape: tuple[int, ...] = ()
+    loc: Loc | None = _loc()
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return group_names(self.name, self.shape)
+
+
+@dataclass(frozen=True)
+class Param:
+    """``param NAME : KIND[shape] (= init)``: a group of initial matrices, vectors or scalars.
+
+    ``init`` is a deterministic initial value (scalars only, spec 03 §3.3); otherwise the executor
+    draws the parameter (matrices N(0, 1/n), vectors and scalars N(0, 1); spec 01 §1.3)."""
+
+    name: str
+    kind: Kind
+    shape: tuple[int, ...] = ()
+    init: sympy.Rational | None = None
+    loc: Loc | None = _loc()
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return group_names(self.name, self.shape)
+
+
+@dataclass(frozen=True)
+class MatMul:
+    """y = W x (or y = Wᵀ x when ``transpose``): 01 §1.2 MatMul."""
+
+    out: str
+    matrix: str
+    arg: str
+    transpose: bool = False
+    loc: Loc | None = _loc()
+
+
+@dataclass(frozen=True)
+class Avg:
+    """θ = avg(x): 01 §1.2 Avg."""
+
+    out: str
+    arg: str
+    loc: Loc | None = _loc()
+
+
+@dataclass(frozen=True)
+class Nonlin:
+    """y_α = ψ(x_α; θ): 01 §1.2 OuterNonlin of order 0. A formula without vector symbols is the
+    constant vector ψ(θ)·1 (printed ``vec(…)``)."""
+
+    out: str
+    formula: sympy.Expr
+    loc: Loc | None = _loc()
+
+
+@dataclass(frozen=True)
+class OuterNonlin:
+    """y_α = n^{-r} Σ_β ψ(x_α; x_{β₁}; …; x_{β_r}; θ) with r = len(copies) ≥ 1 (01 §1.2)."""
+
+    out: str
+    copies: tuple[str, ...]
+    formula: sympy.Expr
+    loc: Loc | None = _loc()
+
+    @property
+    def order(self) -> int:
+        return len(self.copies)
+
+
+Instruction = MatMul | Avg | Nonlin | OuterNonlin
+
+_COPY_REF = re.compile(r"^(?P<var>.+)\[(?P<copy>[^\W\d]\w*)\]$")
+
+
+def copy_ref(var: str, copy: str) -> str:
+    """The symbol name of vector ``var`` read at copy index ``copy`` (e.g. ``x[b]``)."""
+    return f"{var}[{copy}]"
+
+
+def split_symbol(name: str, copies: tuple[str, ...] = ()) -> tuple[str, str | None]:
+    """(variable, copy index or None) of a formula symbol name, given the instruction's copies."""
+    m = _COPY_REF.match(name)
+    if m and m.group("copy") in copies:
+        return m.group("var"), m.group("copy")
+    return name, None
+
+
+def formula_args(instr: Nonlin | OuterNonlin) -> tuple[tuple[sympy.Symbol, str, str | None], ...]:
+    """(symbol, variable, copy or None) for every argument symbol of a formula, sorted by name;
+    the width ``n`` is not an argument."""
+    copies = instr.copies if isinstance(instr, OuterNonlin) else ()
+    syms = sorted((s for s in instr.formula.free_symbols if s != WIDTH), key=lambda s: s.name)
+    return tuple((s, *split_symbol(s.name, copies)) for s in syms)
+
+
+def reads(instr: Instruction) -> tuple[str, ...]:
+    """The variables an instruction reads (matrix included), in a stable order, no repeats."""
+    match instr:
+        case MatMul(matrix=w, arg=x):
+            return (w, x)
+        case Avg(arg=x):
+            return (x,)
+        case Nonlin() | OuterNonlin():
+            return tuple(dict.fromkeys(var for _, var, _ in formula_args(instr)))
+    raise TypeError(f"not an instruction: {instr!r}")
+
+
+def out_kind(instr: Instruction) -> Kind:
+    """The kind of the object an instruction creates."""
+    match instr:
+        case Avg():
+            return "scalar"
+        case MatMul() | Nonlin() | OuterNonlin():
+            return "vector"
+    raise TypeError(f"not an instruction: {instr!r}")
+
+
+@dataclass(frozen=True)
+class Program:
+    """An architecture or any program a pass derives from one (01 §1.1–1.2, 02 §2.1)."""
+
+    name: str
+    inputs: tuple[Input, ...]
+    params: tuple[Param, ...]
+    body: tuple[Instruction, ...]
+    outputs: tuple[str, ...]
+
+    @cached_property
+    def kinds(self) -> dict[str, Kind]:
+        """Kind of every named object: inputs (scalars), parameters, instruction outputs."""
+        kinds: dict[str, Kind] = {}
+        for inp in self.inputs:
+            kinds.update(dict.fromkeys(inp.names, "scalar"))
+        for p in self.params:
+            kinds.update(dict.fromkeys(p.names, p.kind))
+        for ins in self.body:
+            kinds[ins.out] = out_kind(ins)
+        return kinds
+
+    @cached_property
+    def input_names(self) -> tuple[str, ...]:
+        return tuple(name for inp in self.inputs for name in inp.names)
+
+    def param_names(self, kind: Kind | None = None) -> tuple[str, ...]:
+        """Entry names of all parameters (of one kind if given), in declaration order."""
+        return tuple(
+            name for p in self.params if kind is None or p.kind == kind for name in p.names
+        )
+
+    @cached_property
+    def producer(self) -> dict[str, Instruction]:
+        """The instruction that creates each non-initial variable."""
+        return {ins.out: ins for ins in self.body}
+
+    def replace(self, **changes: object) -> Program:
+        """A copy with some fields changed (a Program is immutable)."""
+        fields = {
+            "name": self.name,
+            "inputs": self.inputs,
+            "params": self.params,
+            "body": self.body,
+            "outputs": self.outputs,
+        }
+        fields.update(changes)
+        return Program(**fields)  # type: ignore[arg-type]

@@ -1,0 +1,129 @@
+"""Program → text in the architecture language (spec 06), one instruction per line.
+
+The output re-parses to an equal Program (``parse(print(p)) == p``): formulas print with sympy's
+string printer adapted to the language (``^`` for powers, ``abs``, ``exp(1)`` for e), numbers are
+exact rationals, a Nonlin without vector arguments prints as ``vec(…)`` and an OuterNonlin as
+``mean[b, …](…)``.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Mapping
+
+import sympy
+from sympy.printing.str import StrPrinter
+
+from compiler.ir import (
+    Avg,
+    Input,
+    Instruction,
+    MatMul,
+    Nonlin,
+    OuterNonlin,
+    Param,
+    Program,
+    indexed,
+)
+from compiler.symbols import WIDTH, sym
+
+
+class _FormulaPrinter(StrPrinter):
+    def _print_Abs(self, expr: sympy.Abs) -> str:  # noqa: N802 - sympy's naming
+        return f"abs({self._print(expr.args[0])})"
+
+    def _print_Exp1(self, expr: sympy.Expr) -> str:  # noqa: N802
+        return "exp(1)"
+
+    def _print_Float(self, expr: sympy.Float) -> str:  # noqa: N802
+        return self._print(sympy.Rational(expr))
+
+
+_PRINTER = _FormulaPrinter({"order": None})
+
+
+def format_formula(expr: sympy.Expr, groups: tuple[tuple[str, ...], ...] = ()) -> str:
+    """A formula in the language's syntax. ``groups`` lists declared 1-D groups (as entry-name
+    tuples with the group name first): a sum Σ_j U[j]·xi[j] over two whole groups of an Add
+    prints as the contraction ``U . xi``."""
+    return _PRINTER.doprint(_contract(expr, groups)).replace("**", "^")
+
+
+def _contract(expr: sympy.Expr, rows: tuple[tuple[str, ...], ...]) -> sympy.Expr:
+    if not rows or not expr.args:
+        return expr
+    expr = expr.func(*(_contract(a, rows) for a in expr.args))
+    if isinstance(expr, sympy.Pow) and " . " in str(expr.base) and expr.base.is_Symbol:
+        return sympy.Pow(sympy.Symbol(f"({expr.base})"), expr.exp)  # '.' binds looser than '^'
+    if not isinstance(expr, sympy.Add):
+        return expr
+    terms = set(expr.args)
+    for a, *a_names in rows:
+        for b, *b_names in rows:
+            if a >= b or len(a_names) != len(b_names):
+                continue
+            wanted = {sym(x) * sym(y) for x, y in zip(a_names, b_names, strict=True)}
+            if wanted <= terms:
+                terms = (terms - wanted) | {sympy.Symbol(f"{a} . {b}")}
+    return sympy.Add(*terms) if len(terms) < len(expr.args) else expr
+
+
+def _dims(shape: tuple[int, ...]) -> str:
+    return "".join(f"[{s}]" for s in shape)
+
+
+def format_decl(decl: Input | Param) -> str:
+    if isinstance(decl, Input):
+        return f"input {decl.name}{_dims(decl.shape)}"
+    init = f" = {format_formula(decl.init)}" if decl.init is not None else ""
+    return f"param {decl.name} : {decl.kind}{_dims(decl.shape)}{init}"
+
+
+def format_instruction(
+    ins: Instruction,
+    kinds: Mapping[str, str] | None = None,
+    groups: tuple[tuple[str, ...], ...] = (),
+) -> str:
+    """One instruction as a line of the language (also used to quote it in errors).
+
+    ``kinds`` (the program's kinds) tells a constant vector ``vec(θ)`` from a vector formula;
+    without it, a formula is taken as vector-valued if it has any argument."""
+    match ins:
+        case MatMul(out=y, matrix=w, arg=x, transpose=t):
+            return f"{y} = {w}{'.T' if t else ''} @ {x}"
+        case Avg(out=y, arg=x):
+            return f"{y} = avg({x})"
+        case Nonlin(out=y, formula=f):
+            args = [s.name for s in f.free_symbols if s != WIDTH]
+            vector = any(kinds.get(a) == "vector" for a in args) if kinds is not None else bool(args)
+            text = format_formula(f, groups)
+            return f"{y} = {text}" if vector else f"{y} = vec({text})"
+        case OuterNonlin(out=y, copies=copies, formula=f):
+            return f"{y} = mean[{', '.join(copies)}]({format_formula(f)})"
+    raise TypeError(f"not an instruction: {ins!r}")
+
+
+def _rows(program: Program) -> tuple[tuple[str, ...], ...]:
+    """Every last-axis row of a declared group, as (row name, *entry names): the operands that
+    can print as a contraction (``U``, ``xi[2]``)."""
+    rows = []
+    for d in (*program.inputs, *program.params):
+        if not d.shape or (isinstance(d, Param) and d.kind == "matrix"):
+            continue
+        for prefix in itertools.product(*(range(s) for s in d.shape[:-1])):
+            row = indexed(d.name, prefix)
+            rows.append((row, *(indexed(row, (j,)) for j in range(d.shape[-1]))))
+    return tuple(rows)
+
+
+def print_program(program: Program, header: str | None = None) -> str:
+    """The whole program as source text that parses back to ``program``."""
+    kinds = program.kinds
+    lines = [f"# {line}" for line in header.splitlines()] if header else []
+    lines.append(f"arch {program.name} {{")
+    lines += [f"    {format_decl(d)}" for d in (*program.inputs, *program.params)]
+    groups = _rows(program)
+    lines += [f"    {format_instruction(ins, kinds, groups)}" for ins in program.body]
+    lines.append(f"    output {', '.join(program.outputs)}")
+    lines.append("}")
+    return "\n".join(lines) + "\n"

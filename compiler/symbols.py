@@ -1,0 +1,141 @@
+"""Symbols and built-in functions of formulas (spec 06 "Built-in functions").
+
+Every formula of a program is a sympy expression over real symbols named after program variables
+(``x``, ``h[2]``, a copy reference ``x[b]``) plus the width symbol ``n``. Symbols are created only
+through :func:`sym`, so two parses of the same text build structurally equal expressions.
+
+Functions that sympy lacks or treats unhelpfully are small ``sympy.Function`` classes here:
+``relu`` (derivative ``step``), ``step`` (Heaviside with step(0) = 0), ``sigmoid`` and ``softplus``
+(kept as named functions so the numpy lowering can use overflow-safe forms). ``step`` and ``sign``
+are not differentiable: their derivative is a DiracDelta, which :func:`nondifferentiable_in`
+detects before a pass differentiates a formula.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import sympy
+
+WIDTH = sympy.Symbol("n", positive=True)
+"""The width symbol n (spec 06): may appear in formulas; executors substitute the width."""
+
+
+def sym(name: str) -> sympy.Symbol:
+    """The real symbol standing for the program variable (or copy reference) ``name``."""
+    if name == "n":
+        return WIDTH
+    return sympy.Symbol(name, real=True)
+
+
+class relu(sympy.Function):  # noqa: N801 - DSL names are lower case
+    """relu(x) = max(x, 0); relu'(x) = step(x) (spec 02 §2.2: H(0) = 0)."""
+
+    is_real = True
+
+    @classmethod
+    def eval(cls, x: sympy.Expr) -> sympy.Expr | None:
+        if x.is_number and x.is_real:
+            return sympy.Max(x, 0)
+        return None
+
+    def fdiff(self, argindex: int = 1) -> sympy.Expr:
+        return step(self.args[0])
+
+
+class step(sympy.Function):  # noqa: N801
+    """Heaviside step with step(0) = 0; its derivative is a Dirac delta (not differentiable)."""
+
+    is_real = True
+
+    @classmethod
+    def eval(cls, x: sympy.Expr) -> sympy.Expr | None:
+        if x.is_number and x.is_real:
+            return sympy.Integer(1) if x > 0 else sympy.Integer(0)
+        return None
+
+    def fdiff(self, argindex: int = 1) -> sympy.Expr:
+        return sympy.DiracDelta(self.args[0])
+
+
+class sigmoid(sympy.Function):  # noqa: N801
+    """sigmoid(x) = 1/(1 + exp(-x)); sigmoid' = sigmoid·(1 − sigmoid)."""
+
+    is_real = True
+
+    @classmethod
+    def eval(cls, x: sympy.Expr) -> sympy.Expr | None:
+        if x.is_zero:
+            return sympy.Rational(1, 2)
+        return None
+
+    def fdiff(self, argindex: int = 1) -> sympy.Expr:
+        return self * (1 - self)
+
+
+class softplus(sympy.Function):  # noqa: N801
+    """softplus(x) = log(1 + exp(x)); softplus' = sigmoid."""
+
+    is_real = True
+
+    @classmethod
+    def eval(cls, x: sympy.Expr) -> sympy.Expr | None:
+        if x.is_zero:
+            return sympy.log(2)
+        return None
+
+    def fdiff(self, argindex: int = 1) -> sympy.Expr:
+        return sigmoid(self.args[0])
+
+
+def _gelu(x: sympy.Expr) -> sympy.Expr:
+    return x * (1 + sympy.erf(x / sympy.sqrt(2))) / 2
+
+
+@dataclass(frozen=True)
+class Builtin:
+    """A function of the language: its arity and how it builds a sympy expression."""
+
+    name: str
+    arity: int
+    build: Callable[..., sympy.Expr]
+
+
+BUILTINS: dict[str, Builtin] = {
+    b.name: b
+    for b in (
+        Builtin("relu", 1, relu),
+        Builtin("step", 1, step),
+        Builtin("tanh", 1, sympy.tanh),
+        Builtin("sigmoid", 1, sigmoid),
+        Builtin("softplus", 1, softplus),
+        Builtin("erf", 1, sympy.erf),
+        Builtin("gelu", 1, _gelu),
+        Builtin("exp", 1, sympy.exp),
+        Builtin("log", 1, sympy.log),
+        Builtin("sqrt", 1, sympy.sqrt),
+        Builtin("abs", 1, sympy.Abs),
+        Builtin("sign", 1, sympy.sign),
+        Builtin("id", 1, lambda x: x),
+        Builtin("sin", 1, sympy.sin),
+        Builtin("cos", 1, sympy.cos),
+    )
+}
+
+CONSTANTS: dict[str, sympy.Expr] = {"pi": sympy.pi}
+"""Named constants of formulas; ``n`` (the width) is handled separately."""
+
+NONDIFFERENTIABLE = (step, sympy.sign)
+"""Functions whose derivative is a Dirac delta: a pass that needs it must refuse (issue 3)."""
+
+BAD_ATOMS = (sympy.zoo, sympy.nan, sympy.oo, -sympy.oo, sympy.I)
+
+
+def nondifferentiable_in(expr: sympy.Expr, var: sympy.Symbol) -> sympy.Expr | None:
+    """The first sub-expression step(·) or sign(·) of ``expr`` whose argument depends on ``var``
+    (differentiating it would need a Dirac delta), or None."""
+    for node in sympy.preorder_traversal(expr):
+        if isinstance(node, NONDIFFERENTIABLE) and node.args[0].has(var):
+            return node
+    return None

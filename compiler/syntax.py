@@ -1,0 +1,140 @@
+"""Source text → Lark parse tree, with every failure turned into a located NexortError.
+
+The grammar (``grammar/nexort.lark``, spec 06) is LALR(1); the parser is built once per process.
+Failures are classified for the user: not text (EncodingError), unterminated blocks and other
+syntax errors (SyntaxError_), each with file:line:column. (Malformed numbers lex as BAD_NUMBER and
+the flattener reports them, so they get their own class and exact position.)
+"""
+
+from __future__ import annotations
+
+from functools import cache
+from importlib import resources
+from pathlib import Path
+
+import lark
+from lark import Lark, Tree
+
+from compiler.errors import EncodingError, SyntaxError_, UsageError
+from compiler.ir import Loc
+
+_PRETTY = {
+    "_NL": "end of line",
+    "$END": "end of file",
+    "NAME": "a name",
+    "NUMBER": "a number",
+    "KIND": "matrix, vector or scalar",
+}
+
+
+def _grammar_text() -> str:
+    try:
+        return resources.files("compiler.grammar").joinpath("nexort.lark").read_text()
+    except (ModuleNotFoundError, FileNotFoundError):  # running from a source tree
+        return (Path(__file__).resolve().parent.parent / "grammar" / "nexort.lark").read_text()
+
+
+@cache
+def parser() -> Lark:
+    """The LALR parser of the language (built once)."""
+    return Lark(
+        _grammar_text(),
+        start="file",
+        parser="lalr",
+        propagate_positions=True,
+        maybe_placeholders=True,
+    )
+
+
+def read_source(path: str | Path) -> str:
+    """The text of a source file; a clean error for missing, unreadable or binary files."""
+    p = Path(path)
+    try:
+        data = p.read_bytes()
+    except FileNotFoundError:
+        raise UsageError(f"no such file: {path}") from None
+    except (IsADirectoryError, PermissionError, OSError) as e:
+        raise UsageError(f"cannot read {path}: {e.strerror or e}") from None
+    return decode_source(data, str(path))
+
+
+def decode_source(data: bytes, filename: str) -> str:
+    """UTF-8 text of ``data``; EncodingError at the first byte that is not text."""
+    bad = data.find(b"\x00")
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        bad = e.start if bad < 0 else min(bad, e.start)
+        text = ""
+    if bad >= 0:
+        line = data.count(b"\n", 0, bad) + 1
+        col = bad - (data.rfind(b"\n", 0, bad) + 1) + 1
+        raise EncodingError(
+            f"not a text file: byte 0x{data[bad]:02x} at offset {bad} is not UTF-8 text",
+            Loc(filename, line, col),
+        )
+    return text
+
+
+def parse_tree(text: str, filename: str = "<string>") -> Tree:
+    """Parse ``text``; raise a located NexortError (never a Lark exception)."""
+    try:
+        return parser().parse(text)
+    except lark.exceptions.UnexpectedCharacters as e:
+        raise SyntaxError_(
+            f"unexpected character {text[e.pos_in_stream]!r}",
+            Loc(filename, e.line, e.column),
+            text,
+        ) from None
+    except lark.exceptions.UnexpectedToken as e:
+        raise _token_error(text, filename, e) from None
+    except lark.exceptions.UnexpectedEOF:
+        raise _eof_error(text, filename, set()) from None
+
+
+def _token_error(text: str, filename: str, e: lark.exceptions.UnexpectedToken) -> Exception:
+    tok = e.token
+    if tok.type == "$END":
+        return _eof_error(text, filename, set(e.expected))
+    shown = "end of line" if tok.type == "_NL" else repr(str(tok))
+    loc = Loc(filename, tok.line, tok.column, getattr(tok, "end_column", None))
+    return SyntaxError_(f"unexpected {shown}; expected {_expected(e.expected)}", loc, text)
+
+
+def _expected(names: set[str]) -> str:
+    pretty = []
+    for name in sorted(names):
+        if name in _PRETTY:
+            pretty.append(_PRETTY[name])
+            continue
+        try:
+            pattern = parser().get_terminal(name).pattern
+            pretty.append(repr(pattern.value) if pattern.type == "str" else name.lower())
+        except KeyError:
+            pretty.append(name.lower())
+    pretty = sorted(set(pretty))
+    return pretty[0] if len(pretty) == 1 else ", ".join(pretty[:-1]) + " or " + pretty[-1]
+
+
+def _eof_error(text: str, filename: str, expected: set[str]) -> SyntaxError_:
+    brace = _unclosed_brace(text)
+    if brace is not None:
+        line, col = brace
+        return SyntaxError_(
+            "unterminated block: this '{' is never closed", Loc(filename, line, col), text
+        )
+    lines = text.splitlines() or [""]
+    loc = Loc(filename, len(lines), len(lines[-1]) + 1)
+    what = f"; expected {_expected(expected)}" if expected else ""
+    return SyntaxError_(f"unexpected end of file{what}", loc, text)
+
+
+def _unclosed_brace(text: str) -> tuple[int, int] | None:
+    stack: list[tuple[int, int]] = []
+    for lineno, line in enumerate(text.splitlines(), 1):
+        for col, ch in enumerate(line.split("#", 1)[0], 1):
+            if ch == "{":
+                stack.append((lineno, col))
+            elif ch == "}" and stack:
+                stack.pop()
+    return stack[-1] if stack else None

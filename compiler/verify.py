@@ -1,0 +1,91 @@
+"""The IR verifier: run after construction and after every pass (developers' guide, "Style").
+
+Checks, in program order: names are well formed; every object is defined once (single
+assignment) and before use; kinds fit (MatMul takes an initial matrix and a vector, Avg a vector,
+formulas read vectors and scalars, copy references ``x[b]`` read vectors at a copy index declared
+by their OuterNonlin of order ≥ 1); formulas are finite real expressions; outputs are vectors.
+Errors quote the printed instruction.
+"""
+
+from __future__ import annotations
+
+import re
+
+from compiler.errors import VerifyError
+from compiler.ir import Avg, Instruction, Kind, MatMul, Nonlin, OuterNonlin, Program, formula_args
+from compiler.printer import format_instruction
+from compiler.symbols import BAD_ATOMS
+
+NAME = re.compile(r"^(?!\d)\w+(\[\d+\])*$")
+IDENT = re.compile(r"^(?!\d)\w+$")
+
+
+def verify(program: Program) -> Program:
+    """Return ``program`` unchanged if it is well formed; raise VerifyError otherwise."""
+    kinds: dict[str, Kind] = {}
+    for decl in (*program.inputs, *program.params):
+        if not IDENT.match(decl.name) or any(s < 1 for s in decl.shape):
+            raise VerifyError(f"bad declaration {decl.name}{list(decl.shape)}", decl.loc)
+        kind: Kind = "scalar" if decl in program.inputs else decl.kind  # type: ignore[union-attr]
+        if getattr(decl, "init", None) is not None and kind != "scalar":
+            raise VerifyError(f"{kind} parameter {decl.name} has an initial value", decl.loc)
+        for name in decl.names:
+            if name in kinds:
+                raise VerifyError(f"{name} is declared twice", decl.loc)
+            kinds[name] = kind
+    for ins in program.body:
+        _check_instruction(ins, kinds)
+    if not program.outputs:
+        raise VerifyError(f"program {program.name} has no output")
+    for out in program.outputs:
+        if kinds.get(out) != "vector":
+            raise VerifyError(f"output {out} is not a defined vector (it is {kinds.get(out)})")
+    return program
+
+
+def _fail(ins: Instruction, msg: str, kinds: dict[str, Kind]) -> VerifyError:
+    return VerifyError(f"{msg}\n    in: {format_instruction(ins, kinds)}", ins.loc)
+
+
+def _need(ins: Instruction, name: str, want: Kind, kinds: dict[str, Kind]) -> None:
+    have = kinds.get(name)
+    if have is None:
+        raise _fail(ins, f"{name} is used before it is defined", kinds)
+    if have != want:
+        raise _fail(ins, f"{name} is a {have}, but a {want} is needed here", kinds)
+
+
+def _check_instruction(ins: Instruction, kinds: dict[str, Kind]) -> None:
+    if not NAME.match(ins.out):
+        raise _fail(ins, f"bad variable name {ins.out!r}", kinds)
+    if ins.out in kinds:
+        raise _fail(ins, f"{ins.out} is assigned twice (programs are single-assignment)", kinds)
+    match ins:
+        case MatMul(matrix=w, arg=x):
+            _need(ins, w, "matrix", kinds)
+            _need(ins, x, "vector", kinds)
+        case Avg(arg=x):
+            _need(ins, x, "vector", kinds)
+        case Nonlin() | OuterNonlin():
+            _check_formula(ins, kinds)
+        case _:
+            raise VerifyError(f"not an instruction: {ins!r}")
+    kinds[ins.out] = "scalar" if isinstance(ins, Avg) else "vector"
+
+
+def _check_formula(ins: Nonlin | OuterNonlin, kinds: dict[str, Kind]) -> None:
+    if ins.formula.has(*BAD_ATOMS):
+        raise _fail(ins, "formula is not a finite real expression", kinds)
+    if isinstance(ins, OuterNonlin):
+        if ins.order < 1 or len(set(ins.copies)) != ins.order:
+            raise _fail(ins, "mean[…] needs distinct copy indices", kinds)
+        for c in ins.copies:
+            if not IDENT.match(c) or c in kinds:
+                raise _fail(ins, f"bad copy index {c!r}", kinds)
+    for _, var, copy in formula_args(ins):
+        have = kinds.get(var)
+        if have is None:
+            raise _fail(ins, f"{var} is used before it is defined", kinds)
+        if have == "matrix" or (copy is not None and have != "vector"):
+            where = f" at copy index {copy}" if copy else ""
+            raise _fail(ins, f"{have} {var} cannot appear in a formula{where}", kinds)
