@@ -181,7 +181,12 @@ def _print_exec(args: argparse.Namespace, ex: Any, f: Any, n_train: int, elapsed
         print(f"plot: {args.plot}")
 
 
+def _load_commands() -> None:
+    """Import the modules that register further subcommands (one import line each)."""
+
+
 def build_parser() -> argparse.ArgumentParser:
+    _load_commands()
     parser = argparse.ArgumentParser(
         prog="nexort",
         description="Compile neural architectures to Tensor Programs and run them at finite width.",
