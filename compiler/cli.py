@@ -57,8 +57,13 @@ def load(args: argparse.Namespace) -> Program:
 
 def _file_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("file", help="architecture file (.nx)")
-    p.add_argument("--const", action="append", default=[], metavar="NAME=INT",
-                   help="override a const of the arch (e.g. S=16)")
+    p.add_argument(
+        "--const",
+        action="append",
+        default=[],
+        metavar="NAME=INT",
+        help="override a const of the arch (e.g. S=16)",
+    )
     p.add_argument("--json", action="store_true", help="machine-readable output")
 
 
@@ -91,8 +96,10 @@ def cmd_check(args: argparse.Namespace) -> int:
     else:
         parts = ", ".join(f"{v} {k}" for k, v in counts.items())
         params = ", ".join(f"{v} {k}" for k, v in summary["parameters"].items() if v)
-        print(f"{args.file}: ok: arch {program.name}: {summary['inputs']} input coordinates, "
-              f"parameters {params}; {len(program.body)} instructions ({parts})")
+        print(
+            f"{args.file}: ok: arch {program.name}: {summary['inputs']} input coordinates, "
+            f"parameters {params}; {len(program.body)} instructions ({parts})"
+        )
     return 0
 
 
@@ -125,9 +132,16 @@ def _exec_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--width", type=int, required=True, help="the width n")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--inputs", metavar="DATA", help=".npz with X_train (and X_test), or 1,2,3")
-    p.add_argument("--dist", default="gaussian", help="matrix entries: gaussian, rademacher, uniform")
-    p.add_argument("--e-out", type=_fraction, default=0.5, metavar="E",
-                   help="output multiplier: f = n^(-E) Σ_α o_α (default 1/2)")
+    p.add_argument(
+        "--dist", default="gaussian", help="matrix entries: gaussian, rademacher, uniform"
+    )
+    p.add_argument(
+        "--e-out",
+        type=_fraction,
+        default=0.5,
+        metavar="E",
+        help="output multiplier: f = n^(-E) Σ_α o_α (default 1/2)",
+    )
     p.add_argument("--plot", metavar="PNG", help="write coordinate histograms of the vectors")
 
 
@@ -157,26 +171,40 @@ def cmd_exec(args: argparse.Namespace) -> int:
     return 0
 
 
-def _exec_json(args: argparse.Namespace, ex: Any, f: Any, n_train: int, elapsed: float) -> dict[str, Any]:
+def _exec_json(
+    args: argparse.Namespace, ex: Any, f: Any, n_train: int, elapsed: float
+) -> dict[str, Any]:
     scalars = {k: v.tolist() for k, v in ex.values.items() if ex.program.kinds.get(k) == "scalar"}
     return {
-        "arch": ex.program.name, "width": ex.width, "seed": args.seed, "dist": args.dist,
-        "e_out": args.e_out, "batch": ex.batch, "train": n_train,
-        "outputs": list(ex.program.outputs), "f": f.tolist(), "scalars": scalars,
-        "seconds": elapsed, "plot": args.plot,
+        "arch": ex.program.name,
+        "width": ex.width,
+        "seed": args.seed,
+        "dist": args.dist,
+        "e_out": args.e_out,
+        "batch": ex.batch,
+        "train": n_train,
+        "outputs": list(ex.program.outputs),
+        "f": f.tolist(),
+        "scalars": scalars,
+        "seconds": elapsed,
+        "plot": args.plot,
     }
 
 
 def _print_exec(args: argparse.Namespace, ex: Any, f: Any, n_train: int, elapsed: float) -> None:
     p = ex.program
-    print(f"arch {p.name} at width n = {ex.width}, seed {args.seed}, {args.dist} matrices: "
-          f"{ex.batch} input(s), {len(p.body)} instructions in {elapsed:.2f} s")
+    print(
+        f"arch {p.name} at width n = {ex.width}, seed {args.seed}, {args.dist} matrices: "
+        f"{ex.batch} input(s), {len(p.body)} instructions in {elapsed:.2f} s"
+    )
     print(f"f(ξ) = n^(-{Fraction(args.e_out).limit_denominator()}) Σ_α o_α(ξ)")
     head = "  input  set   " + "  ".join(f"{o:>12}" for o in p.outputs)
     print(head)
     for i in range(ex.batch):
         which = "train" if i < n_train else "test"
-        print(f"  {i:5d}  {which:<5} " + "  ".join(f"{f[k, i]:12.6f}" for k in range(len(p.outputs))))
+        print(
+            f"  {i:5d}  {which:<5} " + "  ".join(f"{f[k, i]:12.6f}" for k in range(len(p.outputs)))
+        )
     if args.plot:
         print(f"plot: {args.plot}")
 
@@ -213,8 +241,10 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as e:  # a bug: one clear line unless asked for the traceback
         if args.debug or os.environ.get("NEXORT_DEBUG"):
             raise
-        print(f"internal error: {type(e).__name__}: {e} (a bug in nexort; rerun with --debug)",
-              file=sys.stderr)
+        print(
+            f"internal error: {type(e).__name__}: {e} (a bug in nexort; rerun with --debug)",
+            file=sys.stderr,
+        )
         return 2
 
 

@@ -44,7 +44,7 @@ class NexortError(Exception):
         return f"{self.loc}: {self.message}" if self.loc else self.message
 
 
-class SyntaxError_(NexortError):  # noqa: N801 - trailing underscore avoids the builtin
+class SourceSyntaxError(NexortError):
     """Text that does not match the grammar."""
 
 
@@ -90,3 +90,7 @@ class UsageError(NexortError):
 
 class NumericError(NexortError):
     """A NaN or Inf produced by an instruction (finite width) or a ket (limit); names it."""
+
+
+class NotDifferentiableError(NexortError):
+    """A formula whose derivative backpropagation needs is a Dirac delta (step, sign; 02 §2.2)."""

@@ -104,7 +104,9 @@ class ExprEvaluator:
         if isinstance(node, Token):
             return Loc(self.filename, node.line or 1, node.column or 1, node.end_column)
         meta = node.meta
-        end = meta.end_column if getattr(meta, "end_line", None) == getattr(meta, "line", 0) else None
+        end = (
+            meta.end_column if getattr(meta, "end_line", None) == getattr(meta, "line", 0) else None
+        )
         return Loc(self.filename, getattr(meta, "line", 1), getattr(meta, "column", 1), end)
 
     def fail(self, cls: type[NexortError], msg: str, node: Tree | Token) -> NexortError:
@@ -305,7 +307,11 @@ class ExprEvaluator:
         lo = self.constant_int(lo_node, "a sum bound")
         hi = self.constant_int(hi_node, "a sum bound")
         if hi <= lo:
-            raise self.fail_index(f"sum range {lo}..{hi} is empty (the upper bound is exclusive)", hi_node)
+            raise self.fail_index(
+                f"sum range {lo}..{hi} is empty (the upper bound is exclusive)", hi_node
+            )
+        if hi - lo > 100_000:
+            raise self.fail_index("sum range longer than 100000", hi_node)
         terms: list[Val] = []
         try:
             for s in range(lo, hi):

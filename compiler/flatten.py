@@ -13,6 +13,7 @@ import difflib
 import re
 from dataclasses import replace
 
+import numpy as np
 import sympy
 from lark import Token, Tree
 
@@ -41,10 +42,14 @@ from compiler.ir import (
 from compiler.symbols import BUILTINS, CONSTANTS, sym
 
 KEYWORDS = frozenset(
-    "def arch param input output for in const mean sum avg vec matrix vector scalar".split()
+    {"def", "arch", "param", "input", "output", "for", "in", "const", "mean", "sum", "avg"}
+    | {"vec", "matrix", "vector", "scalar"}
 )
 RESERVED = KEYWORDS | set(BUILTINS) | set(CONSTANTS) | {"n", "T"}
 _TEMP = re.compile(r"^_\d+$")
+MAX_ENTRIES = 100_000  # per declared group: beyond this a file is a mistake, not an architecture
+MAX_RANGE = 100_000  # iterations of one for loop or sum
+MAX_INSTRUCTIONS = 1_000_000
 
 
 class Flattener(ExprEvaluator):
@@ -69,6 +74,9 @@ class Flattener(ExprEvaluator):
 
     # -- ExprEvaluator hooks ----------------------------------------------------------------------
     def emit(self, ins: Instruction) -> None:
+        if len(self.body) >= MAX_INSTRUCTIONS:
+            msg = f"the program exceeds {MAX_INSTRUCTIONS} instructions (runaway loop?)"
+            raise ProgramError(msg, ins.loc, self.source)
         self.body.append(ins)
         self.kinds[ins.out] = out_kind(ins)
 
@@ -100,10 +108,10 @@ class Flattener(ExprEvaluator):
                 if k != len(idx) - 1:
                     raise self.fail(IndexRangeError, "a copy index must come last", i)
                 return self.copy_value(name, copy, node)
-            name = indexed(name, (self.constant_int(i, "an index"),))
+            name = indexed(name, (self.index(i),))
         kind = self.kinds.get(name)
         if kind is None:
-            raise self.fail(UndefinedError, self.undefined(name, bool(idx)), node)
+            raise self.fail(UndefinedError, self.undefined(name), node)
         return Val(kind, sym(name))  # type: ignore[arg-type]
 
     # -- names ------------------------------------------------------------------------------------
@@ -121,7 +129,7 @@ class Flattener(ExprEvaluator):
     def copy_value(self, var: str, copy: str, node: Tree) -> Val:
         kind = self.kinds.get(var) or (self.groups.get(var, (None,))[0])
         if kind is None:
-            raise self.fail(UndefinedError, self.undefined(var, False), node)
+            raise self.fail(UndefinedError, self.undefined(var), node)
         if kind != "vector":
             why = "scalars are shared by every coordinate" if kind == "scalar" else "use W @ x"
             raise self.fail(KindError, f"{kind} {var} has no copies ({why})", node)
@@ -135,9 +143,12 @@ class Flattener(ExprEvaluator):
             if copy is not None and len(prefix) == len(shape) and k == len(idx) - 1:
                 return self.copy_value(indexed(base, tuple(prefix)), copy, node)
             if len(prefix) == len(shape):
-                dims = "".join(f"[{s}]" for s in shape) or " (no indices)"
-                raise self.fail(IndexRangeError, f"too many indices: {base}{dims}", i)
-            j = self.constant_int(i, "an index")
+                dims = "".join(f"[{s}]" for s in shape)
+                msg = f"too many indices: {base} is declared {base}{dims}"
+                if not shape:
+                    msg = f"{base} is a single {kind}; it takes no index"
+                raise self.fail(IndexRangeError, msg, i)
+            j = self.index(i)
             if not 0 <= j < shape[len(prefix)]:
                 bound = shape[len(prefix)]
                 msg = f"index {j} out of range for {base}: valid indices are 0..{bound - 1}"
@@ -148,14 +159,24 @@ class Flattener(ExprEvaluator):
         name = indexed(base, tuple(prefix))
         return Mat(name) if kind == "matrix" else Val(kind, sym(name))  # type: ignore[arg-type]
 
-    def undefined(self, name: str, indexed_name: bool) -> str:
-        if self.copies == () and name in {"b", "c", "d"} and not indexed_name:
-            return f"undefined name {name} (copy indices must be declared by mean[{name}](…))"
+    def index(self, node: Tree) -> int:
+        """An integer index; a bare unknown name gets a message about what an index can be."""
+        if isinstance(node, Tree) and node.data == "ref" and len(node.children) == 1:
+            name = str(node.children[0])
+            if name not in self.scope and name not in self.kinds and name not in self.groups:
+                msg = (
+                    f"unknown index {name}: not a loop variable or const "
+                    f"(a copy index must be declared by an enclosing mean[{name}](…))"
+                )
+                raise self.fail(UndefinedError, msg, node)
+        return self.constant_int(node, "an index")
+
+    def undefined(self, name: str) -> str:
         known = [*self.kinds, *self.groups, *self.scope]
         close = difflib.get_close_matches(name, known, n=1)
         return f"undefined name {name}" + (f"; did you mean {close[0]}?" if close else "")
 
-    def check_new(self, name: str, node: Tree | Token) -> None:
+    def check_new(self, name: str, node: Tree | Token, declaring: bool = False) -> None:
         base = name.split("[", 1)[0]
         if base in RESERVED:
             raise self.fail(DuplicateError, f"{base} is a reserved name", node)
@@ -166,6 +187,8 @@ class Flattener(ExprEvaluator):
             if self.loop_depth and name == base:
                 hint = "; inside a loop, index it by the loop variable (e.g. x[t])"
             msg = f"{name} is already defined{at} (programs are single-assignment){hint}"
+            if declaring:
+                msg = f"{name} is already defined{at}; choose another name"
             raise self.fail(DuplicateError, msg, node)
 
     def define(self, name: str, kind: Kind, node: Tree | Token) -> None:
@@ -175,7 +198,12 @@ class Flattener(ExprEvaluator):
     # -- statements -------------------------------------------------------------------------------
     def statement(self, node: Tree) -> None:
         handler = getattr(self, f"stmt_{node.data}")
-        if self.loop_depth and node.data in {"input_decl", "param_decl", "const_decl", "output_stmt"}:
+        if self.loop_depth and node.data in {
+            "input_decl",
+            "param_decl",
+            "const_decl",
+            "output_stmt",
+        }:
             what = node.data.split("_")[0]
             msg = f"{what} belongs at the top level of arch, not inside a for loop"
             raise self.fail(ProgramError, msg, node)
@@ -192,11 +220,14 @@ class Flattener(ExprEvaluator):
         for d, child in zip(shape, node.children, strict=True):
             if d < 1:
                 raise self.fail(IndexRangeError, f"dimension must be at least 1, got {d}", child)
+        if shape and int(np.prod([float(d) for d in shape])) > MAX_ENTRIES:
+            msg = f"a declaration may have at most {MAX_ENTRIES} entries, this one has {shape}"
+            raise self.fail(IndexRangeError, msg, node)
         return shape
 
     def declare_group(self, name_tok: Token, kind: Kind, shape: tuple[int, ...]) -> None:
         name = str(name_tok)
-        self.check_new(name, name_tok)
+        self.check_new(name, name_tok, declaring=True)
         self.groups[name] = (kind, shape)
         self.defined_at[name] = self.loc(name_tok)
         for idx_name in Param(name, kind, shape).names:
@@ -269,7 +300,9 @@ class Flattener(ExprEvaluator):
 
     def stmt_output_stmt(self, node: Tree) -> None:
         if self.outputs is not None:
-            raise self.fail(DuplicateError, "a second output statement (list all outputs in one)", node)
+            raise self.fail(
+                DuplicateError, "a second output statement (list all outputs in one)", node
+            )
         names = []
         for k, expr in enumerate(node.children):
             v = self.value(expr, "output")
@@ -301,6 +334,8 @@ class Flattener(ExprEvaluator):
         if hi < lo:
             msg = f"loop range {lo}..{hi} runs backwards (the upper bound is exclusive)"
             raise self.fail(IndexRangeError, msg, hi_node)
+        if hi - lo > MAX_RANGE:
+            raise self.fail(IndexRangeError, f"loop range longer than {MAX_RANGE}", hi_node)
         self.loop_depth += 1
         try:
             for t in range(lo, hi):
@@ -310,7 +345,7 @@ class Flattener(ExprEvaluator):
             self.scope.pop(var, None)
             self.loop_depth -= 1
 
-    # -- file ---------------------------------------------------------------------------------------
+    # -- file -------------------------------------------------------------------------------------
     def define_function(self, node: Tree) -> None:
         name_tok, *rest = node.children
         *param_toks, body = rest
@@ -351,7 +386,9 @@ class Flattener(ExprEvaluator):
         )
 
 
-def flatten(tree: Tree, filename: str, source: str, consts: dict[str, int] | None = None) -> Program:
+def flatten(
+    tree: Tree, filename: str, source: str, consts: dict[str, int] | None = None
+) -> Program:
     """The Program of a parsed file (not yet verified)."""
     try:
         return Flattener(filename, source, consts).program(tree)

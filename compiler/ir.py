@@ -42,10 +42,6 @@ class Loc:
         return f"{self.file}:{self.line}:{self.column}"
 
 
-def _loc() -> Loc | None:
-    return field(default=None, compare=False, repr=False)  # type: ignore[return-value]
-
-
 def indexed(base: str, index: tuple[int, ...]) -> str:
     """The variable name of entry ``index`` of a group: indexed("U", (3,)) == "U[3]"."""
     return base + "".join(f"[{i}]" for i in index)
@@ -62,7 +58,7 @@ class Input:
 
     name: str
     shape: tuple[int, ...] = ()
-    loc: Loc | None = _loc()
+    loc: Loc | None = field(default=None, compare=False, repr=False)
 
     @property
     def names(self) -> tuple[str, ...]:
@@ -80,7 +76,7 @@ class Param:
     kind: Kind
     shape: tuple[int, ...] = ()
     init: sympy.Rational | None = None
-    loc: Loc | None = _loc()
+    loc: Loc | None = field(default=None, compare=False, repr=False)
 
     @property
     def names(self) -> tuple[str, ...]:
@@ -95,7 +91,7 @@ class MatMul:
     matrix: str
     arg: str
     transpose: bool = False
-    loc: Loc | None = _loc()
+    loc: Loc | None = field(default=None, compare=False, repr=False)
 
 
 @dataclass(frozen=True)
@@ -104,7 +100,7 @@ class Avg:
 
     out: str
     arg: str
-    loc: Loc | None = _loc()
+    loc: Loc | None = field(default=None, compare=False, repr=False)
 
 
 @dataclass(frozen=True)
@@ -114,7 +110,7 @@ class Nonlin:
 
     out: str
     formula: sympy.Expr
-    loc: Loc | None = _loc()
+    loc: Loc | None = field(default=None, compare=False, repr=False)
 
 
 @dataclass(frozen=True)
@@ -124,7 +120,7 @@ class OuterNonlin:
     out: str
     copies: tuple[str, ...]
     formula: sympy.Expr
-    loc: Loc | None = _loc()
+    loc: Loc | None = field(default=None, compare=False, repr=False)
 
     @property
     def order(self) -> int:

@@ -10,7 +10,9 @@ from compiler.syntax import parse_tree, read_source
 from compiler.verify import verify
 
 
-def parse_text(text: str, filename: str = "<string>", consts: dict[str, int] | None = None) -> Program:
+def parse_text(
+    text: str, filename: str = "<string>", consts: dict[str, int] | None = None
+) -> Program:
     """Parse, flatten and verify one architecture. ``consts`` overrides ``const`` declarations
     (e.g. ``{"S": 16}`` to unroll a sequence model over 16 tokens)."""
     tree = parse_tree(text, filename)

@@ -33,7 +33,7 @@ PASSES: dict[str, PassInfo] = {}
 
 
 def register_pass(name: str, golden: dict[str, Any] | None = None) -> Callable[[PassFn], PassFn]:
-    """Register ``fn`` as pass ``name`` (``golden``: options for the golden-file run; default {})."""
+    """Register a pass (``golden``: options for its golden-file run; default {})."""
 
     def wrap(fn: PassFn) -> PassFn:
         doc = (fn.__doc__ or "").strip().splitlines()[0] if fn.__doc__ else ""

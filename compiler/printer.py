@@ -12,6 +12,7 @@ import itertools
 from collections.abc import Mapping
 
 import sympy
+from sympy.printing.precedence import PRECEDENCE
 from sympy.printing.str import StrPrinter
 
 from compiler.ir import (
@@ -29,14 +30,27 @@ from compiler.symbols import WIDTH, sym
 
 
 class _FormulaPrinter(StrPrinter):
-    def _print_Abs(self, expr: sympy.Abs) -> str:  # noqa: N802 - sympy's naming
+    def _print_Abs(self, expr: sympy.Abs) -> str:
         return f"abs({self._print(expr.args[0])})"
 
-    def _print_Exp1(self, expr: sympy.Expr) -> str:  # noqa: N802
+    def _print_Exp1(self, expr: sympy.Expr) -> str:
         return "exp(1)"
 
-    def _print_Float(self, expr: sympy.Float) -> str:  # noqa: N802
+    def _print_Float(self, expr: sympy.Float) -> str:
         return self._print(sympy.Rational(expr))
+
+    def _print_Mul(self, expr: sympy.Mul) -> str:
+        # sympy prints (1/3)·(x+1)⁻¹ as 1/(3*(x + 1)), which parses back as (3x + 3)⁻¹ (a number
+        # times a sum is distributed): keep such a fractional coefficient in front.
+        coeff, rest = expr.as_coeff_Mul()
+        if (
+            coeff.is_Rational
+            and coeff.q != 1
+            and any(f.is_Pow and f.exp.is_negative for f in sympy.Mul.make_args(rest))
+        ):
+            sign = "-" if coeff < 0 else ""
+            return f"{sign}{abs(coeff.p)}/{coeff.q}*{self.parenthesize(rest, PRECEDENCE['Mul'])}"
+        return super()._print_Mul(expr)
 
 
 _PRINTER = _FormulaPrinter({"order": None})
@@ -95,7 +109,9 @@ def format_instruction(
             return f"{y} = avg({x})"
         case Nonlin(out=y, formula=f):
             args = [s.name for s in f.free_symbols if s != WIDTH]
-            vector = any(kinds.get(a) == "vector" for a in args) if kinds is not None else bool(args)
+            vector = (
+                any(kinds.get(a) == "vector" for a in args) if kinds is not None else bool(args)
+            )
             text = format_formula(f, groups)
             return f"{y} = {text}" if vector else f"{y} = vec({text})"
         case OuterNonlin(out=y, copies=copies, formula=f):

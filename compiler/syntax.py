@@ -2,8 +2,8 @@
 
 The grammar (``grammar/nexort.lark``, spec 06) is LALR(1); the parser is built once per process.
 Failures are classified for the user: not text (EncodingError), unterminated blocks and other
-syntax errors (SyntaxError_), each with file:line:column. (Malformed numbers lex as BAD_NUMBER and
-the flattener reports them, so they get their own class and exact position.)
+syntax errors (SourceSyntaxError), each with file:line:column. (Malformed numbers lex as
+BAD_NUMBER and the flattener reports them, so they get their own class and exact position.)
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from pathlib import Path
 import lark
 from lark import Lark, Tree
 
-from compiler.errors import EncodingError, SyntaxError_, UsageError
+from compiler.errors import EncodingError, SourceSyntaxError, UsageError
 from compiler.ir import Loc
 
 _PRETTY = {
@@ -81,7 +81,7 @@ def parse_tree(text: str, filename: str = "<string>") -> Tree:
     try:
         return parser().parse(text)
     except lark.exceptions.UnexpectedCharacters as e:
-        raise SyntaxError_(
+        raise SourceSyntaxError(
             f"unexpected character {text[e.pos_in_stream]!r}",
             Loc(filename, e.line, e.column),
             text,
@@ -98,7 +98,7 @@ def _token_error(text: str, filename: str, e: lark.exceptions.UnexpectedToken) -
         return _eof_error(text, filename, set(e.expected))
     shown = "end of line" if tok.type == "_NL" else repr(str(tok))
     loc = Loc(filename, tok.line, tok.column, getattr(tok, "end_column", None))
-    return SyntaxError_(f"unexpected {shown}; expected {_expected(e.expected)}", loc, text)
+    return SourceSyntaxError(f"unexpected {shown}; expected {_expected(e.expected)}", loc, text)
 
 
 def _expected(names: set[str]) -> str:
@@ -116,25 +116,36 @@ def _expected(names: set[str]) -> str:
     return pretty[0] if len(pretty) == 1 else ", ".join(pretty[:-1]) + " or " + pretty[-1]
 
 
-def _eof_error(text: str, filename: str, expected: set[str]) -> SyntaxError_:
+def _eof_error(text: str, filename: str, expected: set[str]) -> SourceSyntaxError:
     brace = _unclosed_brace(text)
     if brace is not None:
         line, col = brace
-        return SyntaxError_(
+        return SourceSyntaxError(
             "unterminated block: this '{' is never closed", Loc(filename, line, col), text
         )
     lines = text.splitlines() or [""]
     loc = Loc(filename, len(lines), len(lines[-1]) + 1)
     what = f"; expected {_expected(expected)}" if expected else ""
-    return SyntaxError_(f"unexpected end of file{what}", loc, text)
+    return SourceSyntaxError(f"unexpected end of file{what}", loc, text)
 
 
 def _unclosed_brace(text: str) -> tuple[int, int] | None:
-    stack: list[tuple[int, int]] = []
+    """The '{' that is never closed. Braces are matched by count, but a '}' that starts a line
+    closes the innermost block opened on a line of the same indentation: blocks opened deeper
+    and still open at that point are the unclosed ones (the usual cause is a forgotten '}')."""
+    stack: list[tuple[int, int, int]] = []  # (line, column, indentation of the opening line)
+    unclosed: list[tuple[int, int]] = []
     for lineno, line in enumerate(text.splitlines(), 1):
-        for col, ch in enumerate(line.split("#", 1)[0], 1):
+        code = line.split("#", 1)[0]
+        indent = len(code) - len(code.lstrip())
+        for col, ch in enumerate(code, 1):
             if ch == "{":
-                stack.append((lineno, col))
+                stack.append((lineno, col, indent))
             elif ch == "}" and stack:
-                stack.pop()
-    return stack[-1] if stack else None
+                starts_line = col == indent + 1
+                match = [k for k, e in enumerate(stack) if e[2] == indent] if starts_line else []
+                k = match[-1] if match else len(stack) - 1
+                unclosed += [(e[0], e[1]) for e in stack[k + 1 :]]
+                del stack[k:]
+    unclosed += [(e[0], e[1]) for e in stack]
+    return min(unclosed) if unclosed else None

@@ -57,7 +57,9 @@ def load_inputs(spec: str) -> tuple[np.ndarray, int]:
         try:
             with np.load(path, allow_pickle=False) as data:
                 if "X_train" not in data:
-                    raise UsageError(f"{spec} has no X_train array (found: {', '.join(data.files)})")
+                    raise UsageError(
+                        f"{spec} has no X_train array (found: {', '.join(data.files)})"
+                    )
                 train = np.asarray(data["X_train"], dtype=np.float64)
                 test = np.asarray(data["X_test"], dtype=np.float64) if "X_test" in data else None
         except (OSError, ValueError) as e:
@@ -72,5 +74,7 @@ def load_inputs(spec: str) -> tuple[np.ndarray, int]:
     try:
         row = np.array([float(v) for v in spec.split(",") if v.strip()], dtype=np.float64)
     except ValueError:
-        raise UsageError(f"--inputs {spec!r} is neither an .npz file nor a comma list of numbers") from None
+        raise UsageError(
+            f"--inputs {spec!r} is neither an .npz file nor a comma list of numbers"
+        ) from None
     return row.reshape(1, -1), 1

@@ -40,7 +40,12 @@ class Execution:
 
     def averages(self) -> np.ndarray:
         """F = avg(o) for every output vector o: shape (outputs, B)."""
-        return np.stack([np.broadcast_to(self.values[o].mean(axis=0), (self.batch,)) for o in self.program.outputs])
+        return np.stack(
+            [
+                np.broadcast_to(self.values[o].mean(axis=0), (self.batch,))
+                for o in self.program.outputs
+            ]
+        )
 
     def f(self, e_out: float = 0.5) -> np.ndarray:
         """f(ξ) = n^{-e_out} Σ_α o_α(ξ) = n^{1-e_out}·avg(o) (spec 02 §2.1): (outputs, B)."""
@@ -77,7 +82,8 @@ def execute(
     for k, ins in enumerate(program.body):
         if progress is not None:
             progress(k, total, ins)
-        y = _run(ins, values, matrices, kinds, width)
+        with np.errstate(all="ignore"):  # overflow/invalid are reported below, by instruction
+            y = _run(ins, values, matrices, kinds, width)
         if not np.all(np.isfinite(y)):
             bad = "NaN" if np.isnan(y).any() else "Inf"
             msg = f"{bad} produced at width {width} by: {format_instruction(ins, kinds)}"
@@ -116,7 +122,9 @@ def _nonlin(ins: Nonlin, values: Mapping[str, np.ndarray], n: int) -> np.ndarray
     return np.array(np.broadcast_to(y, (n, _batch_of(arrays))), dtype=np.float64)
 
 
-def _outer(ins: OuterNonlin, values: Mapping[str, np.ndarray], kinds: Mapping[str, str], n: int) -> np.ndarray:
+def _outer(
+    ins: OuterNonlin, values: Mapping[str, np.ndarray], kinds: Mapping[str, str], n: int
+) -> np.ndarray:
     r = ins.order
     args = formula_args(ins)
     kernel = lower_instruction(ins)

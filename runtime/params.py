@@ -53,7 +53,9 @@ def check_memory(matrices: int, width: int) -> None:
         )
 
 
-def draw_parameters(program: Program, width: int, seed: int, dist: str = "gaussian") -> dict[str, np.ndarray]:
+def draw_parameters(
+    program: Program, width: int, seed: int, dist: str = "gaussian"
+) -> dict[str, np.ndarray]:
     """Every parameter entry: matrices (n, n), vectors (n,), scalars 0-d arrays."""
     if dist not in DISTRIBUTIONS:
         raise UsageError(f"unknown distribution {dist!r}; choose one of {', '.join(DISTRIBUTIONS)}")

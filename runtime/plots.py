@@ -18,7 +18,7 @@ _TEMP = re.compile(r"^_\d+$")
 
 
 def plot_coordinates(ex: Execution, path: str | Path, column: int = 0, limit: int = 8) -> Path:
-    """Histogram the coordinates of up to ``limit`` named vectors for input ``column``; write PNG."""
+    """Histogram the coordinates of up to ``limit`` named vectors for input ``column`` (PNG)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -37,7 +37,12 @@ def plot_coordinates(ex: Execution, path: str | Path, column: int = 0, limit: in
         mu, sd = float(x.mean()), float(x.std())
         if sd > 0:
             grid = np.linspace(x.min(), x.max(), 200)
-            ax.plot(grid, np.exp(-0.5 * ((grid - mu) / sd) ** 2) / (sd * np.sqrt(2 * np.pi)), "k--", lw=1)
+            ax.plot(
+                grid,
+                np.exp(-0.5 * ((grid - mu) / sd) ** 2) / (sd * np.sqrt(2 * np.pi)),
+                "k--",
+                lw=1,
+            )
         ax.set_title(f"{name}   mean {mu:.3g}, sd {sd:.3g}", fontsize=9)
         ax.tick_params(labelsize=7)
     for ax in list(axes.flat)[len(names) :]:

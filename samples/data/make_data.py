@@ -10,6 +10,9 @@ import numpy as np
 
 here = Path(__file__).resolve().parent
 rng = np.random.default_rng(20231108)
-np.savez(here / "gauss10.npz", X_train=rng.standard_normal((8, 10)) / np.sqrt(10),
-         X_test=rng.standard_normal((4, 10)) / np.sqrt(10))
+np.savez(
+    here / "gauss10.npz",
+    X_train=rng.standard_normal((8, 10)) / np.sqrt(10),
+    X_test=rng.standard_normal((4, 10)) / np.sqrt(10),
+)
 np.savez(here / "seq3x4.npz", X_train=rng.standard_normal((4, 3, 4)) / 2.0)

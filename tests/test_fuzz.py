@@ -1,0 +1,152 @@
+"""Fuzzing (issue 2, item 8): mutated samples, token by token and byte by byte, only ever give a
+Program or a located NexortError — never another exception — and a Program that parses also
+executes at a small width (or stops with a NumericError naming the instruction)."""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from compiler.errors import NexortError
+from compiler.parse import parse_text
+from compiler.syntax import decode_source
+from runtime.executor import execute
+from tests.conftest import SAMPLES
+
+TEXTS = [p.read_text() for p in SAMPLES]
+TOKEN = re.compile(r"\s+|#[^\n]*|\d+(?:\.\d+)?(?:[eE][+-]?\d+)?|\w+|\.\.|\*\*|.", re.S)
+VOCAB = [
+    "arch",
+    "param",
+    "input",
+    "output",
+    "for",
+    "in",
+    "const",
+    "def",
+    "mean",
+    "avg",
+    "vec",
+    "sum",
+    "matrix",
+    "vector",
+    "scalar",
+    "@",
+    ".T",
+    ".",
+    "..",
+    "+",
+    "-",
+    "*",
+    "/",
+    "^",
+    "(",
+    ")",
+    "[",
+    "]",
+    "{",
+    "}",
+    ",",
+    ";",
+    "=",
+    ":",
+    "\n",
+    "0",
+    "1",
+    "2.5",
+    "1e3",
+    "1e",
+    "n",
+    "b",
+    "c",
+    "t",
+    "x",
+    "h",
+    "W",
+    "relu",
+    "tanh",
+    "exp",
+    "log",
+    "sign",
+    "$",
+    "'",
+    "\x00",
+    "ξ",
+    "U . xi",
+]
+
+
+def outcome(text: str) -> None:
+    try:
+        program = parse_text(text, "fuzz.nx")
+    except NexortError as e:
+        assert e.loc is None or e.loc.line >= 1
+        e.render()  # rendering must not fail either
+        return
+    inputs = np.full((2, len(program.input_names)), 0.3) if program.input_names else None
+    try:
+        with np.errstate(all="ignore"):
+            execute(program, 6, 0, inputs)
+    except NexortError:
+        pass
+
+
+@st.composite
+def token_mutation(draw: st.DrawFn) -> str:
+    tokens = TOKEN.findall(draw(st.sampled_from(TEXTS)))
+    for _ in range(draw(st.integers(1, 4))):
+        i = draw(st.integers(0, len(tokens) - 1))
+        op = draw(st.sampled_from(["delete", "duplicate", "replace", "insert", "swap"]))
+        if op == "delete":
+            del tokens[i]
+        elif op == "duplicate":
+            tokens.insert(i, tokens[i])
+        elif op == "replace":
+            tokens[i] = draw(st.sampled_from(VOCAB))
+        elif op == "insert":
+            tokens.insert(i, draw(st.sampled_from(VOCAB)))
+        else:
+            j = draw(st.integers(0, len(tokens) - 1))
+            tokens[i], tokens[j] = tokens[j], tokens[i]
+    return "".join(tokens)
+
+
+@st.composite
+def byte_mutation(draw: st.DrawFn) -> bytes:
+    data = bytearray(draw(st.sampled_from(TEXTS)).encode())
+    for _ in range(draw(st.integers(1, 6))):
+        i = draw(st.integers(0, len(data) - 1))
+        op = draw(st.sampled_from(["flip", "delete", "insert"]))
+        if op == "flip":
+            data[i] = draw(st.integers(0, 255))
+        elif op == "delete":
+            del data[i]
+        else:
+            data.insert(i, draw(st.integers(0, 255)))
+    return bytes(data)
+
+
+FUZZ = settings(
+    max_examples=int(__import__("os").environ.get("FUZZ_EXAMPLES", "150")),
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+)
+
+
+@FUZZ
+@given(token_mutation())
+def test_token_mutations_give_clean_errors_or_programs(text):
+    outcome(text)
+
+
+@FUZZ
+@given(byte_mutation())
+def test_byte_mutations_give_clean_errors_or_programs(data):
+    try:
+        text = decode_source(data, "fuzz.nx")
+    except NexortError:
+        return
+    outcome(text)
