@@ -94,3 +94,8 @@ class NumericError(NexortError):
 
 class NotDifferentiableError(NexortError):
     """A formula whose derivative backpropagation needs is a Dirac delta (step, sign; 02 §2.2)."""
+
+
+class ParametrizationError(NexortError):
+    """A bad abcd-parametrization: unknown parameter or kind in a table, a missing or non-numeric
+    exponent, a scalar parameter under NTP (spec 03 §3.3)."""

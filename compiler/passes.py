@@ -8,6 +8,7 @@ that, or None for passes that need data the samples do not carry.
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -31,6 +32,16 @@ class PassInfo:
 
 PASSES: dict[str, PassInfo] = {}
 
+PASS_MODULES = ("compiler.backprop", "compiler.total")
+"""Modules that register further passes when imported (one entry per module)."""
+
+
+def load_passes() -> dict[str, PassInfo]:
+    """The registry with every pass module imported."""
+    for module in PASS_MODULES:
+        importlib.import_module(module)
+    return PASSES
+
 
 def register_pass(name: str, golden: dict[str, Any] | None = None) -> Callable[[PassFn], PassFn]:
     """Register a pass (``golden``: options for its golden-file run; default {})."""
@@ -45,6 +56,7 @@ def register_pass(name: str, golden: dict[str, Any] | None = None) -> Callable[[
 
 def run_pass(name: str, program: Program, **options: Any) -> Program:
     """Run pass ``name`` and verify its result."""
+    load_passes()
     if name not in PASSES:
         raise UsageError(f"unknown pass {name!r}; known: {', '.join(sorted(PASSES))}")
     return verify(PASSES[name].fn(program, **options))

@@ -1,0 +1,195 @@
+"""The total program: backpropagation for B inputs at once, parameters shared (spec 02 §2.3).
+
+π_bp(ξ¹) ⋯ π_bp(ξ^B) (Def. 2.9.16 of the paper) is the concatenation of B copies of the
+backpropagation program (:mod:`compiler.backprop`), one per input, sharing the initial matrices,
+vectors and scalars (the parameters), with every other variable renamed per input: ``_ξi`` is
+appended to the base name, before any indices (``h1`` → ``h1_ξ1``, ``h[2]`` → ``h_ξ1[2]``,
+``dU[3]`` → ``dU_ξ1[3]``). The input coordinates stay symbolic, declared once per copy
+(``input xi_ξ1[10]``): the structure of the total program depends only on B, and
+:meth:`Total.bind` maps a (B, d) data array to its input names for the executor. The outputs are
+the copies' outputs, input by input. In the limit, the hat-kets of W x(ξ^i) across copies are
+jointly Gaussian with covariance ⟨x(ξ^i)|x(ξ^j)⟩ (02 §2.3): where the NNGP kernel comes from.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass, replace
+from functools import partial
+
+import numpy as np
+import sympy
+
+from compiler.backprop import GradientMap, backprop_map
+from compiler.errors import DuplicateError, UsageError
+from compiler.ir import (
+    Avg,
+    Input,
+    Instruction,
+    MatMul,
+    Nonlin,
+    OuterNonlin,
+    Program,
+    formula_args,
+)
+from compiler.passes import register_pass
+from compiler.rename import rename_symbols, split_name
+from compiler.symbols import sym
+
+
+def per_input(name: str, i: int) -> str:
+    """The name of variable ``name`` in the copy of input i (1-based): ``h[2]`` → ``h_ξ1[2]``."""
+    base, idx = split_name(name)
+    return f"{base}_ξ{i}{idx}"
+
+
+@dataclass(frozen=True)
+class Total:
+    """The total program, the forward program it came from, and each copy's gradient map."""
+
+    program: Program
+    forward: Program
+    batch: int
+    grads: tuple[GradientMap, ...] | None
+
+    def name(self, var: str, i: int) -> str:
+        """The total program's name of ``var`` of the copy for input i (parameters are shared)."""
+        return var if var in self.forward.param_names() else per_input(var, i)
+
+    def bind(self, data: object) -> dict[str, np.ndarray]:
+        """{input entry name: (1,) array} for :func:`runtime.executor.execute`, from (B, d) data
+        (row i − 1 is input ξ^i)."""
+        x = input_array(self.forward, data)
+        if x.shape[0] != self.batch:
+            msg = f"data has {x.shape[0]} rows, but the total program has B = {self.batch}"
+            raise UsageError(msg)
+        names = self.forward.input_names
+        return {
+            per_input(name, i + 1): x[i, j : j + 1].copy()
+            for i in range(self.batch)
+            for j, name in enumerate(names)
+        }
+
+
+def input_array(program: Program, data: object) -> np.ndarray:
+    """``data`` as a (B, d) float array; a clear error when d is not the program's."""
+    x = np.asarray(data, dtype=np.float64)
+    x = x.reshape(1, -1) if x.ndim <= 1 else x.reshape(x.shape[0], -1)
+    d = len(program.input_names)
+    if x.shape[1] != d:
+        decl = ", ".join(f"input {i.name}{''.join(f'[{k}]' for k in i.shape)}"
+                         for i in program.inputs)
+        where = program.inputs[0].loc if program.inputs else None  # the input declaration
+        raise UsageError(f"inputs have dimension {x.shape[1]}, but arch {program.name} takes {d}"
+                         f" ({decl or 'no inputs'})", where)
+    if x.shape[0] < 1:
+        raise UsageError("no inputs: the data has 0 rows")
+    return x
+
+
+def batch_size(program: Program, inputs: object) -> int:
+    """B from an int or from (B, d) data (whose dimension must be the program's)."""
+    if isinstance(inputs, int | np.integer) and not isinstance(inputs, bool):
+        if inputs < 1:
+            raise UsageError(f"the total program needs at least one input, got B = {inputs}")
+        return int(inputs)
+    return input_array(program, inputs).shape[0]
+
+
+class _Renamer:
+    """Per-input renaming of every non-parameter variable, formulas included."""
+
+    def __init__(self, program: Program) -> None:
+        self.shared = set(program.param_names())
+        own = [*program.input_names, *(ins.out for ins in program.body)]
+        self.parts = {name: split_name(name) for name in own}
+        self.refs: dict[sympy.Symbol, tuple[str, str]] = {}  # symbol → (variable, "[copy]" or "")
+        for ins in program.body:
+            if isinstance(ins, Nonlin | OuterNonlin):
+                for s, var, copy in formula_args(ins):
+                    if var not in self.shared:
+                        self.refs[s] = (var, "" if copy is None else f"[{copy}]")
+
+    def names(self, i: int) -> dict[str, str]:
+        """Every non-parameter name → its name in the copy of input i (see :func:`per_input`)."""
+        return {name: f"{base}_ξ{i}{idx}" for name, (base, idx) in self.parts.items()}
+
+    def name(self, var: str, i: int) -> str:
+        return var if var in self.shared else per_input(var, i)
+
+    def instructions(self, body: Iterable[Instruction], i: int) -> list[Instruction]:
+        new = self.names(i)
+        symbols = {s: sym(new[var] + copy) for s, (var, copy) in self.refs.items()}
+        out: list[Instruction] = []
+        for ins in body:  # constructors, not dataclasses.replace: this loop runs B·|π_bp| times
+            match ins:
+                case MatMul(out=y, matrix=w, arg=x, transpose=t):
+                    out.append(MatMul(new[y], w, new.get(x, x), t, ins.loc))
+                case Avg(out=y, arg=x):
+                    out.append(Avg(new[y], new.get(x, x), ins.loc))
+                case Nonlin(out=y, formula=f):
+                    out.append(Nonlin(new[y], rename_symbols(f, symbols), ins.loc))
+                case OuterNonlin(out=y, copies=c, formula=f):
+                    out.append(OuterNonlin(new[y], c, rename_symbols(f, symbols), ins.loc))
+                case _:
+                    raise TypeError(f"not an instruction: {ins!r}")
+        return out
+
+
+def _check_names(program: Program, batch: int) -> None:
+    """Refuse a renaming that would give two objects one name (e.g. a parameter named h_ξ1)."""
+    shared = {d.name for d in program.params} | set(program.param_names())
+    copies = {c for ins in program.body if isinstance(ins, OuterNonlin) for c in ins.copies}
+    own = [*program.input_names, *(ins.out for ins in program.body)]
+    groups = [inp.name for inp in program.inputs if inp.shape]
+    names = sorted(shared | copies)
+    for i in range(1, batch + 1):
+        names += [per_input(x, i) for x in own] + [per_input(g, i) for g in groups]
+    dup = [x for x, k in Counter(names).items() if k > 1]
+    if dup:
+        raise DuplicateError(
+            f"total program of arch {program.name}: renaming per input would give two objects "
+            f"the name {dup[0]}; rename the variable or parameter called {dup[0]}"
+        )
+
+
+def total_map(
+    program: Program,
+    inputs: object,
+    output: str | None = None,
+    gradients: bool = True,
+    input_gradients: bool = True,
+) -> Total:
+    """The total program for B inputs (``inputs``: B, or (B, d) data) with its gradient maps.
+    ``gradients=False`` concatenates forward copies only (enough for NNGP kernels)."""
+    batch = batch_size(program, inputs)
+    bp = backprop_map(program, output, input_gradients) if gradients else None
+    base = bp.program if bp is not None else program
+    _check_names(base, batch)
+    renamer = _Renamer(base)
+    body: list[Instruction] = []
+    decls: list[Input] = []
+    for i in range(1, batch + 1):
+        decls += [replace(inp, name=per_input(inp.name, i)) for inp in program.inputs]
+        body += renamer.instructions(base.body, i)
+    outputs = tuple(per_input(o, i) for i in range(1, batch + 1) for o in program.outputs)
+    result = program.replace(
+        name=f"{program.name}_total", inputs=tuple(decls), body=tuple(body), outputs=outputs
+    )
+    grads = None
+    if bp is not None:
+        grads = tuple(bp.grads.renamed(partial(renamer.name, i=i)) for i in range(1, batch + 1))
+    return Total(result, program, batch, grads)
+
+
+@register_pass("total", golden={"inputs": 2})
+def total(
+    program: Program,
+    inputs: object,
+    output: str | None = None,
+    gradients: bool = True,
+    input_gradients: bool = True,
+) -> Program:
+    """The total program: one renamed backprop copy per input, parameters shared (02 §2.3)."""
+    return total_map(program, inputs, output, gradients, input_gradients).program
