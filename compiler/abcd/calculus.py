@@ -1,0 +1,343 @@
+"""The size calculus: abcd verdicts for any architecture (spec 03 §3.3, derived here).
+
+An abstract interpretation over the backpropagation program (02 §2.2) that gives every vector and
+scalar an exponent e0 (entries Θ(n^{e0}) at init) and ed (its change after the first update), as
+sympy expressions in the abcd exponents:
+
+* initial vector parameter −(a+b); input scalars 0; a scalar parameter −(a+b) (0 init: zero);
+* MatMul W x: −(a+b) + ½ + e(x) at init (CLT); its change is W₀Δx (same size as the hat part, also
+  when Δx is correlated with W₀ through backprop) plus ΔW x: −(a+c) + 1 + q_out + e(x) (a sum of n
+  correlated terms; q_out is the exponent of Q's output, 0 when faithful);
+* Avg of a mean-zero ket: e − ½ in the forward pass (CLT); otherwise, and for every change, e
+  (changes are correlated with what they are averaged against). A gradient average (e.g. dθ of a
+  layer-norm gain) is mean zero at init only through the readout's sign symmetry, which the first
+  update breaks, so it keeps its O(1) size: its Q input is judged at the scale it has from the
+  second step on; Nonlin/OuterNonlin: the formula rules of :mod:`compiler.abcd.sizes`;
+* the Q input of a parameter (spec 04 §4.3 factors): D − e_out + e(dV) for a vector,
+  D − e_out + max_u e(dy_u) + e(x_u) over the uses y_u = W x_u of a matrix, D + 1 − e_out + e(dθ)
+  for a scalar (dθ = ∂F/∂θ is not scaled by n);
+* f_0 = n^{-e_out} Σ_α o_α: −e_out + ½ + e0(o) for a mean-zero o, else −e_out + 1 + e0(o);
+  Δf: −e_out + 1 + ed(o).
+
+The backprop program stands for the total program (02 §2.3): every input's copy has the same
+exponents (inputs are Θ(1) constants) and the ΔW rule assumes the generic nonzero correlation
+between inputs. Q's output exponent depends on the optimizer class (:mod:`compiler.abcd.optim`):
+q for a linear Q, 0 for a scale-invariant one, min(q, 0) for an adaptive one. Because gradients can
+grow during training (a readout that outgrows its initialisation), the update pass is repeated
+with the Q inputs measured after it (Max of before and after) until they settle (≤ 3 passes).
+
+Verdicts (03 §3.3, made exact): stable at init = every forward non-output vector Θ(1) (e0 = 0:
+features and pre-activations Θ(1), as in Yang & Hu's definition; 03 §3.2 item 1 has equalities),
+forward scalars, the arguments of non-homogeneous functions (a pre-activation fused into its
+activation, tanh(U·ξ)) and f_0 O(1); faithful at init = every Q input exponent 0 (adaptive Q
+only); stable during training = no forward change (vectors, scalars, function arguments) and no
+Δf exponent positive; faithful during training = no Q input grows (adaptive Q); nontrivial = Δf
+exponent 0; r = −max ed over the forward non-output vectors, feature learning iff r = 0. On MLPs
+this reproduces 03 §3.2 exactly (tests/test_abcd_calculus.py compares the condition sets for
+L = 1…4 and random tables).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import sympy
+
+from compiler.abcd.classify import SP_OPEN
+from compiler.abcd.conditions import Exp, fmt, relation
+from compiler.abcd.optim import Optimizer
+from compiler.abcd.param import HALF, Exponents, Parametrization
+from compiler.abcd.sizes import (
+    FormulaSizes,
+    Size,
+    Sized,
+    eadd,
+    emax,
+    emin,
+    mean_zero,
+    parities,
+)
+from compiler.abcd.verdict import Analysis, Check, Contribution, standard_verdicts
+from compiler.backprop import Backprop, backprop_each
+from compiler.ir import Avg, Instruction, MatMul, Nonlin, OuterNonlin, Program, split_symbol
+from compiler.printer import format_instruction
+
+MAX_PASSES = 3
+Sizes = dict[str, Sized]
+
+
+@dataclass(frozen=True)
+class Step:
+    """One update pass: the Q-input exponents it used, the sizes it produced (per backprop
+    program) and the Q-input exponents measured after it."""
+
+    q_in: dict[str, Size]
+    sizes: tuple[Sizes, ...]
+    q_after: dict[str, Size]
+
+
+class SizeCalculus:
+    """The calculus for one architecture, parametrization and optimizer."""
+
+    def __init__(self, program: Program, param: Parametrization, opt: Optimizer) -> None:
+        self.program, self.param, self.opt = program, param, opt
+        self.group = {name: p.name for p in program.params for name in p.names}
+        self.decl = {name: p for p in program.params for name in p.names}
+        self.bps: tuple[Backprop, ...] = backprop_each(program, input_gradients=False)
+        self.parity = {id(bp): parities(bp.program) for bp in self.bps}
+        self.forward = tuple(ins.out for ins in program.body)
+        self.copies = tuple({c for ins in program.body if isinstance(ins, OuterNonlin)
+                             for c in ins.copies})
+        self.init = tuple(self._init_sizes(bp) for bp in self.bps)
+
+    def exps(self, entry: str) -> Exponents:
+        return self.param[self.group[entry]]
+
+    # -- initialisation -----------------------------------------------------------------------
+    def _leaf(self, name: str) -> Sized:
+        if name not in self.decl:
+            return Sized(sympy.S.Zero)  # an input coordinate
+        e, init = self.exps(name), self.decl[name].init
+        # a deterministic init value c stands for c·n^{-(a+b)}, so that the symmetry holds
+        zero = sympy.oo == e.A or (init is not None and init == 0)
+        return Sized(None if zero else -e.A)
+
+    def _init_sizes(self, bp: Backprop) -> Sizes:
+        prog = bp.program
+        par = self.parity[id(bp)]
+        sizes: Sizes = {n: self._leaf(n) for n in (*prog.input_names, *prog.param_names())}
+        fs = FormulaSizes(lambda s: sizes[split_symbol(s.name, self.copies)[0]])
+        forward = set(self.forward)
+        for ins in prog.body:
+            match ins:
+                case MatMul(matrix=w, arg=x):
+                    sizes[ins.out] = Sized(eadd(HALF - self.exps(w).A, sizes[x].e0))
+                case Avg(arg=x):
+                    e0 = sizes[x].e0
+                    if e0 is not None and ins.out in forward and mean_zero(par[x]):
+                        e0 = e0 - HALF
+                    sizes[ins.out] = Sized(e0)
+                case Nonlin() | OuterNonlin():
+                    sizes[ins.out] = Sized(fs(ins.formula).e0)
+        return sizes
+
+    # -- Q inputs -----------------------------------------------------------------------------
+    def q_inputs(self, sizes: tuple[Sizes, ...], after: bool) -> dict[str, Size]:
+        """Exponent of the input n^{D}·∂L/∂P of every parameter group's Q (None: no gradient)."""
+        pick = (lambda s: s.e1) if after else (lambda s: s.e0)
+        raw: dict[str, list[Size]] = {}
+        for bp, sz in zip(self.bps, sizes, strict=True):
+            for p in self.program.params:
+                for name in p.names:
+                    raw.setdefault(p.name, []).append(self._grad_size(bp, sz, name, p.kind, pick))
+        out: dict[str, Size] = {}
+        for g, vals in raw.items():
+            e = self.param[g]
+            best = emax(*vals)
+            out[g] = eadd(best, e.D - self.param.e_out)
+        return out
+
+    def _grad_size(self, bp: Backprop, sizes: Sizes, name: str, kind: str,
+                   pick: Callable[[Sized], Size]) -> Size:
+        if kind == "matrix":
+            uses = bp.grads.matrix_uses(name)
+            return emax(*(eadd(pick(sizes[u.outer[0]]), pick(sizes[u.outer[1]])) for u in uses))
+        grad = bp.grads.get(name)
+        if grad is None:
+            return None
+        return eadd(pick(sizes[grad]), sympy.S.One if kind == "scalar" else sympy.S.Zero)
+
+    def q_out(self, q: Size) -> Size:
+        """The exponent of Q's output for an input of exponent q (see optim)."""
+        if q is None:
+            return None
+        if self.opt.qclass == "linear":
+            return q
+        if self.opt.qclass == "scale_invariant":
+            return sympy.S.Zero
+        return emin(q, sympy.S.Zero)
+
+    # -- changes ------------------------------------------------------------------------------
+    def changes(self, k: int, q_in: dict[str, Size], only: str | None = None,
+                forward_only: bool = False) -> Sizes:
+        """ed of every variable of backprop program k after one update with Q inputs ``q_in``
+        (only the group ``only`` updated, if given)."""
+        prog, init = self.bps[k].program, self.init[k]
+        qo = {g: self.q_out(q) if only in (None, g) else None for g, q in q_in.items()}
+        sizes: Sizes = {n: Sized(init[n].e0) for n in prog.input_names}
+        for name in prog.param_names():
+            q = qo[self.group[name]] if self.decl[name].kind != "matrix" else None
+            sizes[name] = Sized(init[name].e0, eadd(-self.exps(name).C, q))
+        fs = FormulaSizes(lambda s: sizes[split_symbol(s.name, self.copies)[0]])
+        body = prog.body[: len(self.forward)] if forward_only else prog.body
+        for ins in body:
+            sizes[ins.out] = Sized(init[ins.out].e0, self._change(ins, sizes, fs, qo))
+        return sizes
+
+    def _change(self, ins: Instruction, sizes: Sizes, fs: FormulaSizes,
+                qo: dict[str, Size]) -> Size:
+        match ins:
+            case MatMul(matrix=w, arg=x):
+                e = self.exps(w)
+                hat = eadd(HALF - e.A, sizes[x].ed)
+                upd = eadd(1 - e.C, qo[self.group[w]], sizes[x].e1)
+                return emax(hat, upd)
+            case Avg(arg=x):
+                return sizes[x].ed
+        return fs(ins.formula).ed
+
+    def run(self) -> Step:
+        """Update passes until the Q inputs settle."""
+        q0 = self.q_inputs(self.init, after=False)
+        q_in = q0
+        for _ in range(MAX_PASSES):
+            sizes = tuple(self.changes(k, q_in) for k in range(len(self.bps)))
+            after = self.q_inputs(sizes, after=True)
+            if self.opt.qclass == "scale_invariant" or after == q_in:
+                break
+            q_in = after
+        return Step(q_in, sizes, after)
+
+    # -- the output -----------------------------------------------------------------------------
+    def f0(self) -> Size:
+        out = []
+        for bp, sz in zip(self.bps, self.init, strict=True):
+            o = bp.grads.output
+            zero_mean = mean_zero(self.parity[id(bp)][o])
+            out.append(eadd(sz[o].e0, HALF if zero_mean else sympy.S.One, -self.param.e_out))
+        return emax(*out)
+
+    def delta_f(self, sizes: tuple[Sizes, ...]) -> Size:
+        return emax(*(eadd(sz[bp.grads.output].ed, 1 - self.param.e_out)
+                      for bp, sz in zip(self.bps, sizes, strict=True)))
+
+
+def _q_words(q: Exp) -> str:
+    if q.is_negative:
+        return "too small: Q is linearised (ε dominates)"
+    if q.is_positive:
+        return "too large: Q saturates to a sign"
+    return "not Θ(1)"
+
+
+@dataclass(frozen=True)
+class Feature:
+    """A forward quantity whose size stability constrains: a vector, a scalar, or the argument
+    of a function inside a formula (a pre-activation fused into its activation)."""
+
+    label: str
+    where: str
+    e0: Size
+    ed: Size
+    kind: str
+    vector: bool
+
+
+class _Checks:
+    """The checks of 03 §3.3 from the sizes the calculus found."""
+
+    def __init__(self, calc: SizeCalculus, step: Step) -> None:
+        self.calc, self.step = calc, step
+        self.init, self.sizes = calc.init[0], step.sizes[0]
+        self.q0 = calc.q_inputs(calc.init, after=False)
+        self.adaptive = calc.opt.qclass == "adaptive"
+        self.features = self._features()
+
+    def text(self, x: str) -> str:
+        return format_instruction(self.calc.program.producer[x], self.calc.program.kinds)
+
+    def _features(self) -> list[Feature]:
+        prog, out = self.calc.program, []
+        fs = FormulaSizes(lambda s: self.sizes[split_symbol(s.name, self.calc.copies)[0]])
+        for x in self.calc.forward:
+            if x in prog.outputs:
+                continue
+            sz, ins = self.sizes[x], prog.producer[x]
+            kind = prog.kinds[x]
+            out.append(Feature(f"e({x})", f"'{self.text(x)}'", sz.e0, sz.ed, kind,
+                               kind == "vector"))
+            if isinstance(ins, Nonlin | OuterNonlin):
+                fs.arguments.clear()
+                fs(ins.formula)
+                for arg, (fn, s) in fs.arguments.items():
+                    vec = any(prog.kinds.get(split_symbol(v.name, self.calc.copies)[0]) == "vector"
+                              for v in arg.free_symbols)
+                    out.append(Feature(f"e(arg of {fn} in {x})", f"the argument {arg} of {fn} "
+                                       f"in '{self.text(x)}'", s.e0, s.ed, "argument", vec))
+        return out
+
+    def stable_init(self, f0: Size) -> tuple[Check, ...]:
+        out = []
+        for f in self.features:
+            if f.e0 is None:
+                continue
+            if f.kind == "vector":  # features must be Θ(1) (Yang & Hu's stability at init)
+                out.append(Check(f.label, f.e0, "==", 0,
+                                 f"{f.where} has entries n^{fmt(f.e0)}, not Θ(1)"))
+            else:  # scalars may be o(1) (a mean-zero average); arguments must not blow up
+                out.append(Check(f.label, f.e0, "<=", 0, f"{f.where} grows like n^{fmt(f.e0)}"))
+        if f0 is not None:
+            out.append(Check("e(f_0)", f0, "<=", 0, f"f_0 grows like n^{fmt(f0)}"))
+        return tuple(out)
+
+    def faithful_init(self) -> tuple[Check, ...]:
+        if not self.adaptive:
+            return ()
+        return tuple(Check(f"q({g})", q, "==", 0,
+                           f"the gradient of {g} enters Q at n^{fmt(q)}, {_q_words(q)}")
+                     for g, q in self.q0.items() if q is not None)
+
+    def training(self, df: Size) -> tuple[tuple[Check, ...], tuple[Check, ...]]:
+        stab = [Check(f"e(Δ{f.label[2:]}", f.ed, "<=", 0,
+                      f"{f.where} changes by n^{fmt(f.ed)}: it blows up")
+                for f in self.features if f.ed is not None]
+        if df is not None:
+            stab.append(Check("e(Δf)", df, "<=", 0, f"Δf grows like n^{fmt(df)}"))
+        faith = [] if not self.adaptive else [
+            Check(f"q₁({g})", q, "<=", self.q0[g],
+                  f"the gradient of {g} grows during training (its Q input reaches n^{fmt(q)})")
+            for g, q in self.step.q_after.items() if q is not None and self.q0[g] is not None]
+        return tuple(stab), tuple(faith)
+
+    def r(self) -> Exp:
+        top = emax(*(f.ed for f in self.features if f.vector))
+        return sympy.oo if top is None else -top
+
+
+def analyse_sizes(program: Program, param: Parametrization, opt: Optimizer) -> Analysis:
+    """The size calculus's verdicts for any architecture (03 §3.3)."""
+    calc = SizeCalculus(program, param, opt)
+    step = calc.run()
+    checks = _Checks(calc, step)
+    f0, df = calc.f0(), calc.delta_f(step.sizes)
+    stab, faith = checks.training(df)
+    nt = () if df is None else (Check("e(Δf)", df, "==", 0, f"f moves by n^{fmt(df)}"),)
+    r = checks.r()
+    verdicts = standard_verdicts(checks.stable_init(f0), checks.faithful_init(), stab, faith,
+                                 nt, r, "Δf = Θ(1), given stable and faithful")
+    every = [ins.out for ins in calc.bps[0].program.body]  # forward, then the gradients
+    sizes = tuple((x, checks.init[x].e0, checks.sizes[x].ed) for x in every)
+    quantities = [("e(f_0)", f0), ("e(Δf)", df)]
+    quantities += [(f"q({g})", q) for g, q in checks.q0.items()]
+    return Analysis("calculus", f"arch {program.name}", param, opt, verdicts, r,
+                    _contributions(calc, step, verdicts[4].condition, f0),
+                    (SP_OPEN,) if param.name.startswith("sp") else (), tuple(quantities), sizes)
+
+
+def _contributions(calc: SizeCalculus, step: Step, nontrivial: sympy.Basic,
+                   f0: Size) -> tuple[Contribution, ...]:
+    out = []
+    for g, q in step.q_in.items():
+        if q is None:
+            continue
+        sizes = tuple(calc.changes(k, step.q_in, only=g, forward_only=True)
+                      for k in range(len(calc.bps)))
+        x = calc.delta_f(sizes)
+        if x is not None:
+            out.append(Contribution(g, f"update of {g}", x,
+                                    sympy.And(nontrivial, relation(x, "==", 0))))
+    if f0 is not None:
+        out.append(Contribution("f_0", "initial output f_0", f0,
+                                sympy.And(nontrivial, relation(f0, "==", 0))))
+    return tuple(out)

@@ -1,0 +1,155 @@
+"""Output of an abcd analysis: a readable table, JSON, LaTeX, and a PyTorch recipe (issue 4 item 5).
+
+**Torch recipe.** In PyTorch one stores the trainable tensor p, multiplies it by n^{-a} in the
+forward pass, initialises it with std σ·n^{-b} and gives it the learning rate η·lr·n^{-c}. The
+optimizer sees g = ∂L/∂p, and the abcd rule feeds Q with n^{d}g (03 §3.1). For Adam,
+Q(n^{d}g) = n^{d}g / (√(n^{2d}v̂) + ε) = g / (√v̂ + ε·n^{-d}): the same as Adam on g with
+eps_p = ε·n^{-d}. (For the actual value P = n^{-a}p, whose gradient is n^{a}g, this is
+ε·n^{-D}, D = d − a, as 03 §3.1 states; the two agree because they describe different tensors.)
+For a linear Q (SGD, momentum) the multiplier folds into the learning rate: lr·n^{d−c}; for an
+exactly scale-invariant Q (ε = 0) d does nothing. Relative to a base width N0 where the model is
+tuned, each factor is (N/N0)^{−exponent}: init std (N/N0)^{−b}, forward multiplier
+(N/N0)^{−a}, learning rate (N/N0)^{−c} (SGD: (N/N0)^{d−c}), Adam eps (N/N0)^{−d}, and the output
+multiplier (N/N0)^{−e_out} on f = Σ_α o_α. Fan-in d of the input layer is width independent.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import sympy
+
+from compiler.abcd.conditions import Exp, fmt, fmt_set
+from compiler.abcd.param import LETTERS
+from compiler.abcd.symmetry import invariants
+from compiler.abcd.verdict import VERDICTS, Analysis
+
+_WORDS = {True: "yes", False: "no"}
+
+
+def _value(e: Exp | None) -> Any:
+    """An exponent for JSON: a number when it is one, else its formula as a string."""
+    if e is None:
+        return None
+    if e.is_Rational:
+        return int(e) if e.is_Integer else float(e) if e.q in (2, 4, 5, 8, 10) else str(e)
+    return str(e)
+
+
+def _state(a: Analysis, name: str) -> str:
+    v = a[name]
+    if v.holds is not None:
+        return _WORDS[v.holds]
+    return "iff " + fmt_set(v.solutions(), a.symbols)
+
+
+def size_table(a: Analysis) -> str:
+    """Every vector's and scalar's exponent at init and of its change after one update, forward
+    then backward (what the coordinate check of 03 §3.4 measures as log-log slopes)."""
+    if not a.sizes:
+        return "no per-vector sizes (the MLP classifier was used; try --method calculus)\n"
+    width = max(len("variable"), *(len(x) for x, _, _ in a.sizes))
+    lines = [f"{'variable':<{width}}  init  change"]
+    lines += [f"{x:<{width}}  {fmt(e0):<4}  {fmt(ed)}" for x, e0, ed in a.sizes]
+    return "\n".join(lines) + "\n"
+
+
+def table(a: Analysis) -> str:
+    """Parameters × a, b, c, d, A, C, D; the verdicts with reasons; contributions; notes."""
+    p = a.param
+    rows = [("param", "role", "a", "b", "c", "d", "A", "C", "D")]
+    for g in p:
+        e = p[g]
+        rows.append((g, p.role(g), *map(fmt, e.as_tuple()), *map(fmt, invariants(e))))
+    widths = [max(len(r[k]) for r in rows) for k in range(len(rows[0]))]
+    lines = [f"{a.program}", f"parametrization {p.name}, output multiplier e_out = {fmt(p.e_out)}",
+             f"optimizer {a.optimizer.describe()}", ""]
+    lines += ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows]
+    lines += ["", "verdicts (03 §3.2):", *(f"  {r}" for r in a.reasons())]
+    lines.append(f"regime: {_regime(a)}; r = {fmt(a.r)}")
+    if a.quantities:
+        lines.append("exponents: " + ", ".join(f"{k} = {fmt(v)}" for k, v in a.quantities))
+    contrib = [c for c in a.contributions if c.holds is not False]
+    if contrib:
+        lines.append("contributes to the limit (05 §5.5):")
+        for c in contrib:
+            when = "yes" if c.holds else "iff " + fmt_set(sympy_set(c.condition), a.symbols)
+            lines.append(f"  {c.what}: {when} (Δf exponent {fmt(c.exponent)})")
+    lines += ["", "notes:", *(f"  - {n}" for n in a.notes)] if a.notes else []
+    return "\n".join(lines) + "\n"
+
+
+def _regime(a: Analysis) -> str:
+    if a.regime is not None:
+        return a.regime.replace("_", " ")
+    parts = [f"{n.replace('_', ' ')} {_state(a, n)}" for n in ("feature_learning", "operator")
+             if a[n].holds is None]
+    return "; ".join(parts) if parts else "none (not nontrivial, stable and faithful)"
+
+
+def sympy_set(cond: sympy.Basic) -> sympy.Set | sympy.Basic:
+    from compiler.abcd.conditions import condition_set
+
+    return condition_set(cond)
+
+
+def as_json(a: Analysis) -> dict[str, Any]:
+    """The machine-readable result (issue 4 item 5)."""
+    p = a.param
+    params = {g: {k: _value(v) for k, v in zip(LETTERS, p[g].as_tuple(), strict=True)}
+              | {"role": p.role(g), "sigma": p.table[g].sigma, "lr": p.table[g].lr,
+                 **{k: _value(v) for k, v in zip("ACD", invariants(p[g]), strict=True)}}
+              for g in p}
+    out: dict[str, Any] = {
+        "arch": a.program, "method": a.method, "param": p.name, "e_out": _value(p.e_out),
+        "optimizer": a.optimizer.text, "q_class": a.optimizer.qclass,
+        "optimizer_note": a.optimizer.describe(), "parameters": params,
+    }
+    for name in VERDICTS:
+        v = a[name]
+        out[name] = v.holds if v.holds is not None else fmt_set(v.solutions(), a.symbols)
+    out["regime"] = a.regime
+    out["r"] = _value(a.r)
+    out["contributions"] = {c.name: (c.holds if c.holds is not None else
+                                     fmt_set(sympy_set(c.condition), a.symbols))
+                            for c in a.contributions}
+    out["sizes"] = {k: _value(v) for k, v in a.quantities}
+    if a.sizes:  # the size calculus: what a coordinate check measures (03 §3.4)
+        out["vectors"] = {x: {"init": _value(e0), "change": _value(ed)} for x, e0, ed in a.sizes}
+    out["reasons"] = a.reasons()
+    out["notes"] = list(a.notes)
+    return out
+
+
+def dumps(a: Analysis) -> str:
+    return json.dumps(as_json(a), indent=1, ensure_ascii=False)
+
+
+def latex(a: Analysis) -> str:
+    """A LaTeX table for a paper: parameters × a, b, c, d, A, C, D, verdicts in the caption."""
+    p = a.param
+    head = r"Parameter & role & $a$ & $b$ & $c$ & $d$ & $A$ & $C$ & $D$ \\"
+    body = []
+    for g in p:
+        cells = [sympy.latex(x) for x in (*p[g].as_tuple(), *invariants(p[g]))]
+        body.append(rf"\texttt{{{_tex_escape(g)}}} & {p.role(g)} & "
+                    + " & ".join(f"${c}$" for c in cells) + r" \\")
+    verdicts = ", ".join(f"{n.replace('_', ' ')}: {_state(a, n)}" for n in
+                         ("stable", "faithful", "nontrivial"))
+    regime = _tex_escape(_regime(a))
+    caption = (f"{_tex_escape(p.name)} for {_tex_escape(a.program)} "
+               f"($e_{{\\mathrm{{out}}}} = {sympy.latex(p.e_out)}$, "
+               f"{_tex_escape(a.optimizer.text)}): {_tex_escape(verdicts)}; regime {regime}, "
+               f"$r = {sympy.latex(a.r)}$.")
+    return "\n".join([r"\begin{table}[ht]", r"\centering", r"\begin{tabular}{llrrrrrrr}",
+                      r"\hline", head, r"\hline", *body, r"\hline", r"\end{tabular}",
+                      rf"\caption{{{caption}}}", r"\end{table}"]) + "\n"
+
+
+def _tex_escape(text: str) -> str:
+    for a, b in (("\\", r"\textbackslash{}"), ("_", r"\_"), ("&", r"\&"), ("%", r"\%"),
+                 ("#", r"\#"), ("$", r"\$"), ("{", r"\{"), ("}", r"\}"), ("≥", r"$\geq$"),
+                 ("≤", r"$\leq$"), ("∈", r"$\in$"), ("∞", r"$\infty$"), ("−", "-")):
+        text = text.replace(a, b)
+    return text

@@ -1,0 +1,229 @@
+"""User parametrization tables in TOML or JSON (issue 4 item 1; spec 03 §3.1).
+
+A table names parameters of the architecture file and gives their exponents::
+
+    name = "mup, readout at half speed"   # optional
+    base = "mup"                          # optional: start from a built-in (sp, ntp, mup, up:S)
+    e_out = 1                             # the output multiplier; required unless base gives it
+    symbols = ["t"]                       # symbols the exponents may use (linear forms)
+
+    [defaults.matrix]                     # per-role defaults: matrix, vector, readout, scalar
+    a = 0
+    b = "1/2"
+    c = 1
+    d = 1
+
+    [params.v]                            # a parameter group of the architecture
+    c = "t"
+    sigma = 1.0                           # init std multiplier (width independent)
+    lr = 0.5                              # learning-rate multiplier (width independent)
+
+JSON has the same structure. A parameter's row is taken from ``params``, then ``defaults`` of its
+role (a readout falls back to ``defaults.vector``), then ``base``; an exponent missing from all
+three, an unknown parameter or role, an unknown key and a non-numeric value are errors that
+name the file and line.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import tomllib
+from pathlib import Path
+from typing import Any
+
+import sympy
+
+from compiler.abcd.conditions import parse_exponent
+from compiler.abcd.param import (
+    LETTERS,
+    Builtin,
+    Exponents,
+    Parametrization,
+    TensorRule,
+    builtin,
+    param_roles,
+)
+from compiler.errors import ParametrizationError, UsageError
+from compiler.ir import Loc, Program
+
+_TOP_KEYS = {"name", "base", "e_out", "symbols", "defaults", "params"}
+_ROW_KEYS = {*LETTERS, "sigma", "lr"}
+_ROLES = ("matrix", "vector", "readout", "scalar")
+
+
+class _Source:
+    """The table's text, to point errors at the line that defines a key."""
+
+    def __init__(self, path: str, text: str) -> None:
+        self.path, self.text = path, text
+        self.lines = text.splitlines()
+
+    def loc(self, *keys: str) -> Loc:
+        """The first line mentioning the last key after the lines mentioning the others."""
+        line = 0
+        for key in keys:
+            pat = re.compile(rf"(^|[\s\[.\"{{,]){re.escape(key)}([\s\]\".=:]|$)")
+            for k in range(line, len(self.lines)):
+                m = pat.search(self.lines[k])
+                if m:
+                    line = k
+                    col = m.start() + len(m.group(1)) + 1
+                    break
+            else:
+                return Loc(self.path, line + 1, 1)
+        return Loc(self.path, line + 1, col) if keys else Loc(self.path, 1, 1)
+
+    def error(self, message: str, *keys: str) -> ParametrizationError:
+        return ParametrizationError(message, self.loc(*keys), self.text)
+
+
+def _read(path: str) -> tuple[dict[str, Any], _Source]:
+    p = Path(path)
+    if not p.is_file():
+        raise UsageError(f"--param {path}: not a built-in (sp, sp:C, ntp, mup, up:S) and no "
+                         "such table file")
+    try:
+        text = p.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as e:
+        raise UsageError(f"--param {path}: cannot read the table ({e})") from None
+    src = _Source(path, text)
+    try:
+        data = json.loads(text) if p.suffix.lower() == ".json" else tomllib.loads(text)
+    except json.JSONDecodeError as e:
+        raise ParametrizationError(f"not valid JSON: {e.msg}", Loc(path, e.lineno, e.colno),
+                                   text) from None
+    except tomllib.TOMLDecodeError as e:
+        m = re.search(r"line (\d+), column (\d+)", str(e))
+        loc = Loc(path, int(m.group(1)), int(m.group(2))) if m else Loc(path, 1, 1)
+        raise ParametrizationError(f"not valid TOML: {e}", loc, text) from None
+    if not isinstance(data, dict):
+        raise src.error("a table must be a TOML table or a JSON object")
+    return data, src
+
+
+def load_table(path: str, program: Program) -> Parametrization:
+    """The parametrization a TOML/JSON table defines for ``program``."""
+    data, src = _read(path)
+    try:
+        return _load(data, src, path, program)
+    except ParametrizationError as e:
+        if e.loc is not None and e.loc.file == path:
+            e.with_source(e.loc, src.text)
+        raise
+
+
+def _load(data: dict[str, Any], src: _Source, path: str, program: Program) -> Parametrization:
+    unknown = set(data) - _TOP_KEYS
+    if unknown:
+        key = sorted(unknown)[0]
+        raise src.error(f"unknown key {key!r} (known: {', '.join(sorted(_TOP_KEYS))})", key)
+    names = _symbols(data.get("symbols", []), src)
+    base = _base(data.get("base"), src, program)
+    e_out = _e_out(data, base, names, src)
+    roles = param_roles(program)
+    defaults = _section(data, "defaults", _ROLES, src, "role")
+    params = _section(data, "params", tuple(roles), src, "parameter")
+    rows = []
+    for p in program.params:
+        role = roles[p.name]
+        chain = [("params", p.name, params.get(p.name, {})),
+                 ("defaults", role, defaults.get(role, {}))]
+        if role == "readout":
+            chain.append(("defaults", "vector", defaults.get("vector", {})))
+        rows.append((p.name, _row(p.name, role, chain, base, names, src)))
+    name = str(data.get("name", Path(path).stem))
+    return Parametrization(name, e_out, tuple(rows), tuple(roles.items()))
+
+
+def _symbols(value: Any, src: _Source) -> tuple[str, ...]:
+    names_ok = isinstance(value, list) and all(isinstance(s, str) and s.isidentifier()
+                                               for s in value)
+    if not names_ok:
+        raise src.error("symbols must be a list of names, e.g. symbols = [\"s\"]", "symbols")
+    if "n" in value:
+        raise src.error("n is the width and cannot be an exponent symbol", "symbols")
+    return tuple(value)
+
+
+def _base(value: Any, src: _Source, program: Program) -> Parametrization | None:
+    if value is None:
+        return None
+    found = builtin(value) if isinstance(value, str) else None
+    if found is None:
+        raise src.error(f"base must name a built-in (sp, sp:C, ntp, mup, up:S), got {value!r}",
+                        "base")
+    return _bind_base(found, program, src)
+
+
+def _bind_base(found: Builtin, program: Program, src: _Source) -> Parametrization:
+    try:
+        return found.bind(program)
+    except ParametrizationError as e:
+        raise src.error(e.message, "base") from None
+
+
+def _e_out(data: dict[str, Any], base: Parametrization | None, names: tuple[str, ...],
+           src: _Source) -> sympy.Expr:
+    if "e_out" in data:
+        return parse_exponent(data["e_out"], names, "e_out", src.loc("e_out"))
+    if base is None:
+        raise src.error("missing e_out (the output multiplier f = n^{-e_out} Σ o) and no base "
+                        "to take it from")
+    return base.e_out
+
+
+def _section(data: dict[str, Any], key: str, allowed: tuple[str, ...], src: _Source,
+             what: str) -> dict[str, dict[str, Any]]:
+    section = data.get(key, {})
+    if not isinstance(section, dict):
+        raise src.error(f"{key} must be a table of {what}s", key)
+    for name, row in section.items():
+        if name not in allowed:
+            raise src.error(f"unknown {what} {name!r} in [{key}]{_suggest(name, allowed)}",
+                            key, name)
+        if not isinstance(row, dict):
+            raise src.error(f"[{key}.{name}] must be a table of a, b, c, d (sigma, lr)", key, name)
+        bad = set(row) - _ROW_KEYS
+        if bad:
+            k = sorted(bad)[0]
+            raise src.error(f"unknown key {k!r} in [{key}.{name}] (known: a, b, c, d, sigma, lr)",
+                            key, name, k)
+    return section
+
+
+def _suggest(name: str, allowed: tuple[str, ...]) -> str:
+    import difflib
+
+    same_case = [a for a in allowed if a.lower() == name.lower()]
+    close = same_case or difflib.get_close_matches(name, allowed, n=1)
+    if close:
+        return f"; did you mean {close[0]}?"
+    return f" (the architecture has: {', '.join(allowed)})" if allowed else ""
+
+
+def _row(group: str, role: str, chain: list[tuple[str, str, dict[str, Any]]],
+         base: Parametrization | None, names: tuple[str, ...], src: _Source) -> TensorRule:
+    values: list[sympy.Expr] = []
+    for letter in LETTERS:
+        found = next(((sec, key, row[letter]) for sec, key, row in chain if letter in row), None)
+        if found is not None:
+            sec, key, raw = found
+            what = f"[{sec}.{key}] {letter}"
+            values.append(parse_exponent(raw, names, what, src.loc(sec, key, letter)))
+        elif base is not None:
+            values.append(getattr(base[group], letter))
+        else:
+            raise src.error(f"parameter {group} ({role}): missing exponent {letter} (give it in "
+                            f"[params.{group}] or [defaults.{role}], or set base)", "params", group)
+    consts = {}
+    for key in ("sigma", "lr"):
+        raw = next((row[key] for _, _, row in chain if key in row), None)
+        if raw is None:
+            consts[key] = getattr(base.table[group], key) if base is not None else 1.0
+            continue
+        if isinstance(raw, bool) or not isinstance(raw, int | float) or raw <= 0:
+            raise src.error(f"{key} of {group} must be a positive number, got {raw!r}",
+                            "params", group, key)
+        consts[key] = float(raw)
+    return TensorRule(Exponents(*values), consts["sigma"], consts["lr"])
