@@ -212,7 +212,8 @@ def _print_exec(args: argparse.Namespace, ex: Any, f: Any, n_train: int, elapsed
 def _load_commands() -> None:
     """Import the modules that register further subcommands (one import line each)."""
     import compiler.cli_abcd  # abcd
-    import compiler.cli_grad  # noqa: F401 - backprop, total
+    import compiler.cli_grad  # backprop, total
+    import compiler.cli_limits  # noqa: F401 - lower, limit-scalars
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,0 +1,118 @@
+"""Limit evaluator benchmarks (issue 5): printed numbers, baselines measured in the same process.
+
+1. O(M²) pair averages of an order-1 OuterNonlin, y(p) = 1/(P−1) Σ_q tanh(x_p u_q + c)·z_q:
+   achieved throughput in flop/s (pair evaluations × the formula's operation count) against the
+   machine's numpy matmul flop/s (an M×M by M×64 product), for several block sizes.
+2. Time and peak memory (tracemalloc: numpy allocations) of the Monte Carlo limits of mlp2's
+   backprop program against M = 256 … 16384, with the fitted exponents t ∝ M^a, mem ∝ M^b.
+
+Run: python bench/bench_limits.py [--quick]."""
+
+from __future__ import annotations
+
+import sys
+import time
+import tracemalloc
+from pathlib import Path
+
+import numpy as np
+import sympy
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.common import median_seconds
+from compiler.backprop import backprop
+from compiler.kets import lower
+from compiler.parse import parse_file
+from compiler.symbols import sym
+from runtime import outer
+from runtime.limits import LimitOptions, evaluate
+from runtime.lowering import lower_formula
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def matmul_flops(m: int) -> float:
+    a = np.random.default_rng(0).standard_normal((m, m))
+    b = np.random.default_rng(1).standard_normal((m, 64))
+    t = median_seconds(lambda: a @ b, repeats=7)
+    return 2 * m * m * 64 / t
+
+
+def tanh_rate(elements: int) -> float:
+    """np.tanh evaluations per second on cache-sized blocks, one thread: the ceiling of any
+    numpy-evaluated ψ containing a tanh (per thread)."""
+    a = np.random.default_rng(2).standard_normal(1 << 16)
+    t = median_seconds(lambda: [np.tanh(a) for _ in range(elements >> 16)], repeats=3)
+    return (elements >> 16 << 16) / t
+
+
+def pair_averages(m: int, smooth: bool = True) -> None:
+    x, u, z, c = sym("x"), sym("u[p]"), sym("z[p]"), sym("c")
+    formula = sympy.tanh(x * u + c) * z if smooth else (x * u + c) * z
+    ops = sympy.count_ops(formula) + 1  # + the sum over p
+    f = lower_formula(formula, (c, u, x, z))
+    kern = lambda *a: f(*a, np.inf)  # noqa: E731
+    rng = np.random.default_rng(0)
+    vx, vu, vz = (rng.standard_normal((m, 1, 1)) for _ in range(3))
+    args = [
+        outer.Arg(np.full((1, 1), 0.5), None, False),
+        outer.Arg(vu, 1, True),
+        outer.Arg(vx, None, True),
+        outer.Arg(vz, 1, True),
+    ]
+    base = matmul_flops(m)
+    ceiling = tanh_rate(m * m) * outer.THREADS
+    print(
+        f"pair averages of ψ = {formula}, M = {m} particles (one replica): {m * m:.3g} ψ "
+        f"evaluations of {ops} operations, {outer.THREADS} threads; numpy matmul in this "
+        f"process: {base / 1e9:.1f} GFLOP/s; np.tanh × threads: {ceiling / 1e6:.0f} M/s"
+    )
+    for block in (1 << 14, 1 << 16, 1 << 18, 1 << 21):
+        t = median_seconds(lambda b=block: outer.copy_average([kern], args, 1, block=b), repeats=3)
+        rate = m * m * ops / t
+        tail = f" = {100 * m * m / t / ceiling:5.1f}% of the np.tanh ceiling" if smooth else ""
+        print(
+            f"  block {block:>8} ψ: {t:7.3f} s  {m * m / t / 1e6:8.1f} M pairs/s  "
+            f"{rate / 1e9:6.2f} GFLOP/s  = {100 * rate / base:5.1f}% of matmul" + tail
+        )
+
+
+def scaling(ms: list[int]) -> None:
+    kets = lower(backprop(parse_file(ROOT / "samples" / "mlp2.nx")))
+    x = np.load(ROOT / "samples" / "data" / "gauss10.npz")["X_train"][:4]
+    times, mems = [], []
+    print("mlp2 backprop program, 4 inputs: M, seconds, peak MiB (numpy allocations)")
+    for m in ms:
+        opts = LimitOptions(particles=m)
+        evaluate(kets, x, opts=opts)  # warm the lowering caches
+        tracemalloc.start()
+        start = time.perf_counter()
+        evaluate(kets, x, opts=opts)
+        t = time.perf_counter() - start
+        peak = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+        times.append(t)
+        mems.append(peak)
+        print(f"  {m:>6}  {t:8.3f}  {peak / 2**20:8.1f}")
+    lm = np.log(ms)
+    a = np.polyfit(lm, np.log(times), 1)[0]
+    b = np.polyfit(lm, np.log(mems), 1)[0]
+    big = [i for i, m in enumerate(ms) if m >= 2048]
+    a_big = (
+        np.polyfit(lm[big], np.log(np.array(times)[big]), 1)[0] if len(big) > 1 else float("nan")
+    )
+    print(f"fitted exponents: time ∝ M^{a:.2f} (M ≥ 2048: M^{a_big:.2f}), memory ∝ M^{b:.2f}")
+
+
+def main() -> None:
+    quick = "--quick" in sys.argv
+    pair_averages(2048 if quick else 8192)
+    pair_averages(2048 if quick else 8192, smooth=False)
+    scaling(
+        [256, 1024, 4096] if quick else [256, 512, 1024, 2048, 4096, 8192, 16384, 65536, 262144]
+    )
+
+
+if __name__ == "__main__":
+    main()

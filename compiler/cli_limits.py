@@ -1,0 +1,283 @@
+"""``nexort lower`` and ``nexort limit-scalars``: kets and the Master Theorem (01 §1.4–1.6).
+
+``lower FILE [--latex]`` prints the ket program in bra-ket notation.  ``limit-scalars FILE``
+prints every scalar's limit ± its standard error: by the exact path (quadrature,
+:mod:`runtime.quadrature`) when the program allows it and Monte Carlo otherwise (``--method``),
+and with ``--compare-widths 256,1024,4096 --seeds K`` the seed-averaged finite-width values
+beside them.  Scalar parameters without an init are conditioned on a value (``--scalar
+NAME=VALUE``, default the executor's seed-0 draw), and the finite-width runs use the same value.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from fractions import Fraction
+from typing import Any
+
+import numpy as np
+
+from compiler.cli import _file_options, command, load
+from compiler.errors import UsageError
+from compiler.kets import KetProgram, lower
+
+
+def _lower_options(p: argparse.ArgumentParser) -> None:
+    _file_options(p)
+    p.add_argument("--latex", action="store_true", help="LaTeX (align*) instead of unicode")
+
+
+@command("lower", "print the kets (limit objects) of a program in bra-ket notation", _lower_options)
+def cmd_lower(args: argparse.Namespace) -> int:
+    from compiler.ketprint import print_kets
+
+    kets = lower(load(args))
+    if args.json:
+        print(json.dumps(_kets_json(kets)))
+    else:
+        print(print_kets(kets, latex=args.latex), end="")
+    return 0
+
+
+def _kets_json(kets: KetProgram) -> dict[str, Any]:
+    from compiler.kets import MatMulKet
+
+    dots = [
+        {
+            "out": s.out,
+            "arg": c.arg,
+            "hat": c.hat.out,
+            "matrix": c.hat.matrix,
+            "transpose": c.hat.transpose,
+            "rule": c.rule,
+            "why": c.why,
+        }
+        for s in kets.stmts
+        if isinstance(s, MatMulKet)
+        for c in s.dots
+    ]
+    return {
+        "arch": kets.source.name,
+        "kets": [type(s).__name__ + ":" + s.out for s in kets.stmts],
+        "dots": dots,
+    }
+
+
+def _widths(text: str) -> list[int]:
+    try:
+        out = [int(w) for w in text.split(",") if w.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"--compare-widths wants integers like 256,1024: {text!r}"
+        ) from None
+    if not out or min(out) < 2:
+        raise argparse.ArgumentTypeError("--compare-widths needs widths ≥ 2")
+    return out
+
+
+def _limit_options(p: argparse.ArgumentParser) -> None:
+    _file_options(p)
+    p.add_argument(
+        "--particles", type=int, default=16384, metavar="M", help="Monte Carlo particles"
+    )
+    p.add_argument("--replicas", type=int, help="independent replicas for standard errors")
+    p.add_argument("--inputs", metavar="DATA", help=".npz with X_train (and X_test), or 1,2,3")
+    p.add_argument("--seed", type=int, default=0, help="seed of the particles")
+    p.add_argument(
+        "--method",
+        choices=("auto", "exact", "mc"),
+        default="auto",
+        help="exact quadrature, Monte Carlo, or exact when possible (default)",
+    )
+    p.add_argument("--stein", action="store_true", help="every dot coefficient by Stein's lemma")
+    p.add_argument(
+        "--scalar",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="value of a scalar parameter without init (the limit conditions on it)",
+    )
+    p.add_argument("--memory-limit", type=float, metavar="GIB", help="refuse runs above this")
+    p.add_argument(
+        "--compare-widths",
+        type=_widths,
+        metavar="N1,N2,…",
+        help="also run the finite-width program at these widths",
+    )
+    p.add_argument("--seeds", type=int, default=4, help="seeds per width for --compare-widths")
+
+
+def _scalar_values(items: list[str]) -> dict[str, float]:
+    out = {}
+    for item in items:
+        name, sep, value = item.partition("=")
+        try:
+            out[name.strip()] = float(Fraction(value))
+        except (ValueError, ZeroDivisionError):
+            raise UsageError(f"--scalar wants NAME=NUMBER, got {item!r}") from None
+        if not sep:
+            raise UsageError(f"--scalar wants NAME=NUMBER, got {item!r}")
+    return out
+
+
+class _Progress:
+    def __init__(self, enabled: bool) -> None:
+        self.enabled, self.start, self.shown = enabled, time.monotonic(), False
+
+    def __call__(self, k: int, total: int, label: str) -> None:
+        if self.enabled and time.monotonic() - self.start > 1.0:
+            bar = "#" * (20 * (k + 1) // total)
+            print(
+                f"\r[{bar:<20}] {k + 1}/{total} {label[:40]:<40}",
+                end="",
+                file=sys.stderr,
+                flush=True,
+            )
+            self.shown = True
+
+    def done(self) -> None:
+        if self.shown:
+            print("\r" + " " * 90 + "\r", end="", file=sys.stderr, flush=True)
+
+
+@command(
+    "limit-scalars", "every scalar's infinite-width limit ± s.e. (Master Theorem)", _limit_options
+)
+def cmd_limit_scalars(args: argparse.Namespace) -> int:
+    from runtime.data import load_inputs
+
+    program = load(args)
+    kets = lower(program)
+    x, n_train = (None, 1) if args.inputs is None else load_inputs(args.inputs)
+    given = _scalar_values(args.scalar)
+    unknown = set(given) - set(program.param_names("scalar"))
+    if unknown:
+        raise UsageError(f"--scalar names {', '.join(sorted(unknown))}: not scalar parameters")
+    start = time.perf_counter()
+    lim = _limits(args, kets, x, given)
+    lim["seconds"] = time.perf_counter() - start
+    lim["inputs"] = list(program.input_names)
+    cmp = _compare(args, program, x, lim["given"]) if args.compare_widths else None
+    if args.json:
+        print(json.dumps({"arch": program.name, **lim, "compare": cmp}))
+    else:
+        _print_limits(program.name, lim, cmp, n_train)
+    return 0
+
+
+def _limits(
+    args: argparse.Namespace, kets: KetProgram, x: Any, given: dict[str, float]
+) -> dict[str, Any]:
+    from runtime.quadrature import NotExactError, evaluate_exact
+
+    note = ""
+    if args.method in ("auto", "exact"):
+        try:
+            res = evaluate_exact(kets, x, given)
+            se = {k: [0.0] * res.batch for k in res.scalars}
+            return {
+                "method": "exact (quadrature)",
+                "note": "",
+                "given": given,
+                "scalars": {k: v.tolist() for k, v in res.scalars.items()},
+                "stderr": se,
+            }
+        except NotExactError as e:
+            if args.method == "exact":
+                raise UsageError(f"no exact path for this program: {e}") from None
+            note = f"exact path not applicable ({e}); Monte Carlo instead"
+    return _monte_carlo(args, kets, x, given, note)
+
+
+def _monte_carlo(
+    args: argparse.Namespace, kets: KetProgram, x: Any, given: dict[str, float], note: str
+) -> dict[str, Any]:
+    from runtime.limits import LimitOptions, evaluate
+
+    if args.particles < 4:
+        raise UsageError("--particles must be at least 4")
+    budget = int(args.memory_limit * 2**30) if args.memory_limit else None
+    opts = LimitOptions(
+        particles=args.particles,
+        replicas=args.replicas,
+        seed=args.seed,
+        stein=args.stein,
+        memory_budget=budget,
+    )
+    progress = _Progress(sys.stderr.isatty() and not args.json)
+    res = evaluate(kets, x, given, opts, progress)
+    progress.done()
+    method = (
+        f"Monte Carlo, M = {res.particles} particles in {res.replicas} replicas, seed {args.seed}"
+    )
+    return {
+        "method": method,
+        "note": note,
+        "given": given,
+        "scalars": {k: v.tolist() for k, v in res.scalars.items()},
+        "stderr": {k: v.tolist() for k, v in res.stderr.items()},
+        "exact_zero": sorted(res.exact_zero),
+    }
+
+
+def _compare(
+    args: argparse.Namespace, program: Any, x: Any, given: dict[str, float]
+) -> dict[str, Any]:
+    from runtime.executor import execute
+    from runtime.params import draw_parameters
+
+    if args.seeds < 2:
+        raise UsageError("--seeds must be at least 2 for a standard error")
+    out: dict[str, Any] = {}
+    names = [n for n, k in program.kinds.items() if k == "scalar" and n not in program.input_names]
+    for n in args.compare_widths:
+        vals: dict[str, list[np.ndarray]] = {k: [] for k in names}
+        for s in range(args.seeds):
+            params = draw_parameters(program, n, s)
+            for k, v in given.items():
+                params[k] = np.array(v)
+            ex = execute(program, n, s, x, params=params)
+            for k in names:
+                vals[k].append(np.broadcast_to(ex[k], (ex.batch,)))
+        out[str(n)] = {
+            k: {
+                "mean": np.mean(v, axis=0).tolist(),
+                "stderr": (np.std(v, axis=0, ddof=1) / np.sqrt(len(v))).tolist(),
+            }
+            for k, v in vals.items()
+        }
+    return out
+
+
+def _print_limits(arch: str, lim: dict[str, Any], cmp: dict[str, Any] | None, n_train: int) -> None:
+    print(f"limits of {arch}: {lim['method']} ({lim['seconds']:.2f} s)")
+    if lim["note"]:
+        print(f"note: {lim['note']}")
+    for k, v in lim["given"].items():
+        print(f"conditioned on scalar parameter {k} = {v:g}")
+    zero = set(lim.get("exact_zero", ()))
+    head = f"  {'scalar':<16} {'input':>5}  {'limit':>12} {'± s.e.':>10}"
+    widths = list(cmp) if cmp else []
+    for n in widths:
+        head += f"  {'n=' + n:>12} {'± s.e.':>10}"
+    print(head)
+    exact = lim["method"].startswith("exact")
+    for name, vals in lim["scalars"].items():
+        if name in lim["inputs"]:
+            continue
+        for i, val in enumerate(vals):
+            se = lim["stderr"][name][i]
+            tag = "0 by sym." if name in zero else ("exact" if exact else f"{se:10.2e}")
+            row = f"  {name:<16} {i:>5}  {val:12.6f} {tag:>10}"
+            for n in widths:
+                c = cmp[n].get(name) if cmp else None  # type: ignore[index]
+                if c is not None:
+                    row += f"  {c['mean'][i]:12.6f} {c['stderr'][i]:10.2e}"
+            print(row)
+    if not any(name not in lim["inputs"] for name in lim["scalars"]):
+        print("  (the program has no scalars besides its inputs: add avg(…) or run `nexort "
+              "backprop` first)")
+    if n_train > 1:
+        print(f"inputs 0..{n_train - 1} are training rows; later rows are test rows")

@@ -1,0 +1,118 @@
+"""Formula kernels of a ket program and the forward-mode tangent plan (spec 01 §1.4 Dot, §1.6).
+
+``KetFunctions`` lowers each formula (and, on demand, its partial derivative in a slot-0 vector,
+from sympy) with ``runtime.lowering.lower_formula``.  In a derivative, DiracDelta terms are set
+to 0 — the a.e. derivative — which is safe only because the lowering routes every coefficient
+whose derivative path crosses a delta to Stein's lemma (``compiler.kets``), so those tangents are
+never requested.  Formulas that mention the width n have no width-free limit and are refused.
+
+``tangent_plan`` decides, per ket, the hats whose tangents ∂|x⟩/∂H forward mode must carry:
+the hats named by derivative-rule dot coefficients, propagated backwards to the arguments they
+flow through (slot 0 of formulas, dot terms of MatMuls), and when each ket's tangents can be
+dropped.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import cache
+
+import numpy as np
+import sympy
+
+from compiler.errors import UsageError
+from compiler.ir import formula_args
+from compiler.kets import FormulaKet, KetProgram, MatMulKet, slot0_vectors
+from compiler.symbols import WIDTH
+from runtime.lowering import lower_formula
+
+Kernel = Callable[..., np.ndarray]
+
+
+class KetFunctions:
+    """Lowered formulas and slot-0 derivatives of the formula kets of one program."""
+
+    def __init__(self, kets: KetProgram) -> None:
+        self.kets = kets
+        self.kinds = kets.source.kinds
+
+    def args(self, s: FormulaKet) -> list[tuple[str, int | None, str]]:
+        """(variable, copy number 1…r or None, kind) per formula argument, in kernel order."""
+        copies = {c: i + 1 for i, c in enumerate(getattr(s.ins, "copies", ()))}
+        return [
+            (var, copies[c] if c else None, self.kinds[var]) for _, var, c in formula_args(s.ins)
+        ]
+
+    def slot0(self, s: FormulaKet) -> tuple[str, ...]:
+        return slot0_vectors(s.ins, self.kinds)
+
+    def kernel(self, s: FormulaKet) -> Kernel:
+        return _kernel(s.ins.formula, _symbols(s), s.out)
+
+    def derivative(self, s: FormulaKet, var: str) -> Kernel:
+        """∂ψ/∂(var at the own index), Dirac deltas dropped (see module docstring)."""
+        sym = next(x for x, v, c in formula_args(s.ins) if v == var and c is None)
+        return _derivative(s.ins.formula, _symbols(s), sym, s.out)
+
+
+def _symbols(s: FormulaKet) -> tuple[sympy.Symbol, ...]:
+    return tuple(x for x, _, _ in formula_args(s.ins))
+
+
+@cache
+def _kernel(formula: sympy.Expr, syms: tuple[sympy.Symbol, ...], out: str) -> Kernel:
+    if formula.has(WIDTH):
+        raise UsageError(
+            f"the formula of {out} depends on the width n; its limit needs a "
+            "width-free program (absorb the n-dependence into the parametrization)"
+        )
+    f = lower_formula(formula, syms)
+    return lambda *arrays: f(*arrays, np.inf)
+
+
+@cache
+def _derivative(
+    formula: sympy.Expr, syms: tuple[sympy.Symbol, ...], sym: sympy.Symbol, out: str
+) -> Kernel:
+    d = sympy.diff(formula, sym).replace(sympy.DiracDelta, lambda *a: sympy.Integer(0))
+    return _kernel(d, syms, out)
+
+
+@dataclass(frozen=True)
+class TangentPlan:
+    need: dict[str, frozenset[str]]
+    free_after: dict[int, tuple[str, ...]]
+
+
+def tangent_plan(kets: KetProgram, stein_only: bool = False) -> TangentPlan:
+    """Which tangents to carry (see module docstring); with ``stein_only`` none are needed."""
+    need: dict[str, set[str]] = {}
+    last: dict[str, int] = {}
+    kinds = kets.source.kinds
+    for i in reversed(range(len(kets.stmts))):
+        s = kets.stmts[i]
+        mine = need.get(s.out, set())
+        if isinstance(s, MatMulKet):
+            x = s.hat.arg
+            for c in s.live_dots:
+                if c.rule == "derivative" and not stein_only:
+                    need.setdefault(x, set()).add(c.hat.out)
+                    last.setdefault(x, i)
+                z = c.hat.arg
+                for h in mine - {s.out}:
+                    if h in kets.dep[z]:
+                        need.setdefault(z, set()).add(h)
+                        last.setdefault(z, i)
+        elif isinstance(s, FormulaKet):
+            for a in slot0_vectors(s.ins, kinds):
+                for h in mine:
+                    if h in kets.dep[a]:
+                        need.setdefault(a, set()).add(h)
+                        last.setdefault(a, i)
+    free: dict[int, list[str]] = {}
+    for name, i in last.items():
+        free.setdefault(i, []).append(name)
+    return TangentPlan(
+        {k: frozenset(v) for k, v in need.items()}, {i: tuple(v) for i, v in free.items()}
+    )

@@ -1,0 +1,224 @@
+"""Exact limit evaluation by Gaussian quadrature (spec 01 §1.4, §1.6; 07 §7.1).
+
+Every ket is either *linear* — an affine form a·ζ + b in a basis of independent standard normals
+ζ (one per initial vector and one per hat; hats are built with the same incremental factor as the
+Monte Carlo sampler, :mod:`runtime.hats`, but from exact inner products) — or a *node*, a
+function of earlier kets.  An expectation E[F] of nodes is an integral over the Gaussian leaves
+(the linear kets) it reaches: they span r ≤ few whitened dimensions w (SVD of their forms), and
+
+* if no kink (relu, step, sign, abs, Heaviside, Max/Min) sits in F, tensor Gauss–Hermite in w
+  (≈1e-13 for smooth integrands such as erf);
+* if the kinks are hyperplanes through the origin spanning q ≤ 2 dimensions, those dimensions
+  are integrated piecewise — two half-lines (q = 1) or angular sectors in polar coordinates
+  (q = 2), with the half-line Gauss rules of :mod:`runtime.gaussrules` in r and Gauss–Legendre in
+  the angle — and the rest by Gauss–Hermite: exact to round-off for positively homogeneous
+  pieces (relu, step), the cases of 07 §7.1.
+
+Dot coefficients come from Stein's lemma with exact expectations, (E[∂x/∂G_j])_j = C⁺(E[x G_j])_j
+(no derivatives, so step/sign are fine), and are 0 where a sign-flip symmetry proves it.  Anything
+else (OuterNonlin, kinks off the origin or on non-Gaussian kets, too many dimensions) raises
+:class:`NotExactError` naming the ket and the reason; callers fall back to Monte Carlo.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import numpy as np
+import sympy
+
+from compiler.ir import formula_args
+from compiler.kets import AvgLimit, FormulaKet, InitKet, KetProgram, MatMulKet, ScalarLimit
+from compiler.symbols import relu, step
+from runtime.data import input_batch
+from runtime.hats import extend_factor, grow
+from runtime.ketfuncs import KetFunctions
+
+KINKS = (relu, step, sympy.sign, sympy.Abs, sympy.Heaviside, sympy.Max, sympy.Min)
+
+
+class NotExactError(Exception):
+    """The program (or one of its expectations) is outside the exact path; says why."""
+
+
+@dataclass
+class Lin:
+    """The affine form coef·ζ + const (coef may be shorter than the basis: zero-padded)."""
+
+    coef: np.ndarray
+    const: float = 0.0
+
+    def padded(self, dim: int) -> np.ndarray:
+        return np.pad(self.coef, (0, dim - self.coef.size))
+
+
+@dataclass
+class Node:
+    """A non-linear ket: ``stmt`` evaluated pointwise; a MatMul node keeps its hat as a leaf."""
+
+    stmt: FormulaKet | MatMulKet
+    index: int
+    hat: Lin | None = None
+    coeffs: tuple[tuple[str, float], ...] = ()
+
+
+@dataclass
+class ExactResult:
+    batch: int
+    scalars: dict[str, np.ndarray]
+    dots: dict[tuple[str, str], np.ndarray]
+
+
+def evaluate_exact(
+    kets: KetProgram, inputs: object = None, scalars: Mapping[str, float] | None = None
+) -> ExactResult:
+    """Every scalar limit (and live dot coefficient) of ``kets`` exactly, one input at a time."""
+    batch, cols = input_batch(kets.source, inputs)
+    res = ExactResult(batch, {}, {})
+    for b in range(batch):
+        col = _Column(kets, {k: float(v[b]) for k, v in cols.items()}, dict(scalars or {}))
+        for i, s in enumerate(kets.stmts):
+            col.step(i, s)
+        for name in kets.scalar_names:
+            res.scalars.setdefault(name, np.empty(batch))[b] = col.scal[name]
+        for key, val in col.dots.items():
+            res.dots.setdefault(key, np.empty(batch))[b] = val
+    return res
+
+
+class _Column:
+    def __init__(self, kets: KetProgram, inputs: dict[str, float], given: dict[str, float]) -> None:
+        self.kets, self.inputs, self.given = kets, inputs, given
+        self.funcs = KetFunctions(kets)
+        self.dim = 0
+        self.ket: dict[str, Lin | Node] = {}
+        self.scal: dict[str, float] = {}
+        self.rows: dict[tuple[str, bool], np.ndarray] = {}
+        self.zetas: dict[tuple[str, bool], list[int]] = {}
+        self.hats: dict[str, Lin] = {}
+        self.dots: dict[tuple[str, str], float] = {}
+
+    def fresh(self) -> Lin:
+        self.dim += 1
+        return Lin(np.eye(self.dim)[-1])
+
+    def step(self, i: int, s: object) -> None:
+        match s:
+            case ScalarLimit(out=name, source=src, value=v):
+                if src == "input":
+                    self.scal[name] = self.inputs[name]
+                elif src == "fixed":
+                    self.scal[name] = float(v)  # type: ignore[arg-type]
+                else:
+                    from runtime.params import stream
+
+                    self.scal[name] = float(self.given.get(name, stream(0, name).standard_normal()))
+            case InitKet(out=name):
+                self.ket[name] = self.fresh()
+            case AvgLimit(out=y, arg=x):
+                odd = any(v == -1 for v in self.kets.parity[x].values())
+                t = sympy.Symbol("t_", real=True)
+                self.scal[y] = 0.0 if odd else self.expect(t, {t: self.ket[x]})
+            case FormulaKet():
+                self._formula(i, s)
+            case MatMulKet():
+                self._matmul(i, s)
+
+    def _formula(self, i: int, s: FormulaKet) -> None:
+        if s.order:
+            raise NotExactError(
+                f"|{s.out}⟩ is an OuterNonlin (E′ over copies): not on the exact path"
+            )
+        lin = self._linear(s)
+        self.ket[s.out] = lin if lin is not None else Node(s, i)
+
+    def _linear(self, s: FormulaKet) -> Lin | None:
+        """The affine form of a formula that is linear in Gaussian (linear) kets, else None."""
+        vec = [(x, v) for x, v, _ in formula_args(s.ins) if self.kets.kind(v) == "vector"]
+        if any(not isinstance(self.ket[v], Lin) for _, v in vec):
+            return None
+        f = s.formula
+        coef = np.zeros(self.dim)
+        for x, v in vec:
+            d = sympy.diff(f, x)
+            if any(
+                self.kets.kind(str(a)) == "vector"
+                for a in d.free_symbols
+                if a.name in self.kets.source.kinds
+            ):
+                return None
+            coef += self._number(d) * self.ket[v].padded(self.dim)  # type: ignore[union-attr]
+        const = self._number(f.xreplace({x: 0 for x, _ in vec}))
+        const += sum(self._number(sympy.diff(f, x)) * self.ket[v].const for x, v in vec)  # type: ignore[union-attr]
+        return Lin(coef, const)
+
+    def _number(self, expr: sympy.Expr) -> float:
+        expr = sympy.sympify(expr)
+        subs = {a: self.scal[a.name] for a in expr.free_symbols if a.name in self.scal}
+        val = expr.xreplace({a: sympy.Float(v, 30) for a, v in subs.items()})
+        try:
+            return float(val)
+        except TypeError:
+            raise NotExactError(f"cannot evaluate {expr} to a number") from None
+
+    def _matmul(self, i: int, s: MatMulKet) -> None:
+        o = s.hat.orientation
+        args = [h.arg for h in self.kets.hats.values() if h.orientation == o][: s.hat.index]
+        c = np.array([self.inner(a, s.hat.arg) for a in args])
+        d = self.inner(s.hat.arg, s.hat.arg)
+        rows = self.rows.get(o, np.zeros((0, 0)))
+        lv, sd = extend_factor(rows, c, np.array(d))
+        self.rows[o] = grow(rows, lv, sd)
+        z = self.fresh()
+        ids = self.zetas.setdefault(o, [])
+        ids.append(self.dim - 1)
+        coef = np.zeros(self.dim)
+        coef[ids] = [*lv, float(sd)]
+        hat = self.hats[s.out] = Lin(coef)
+        del z
+        coeffs = self._coefficients(s)
+        zs = [(c_.hat.arg, v) for c_, v in coeffs]
+        if all(isinstance(self.ket[zn], Lin) for zn, _ in zs):
+            out = hat.padded(self.dim).copy()
+            const = 0.0
+            for zn, v in zs:
+                out += v * self.ket[zn].padded(self.dim)  # type: ignore[union-attr]
+                const += v * self.ket[zn].const  # type: ignore[union-attr]
+            self.ket[s.out] = Lin(out, const)
+        else:
+            self.ket[s.out] = Node(s, i, hat, tuple(zs))
+
+    def _coefficients(self, s: MatMulKet) -> list:
+        live = s.live_dots
+        if not live:
+            return []
+        other = (s.hat.matrix, not s.hat.transpose)
+        group = [
+            h
+            for h, hk in self.kets.hats.items()
+            if hk.orientation == other and h in self.kets.dep[s.hat.arg] and h in self.hats
+        ]
+        forms = np.stack([self.hats[h].padded(self.dim) for h in group])
+        cov = forms @ forms.T
+        b = np.array([self.inner(s.hat.arg, self.hats[h]) for h in group])
+        sol = np.linalg.pinv(cov, rcond=1e-12, hermitian=True) @ b
+        out = [(c, float(sol[group.index(c.hat.out)])) for c in live]
+        for c, v in out:
+            self.dots[(s.out, c.hat.out)] = v
+        return out
+
+    def inner(self, a: str | Lin, b: str | Lin) -> float:
+        """⟨a|b⟩ = E[|a⟩|b⟩] (names of kets, or linear forms)."""
+        ka = self.ket[a] if isinstance(a, str) else a
+        kb = self.ket[b] if isinstance(b, str) else b
+        if isinstance(ka, Lin) and isinstance(kb, Lin):
+            return float(ka.padded(self.dim) @ kb.padded(self.dim) + ka.const * kb.const)
+        a_, b_ = sympy.symbols("a_ b_", real=True)
+        return self.expect(a_ * b_, {a_: ka, b_: kb})
+
+    def expect(self, expr: sympy.Expr, items: dict[sympy.Symbol, Lin | Node]) -> float:
+        """E[expr(items)] by quadrature over the Gaussian leaves the items reach."""
+        from runtime.quadgrid import integrate
+
+        return integrate(self, expr, items)
