@@ -4,9 +4,10 @@ Run: python bench/bench_backprop.py [--repeats R]. Every measurement runs in a f
 (sympy caches constructed expressions and nexort caches derivatives, so a second build in one
 process is not what a user of ``nexort total`` waits for) and reports the median of R runs, wall
 clock and CPU time (CPU time is steadier on a shared machine): the backprop build alone, the
-total build (backprop included), and the total program's size in instructions and formula
-nodes. Then the growth in B: the log-log exponent of the size (1 = linear), a least-squares
-line a + b·B through the CPU times, and the log-log exponent of the B-dependent part."""
+total build (backprop included), the printing of the total program, and its size in
+instructions and formula nodes. Then the growth in B: the log-log exponent of the size
+(1 = linear), a least-squares line a + b·B through the CPU times, and the log-log exponent of
+the B-dependent part."""
 
 from __future__ import annotations
 
@@ -26,13 +27,17 @@ import json, time, sympy
 from compiler.parse import parse_file
 from compiler.backprop import backprop_map
 from compiler.total import total_map
+from compiler.printer import print_program
 program = parse_file('samples/transformer_block.nx', consts={{'S': 16}})
 wall, cpu = time.perf_counter(), time.process_time()
 result = backprop_map(program) if {batch} == 0 else total_map(program, {batch})
 wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+printed = time.process_time()
+text = print_program(result.program)
+printed = time.process_time() - printed
 nodes = sum(sum(1 for _ in sympy.preorder_traversal(i.formula))
             for i in result.program.body if hasattr(i, 'formula'))
-print(json.dumps({{"forward": len(program.body), "wall": wall, "cpu": cpu,
+print(json.dumps({{"forward": len(program.body), "wall": wall, "cpu": cpu, "print": printed,
                   "size": len(result.program.body), "nodes": nodes}}))
 """
 
@@ -61,10 +66,11 @@ def main() -> None:
     print(f"transformer_block S=16: forward {bp['forward']:.0f} instructions; backprop program "
           f"{bp['size']:.0f} instructions built in {bp['wall']:.3f} s wall, {bp['cpu']:.3f} s CPU "
           f"(medians of {args.repeats} fresh processes)")
-    print("    B   backprop+total: wall s   CPU s   instructions   formula nodes   CPU/instr")
+    print("    B   backprop+total: wall s   CPU s   instructions   formula nodes   CPU/instr"
+          "   print CPU s")
     for b, r in rows.items():
         print(f"  {b:3d}   {r['wall']:22.3f}   {r['cpu']:5.3f}   {r['size']:12.0f}   "
-              f"{r['nodes']:13.0f}   {1e6 * r['cpu'] / r['size']:6.1f} µs")
+              f"{r['nodes']:13.0f}   {1e6 * r['cpu'] / r['size']:6.1f} µs   {r['print']:11.3f}")
     bs = list(rows)
     sizes = [rows[b]["size"] for b in bs]
     cpu = [rows[b]["cpu"] for b in bs]
@@ -79,6 +85,10 @@ def main() -> None:
           f"{r32['size']:.0f} instructions; goal < 2 s: {'met' if r32['wall'] < 2 else 'NOT met'}"
           f"; 16 → 32 inputs: {r32['cpu'] / rows[16]['cpu']:.2f}x CPU time, "
           f"{r32['size'] / rows[16]['size']:.2f}x instructions")
+    printed = [rows[b]["print"] for b in bs]
+    print(f"printing the total program (what `nexort total` adds): {r32['print']:.3f} s CPU at "
+          f"B = 32, ∝ B^{slope(big, [rows[b]['print'] for b in big]):.3f} over B = 8…32 "
+          f"(all B: {slope(bs, printed):.3f})")
 
 
 if __name__ == "__main__":

@@ -123,23 +123,36 @@ def _scalar_values(items: list[str]) -> dict[str, float]:
 
 
 class _Progress:
-    def __init__(self, enabled: bool) -> None:
-        self.enabled, self.start, self.shown = enabled, time.monotonic(), False
+    """Progress of a limit evaluation on stderr, with the time left estimated from the work done
+    (ψ evaluations, so the O(M²) OuterNonlin steps weigh what they cost).  On a terminal a bar
+    after the first second; otherwise (a log, CI) one line every ten seconds."""
 
-    def __call__(self, k: int, total: int, label: str) -> None:
-        if self.enabled and time.monotonic() - self.start > 1.0:
-            bar = "#" * (20 * (k + 1) // total)
-            print(
-                f"\r[{bar:<20}] {k + 1}/{total} {label[:40]:<40}",
-                end="",
-                file=sys.stderr,
-                flush=True,
-            )
-            self.shown = True
+    def __init__(self, tty: bool) -> None:
+        self.tty, self.start, self.shown, self.last = tty, time.monotonic(), False, 0.0
+
+    def __call__(self, done: float, total: float, label: str) -> None:
+        now = time.monotonic() - self.start
+        if now < 1.0 or (not self.tty and now - self.last < 10.0) or total <= 0:
+            return
+        frac = min(1.0, done / total)
+        left = f", ~{_duration(now * (1 - frac) / frac)} left" if frac > 0 else ""
+        text = f"limit: {100 * frac:5.1f}% ({_duration(now)} elapsed{left}) {label[:30]}"
+        if self.tty:
+            bar = "#" * int(20 * frac)
+            print(f"\r[{bar:<20}] {text:<70}", end="", file=sys.stderr, flush=True)
+        else:
+            print(text, file=sys.stderr, flush=True)
+        self.shown, self.last = True, now
 
     def done(self) -> None:
-        if self.shown:
-            print("\r" + " " * 90 + "\r", end="", file=sys.stderr, flush=True)
+        if self.shown and self.tty:
+            print("\r" + " " * 95 + "\r", end="", file=sys.stderr, flush=True)
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    return f"{seconds / 60:.0f} min" if seconds < 7200 else f"{seconds / 3600:.1f} h"
 
 
 @command(
@@ -206,7 +219,7 @@ def _monte_carlo(
         stein=args.stein,
         memory_budget=budget,
     )
-    progress = _Progress(sys.stderr.isatty() and not args.json)
+    progress = _Progress(sys.stderr.isatty())
     res = evaluate(kets, x, given, opts, progress)
     progress.done()
     method = (

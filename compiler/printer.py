@@ -8,6 +8,8 @@ exact rationals, a Nonlin without vector arguments prints as ``vec(…)`` and an
 
 from __future__ import annotations
 
+import collections
+import functools
 import itertools
 from collections.abc import Mapping
 
@@ -26,7 +28,7 @@ from compiler.ir import (
     Program,
     indexed,
 )
-from compiler.symbols import WIDTH, sym
+from compiler.symbols import WIDTH
 
 
 class _FormulaPrinter(StrPrinter):
@@ -43,6 +45,12 @@ class _FormulaPrinter(StrPrinter):
         # sympy prints (1/3)·(x+1)⁻¹ as 1/(3*(x + 1)), which parses back as (3x + 3)⁻¹ (a number
         # times a sum is distributed): keep such a fractional coefficient in front.
         coeff, rest = expr.as_coeff_Mul()
+        text = super()._print_Mul(expr)
+        if coeff != 1 and len(sympy.Mul.make_args(rest)) > 1 and _opens_with_sum(text, coeff):
+            # c·A·(u + w) printed as c*(u + w)*A parses back with c distributed over the sum
+            # ((c·u + c·w)·A, a different tree): multiply the whole product instead.
+            inner = self._print(rest)
+            return f"-({inner})" if coeff == -1 else f"{self._print(coeff)}*({inner})"
         if (
             coeff.is_Rational
             and coeff.q != 1
@@ -50,7 +58,12 @@ class _FormulaPrinter(StrPrinter):
         ):
             sign = "-" if coeff < 0 else ""
             return f"{sign}{abs(coeff.p)}/{coeff.q}*{self.parenthesize(rest, PRECEDENCE['Mul'])}"
-        return super()._print_Mul(expr)
+        return text
+
+
+def _opens_with_sum(text: str, coeff: sympy.Expr) -> bool:
+    """Whether the printed product starts with its coefficient applied to a parenthesis."""
+    return text.startswith("-(" if coeff == -1 else f"{_PRINTER._print(coeff)}*(")
 
 
 _PRINTER = _FormulaPrinter({"order": None})
@@ -66,19 +79,38 @@ def format_formula(expr: sympy.Expr, groups: tuple[tuple[str, ...], ...] = ()) -
 def _contract(expr: sympy.Expr, rows: tuple[tuple[str, ...], ...]) -> sympy.Expr:
     if not rows or not expr.args:
         return expr
-    expr = expr.func(*(_contract(a, rows) for a in expr.args))
-    if isinstance(expr, sympy.Pow) and " . " in str(expr.base) and expr.base.is_Symbol:
+    return _contract_in(expr, _row_index(rows))
+
+
+@functools.lru_cache(maxsize=8)
+def _row_index(rows: tuple[tuple[str, ...], ...]) -> dict[str, tuple[str, int, int]]:
+    """entry name → (row name, position, row length), built once per program, so that each sum
+    finds its contractions by looking at its own terms (not by trying every pair of rows: that
+    made printing a total program cubic in the number of inputs)."""
+    return {e: (row, j, len(es)) for row, *es in rows for j, e in enumerate(es)}
+
+
+def _contract_in(expr: sympy.Expr, index: dict[str, tuple[str, int, int]]) -> sympy.Expr:
+    if not expr.args:
+        return expr
+    expr = expr.func(*(_contract_in(a, index) for a in expr.args))
+    if isinstance(expr, sympy.Pow) and expr.base.is_Symbol and " . " in expr.base.name:
         return sympy.Pow(sympy.Symbol(f"({expr.base})"), expr.exp)  # '.' binds looser than '^'
     if not isinstance(expr, sympy.Add):
         return expr
+    pairs: dict[tuple[str, str, int], dict[int, sympy.Expr]] = collections.defaultdict(dict)
+    for t in expr.args:
+        if not (t.is_Mul and len(t.args) == 2 and all(f.is_Symbol for f in t.args)):
+            continue
+        ea, eb = (index.get(f.name) for f in t.args)
+        if ea is None or eb is None or ea[0] == eb[0] or ea[1:] != eb[1:]:
+            continue
+        (ra, j, size), (rb, _, _) = sorted((ea, eb))
+        pairs[(ra, rb, size)][j] = t
     terms = set(expr.args)
-    for a, *a_names in rows:
-        for b, *b_names in rows:
-            if a >= b or len(a_names) != len(b_names):
-                continue
-            wanted = {sym(x) * sym(y) for x, y in zip(a_names, b_names, strict=True)}
-            if wanted <= terms:
-                terms = (terms - wanted) | {sympy.Symbol(f"{a} . {b}")}
+    for (ra, rb, size), found in pairs.items():
+        if len(found) == size:  # Σ_j a[j]·b[j] over the whole rows
+            terms = (terms - set(found.values())) | {sympy.Symbol(f"{ra} . {rb}")}
     return sympy.Add(*terms) if len(terms) < len(expr.args) else expr
 
 

@@ -21,13 +21,29 @@ from functools import cache
 import numpy as np
 import sympy
 
-from compiler.errors import UsageError
+from compiler.errors import NumericError, UsageError
 from compiler.ir import formula_args
 from compiler.kets import FormulaKet, KetProgram, MatMulKet, slot0_vectors
+from compiler.printer import format_instruction
 from compiler.symbols import WIDTH
 from runtime.lowering import lower_formula
 
 Kernel = Callable[..., np.ndarray]
+
+
+def check_finite(kets: KetProgram, name: str, value: object, stmt: object) -> None:
+    """Raise :class:`NumericError` naming the limit ``name``, the ket of ``stmt`` and the source
+    instruction that produced it when ``value`` holds a NaN or Inf (both evaluators use this)."""
+    arr = np.asarray(value, dtype=np.float64)
+    if np.all(np.isfinite(arr)):
+        return
+    bad = "NaN" if np.isnan(arr).any() else "Inf"
+    src = getattr(stmt, "out", name)
+    origin = kets.source.producer.get(src, getattr(stmt, "ins", None))
+    text = format_instruction(origin, kets.source.kinds) if origin is not None else src
+    raise NumericError(
+        f"{bad} in the limit of {name} (ket |{src}⟩) from: {text}", getattr(stmt, "loc", None)
+    )
 
 
 class KetFunctions:

@@ -31,15 +31,15 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from compiler.errors import NumericError, UsageError
+from compiler.errors import UsageError
 from compiler.kets import AvgLimit, FormulaKet, InitKet, KetProgram, MatMulKet, ScalarLimit
-from compiler.printer import format_instruction
 from runtime.data import input_batch
 from runtime.hats import ParticleHats
-from runtime.ketfuncs import KetFunctions, tangent_plan
+from runtime.ketfuncs import KetFunctions, check_finite, tangent_plan
 from runtime.outer import Arg, copy_average, min_block_bytes
 
-Progress = Callable[[int, int, str], None]
+Progress = Callable[[float, float, str], None]
+"""progress(done, total, label): work done so far of the total, in particle evaluations."""
 
 
 @dataclass(frozen=True)
@@ -146,13 +146,35 @@ def evaluate(
             f"{_budget(opts) / 2**30:.2f} GiB; use fewer particles or inputs"
         )
     run = _Run(kets, opts, batch, cols, dict(scalars or {}))
-    total = len(kets.stmts)
+    work = work_units(kets, opts)
+    total, done = sum(work), 0.0
     with np.errstate(all="ignore"):  # NaN/Inf are reported per ket by _check, not as warnings
         for i, stmt in enumerate(kets.stmts):
             if progress is not None:
-                progress(i, total, stmt.out)
+                run.tick = _ticker(progress, done, work[i], total, stmt.out)
+                run.tick(0.0)
             run.step(i, stmt)
+            done += work[i]
+    if progress is not None:
+        progress(total, total, "")
     return run.result()
+
+
+def work_units(kets: KetProgram, opts: LimitOptions) -> list[float]:
+    """Cost of each statement in ψ evaluations: M for a pointwise ket, M·P for an order-1
+    OuterNonlin (every pair of a replica), M·K² for order 2 (K the copy pool)."""
+    r = _replicas(opts)
+    p = max(2, opts.particles // r)
+    m = float(p * r)
+    pair = {0: 1.0, 1: float(p), 2: float(min(opts.outer2_pool, p)) ** 2}
+    return [m * pair[getattr(s, "order", 0)] if isinstance(s, FormulaKet) else m
+            for s in kets.stmts]
+
+
+def _ticker(
+    progress: Progress, done: float, weight: float, total: float, label: str
+) -> Callable[[float], None]:
+    return lambda frac: progress(done + frac * weight, total, label)
 
 
 class _Run:
@@ -178,6 +200,7 @@ class _Run:
         self.tan: dict[str, dict[str, np.ndarray]] = {}
         self.orient: dict[tuple[str, bool], ParticleHats] = {}
         self.res = LimitResult(kets, batch, self.P * self.R, self.R)
+        self.tick: Callable[[float], None] | None = None
 
     def normals(self, name: str, shape: tuple[int, ...]) -> np.ndarray:
         rng = np.random.default_rng([self.opts.seed, zlib.crc32(name.encode())])
@@ -234,7 +257,7 @@ class _Run:
             ]
             wanted = self._tangent_args(s, need)
             kerns = [self.funcs.kernel(s), *(self.funcs.derivative(s, a) for a in wanted)]
-            outs = copy_average(kerns, placed, s.order, self.opts.outer2_pool)
+            outs = copy_average(kerns, placed, s.order, self.opts.outer2_pool, tick=self.tick)
             y, derivs = outs[0], dict(zip(wanted, outs[1:], strict=True))
         self._check(s.out, y, s)
         self.values[s.out] = y
@@ -298,16 +321,7 @@ class _Run:
         return {c: sol[..., group.index(c.hat.out)] for c in wanted}
 
     def _check(self, name: str, arr: np.ndarray, s: object) -> None:
-        if np.all(np.isfinite(arr)):
-            return
-        bad = "NaN" if np.isnan(arr).any() else "Inf"
-        ins = getattr(s, "ins", None)
-        src = s.out
-        origin = self.kets.source.producer.get(src, ins)
-        text = format_instruction(origin, self.kets.source.kinds) if origin is not None else src
-        raise NumericError(
-            f"{bad} in the limit of {name} (ket |{src}⟩) from: {text}", getattr(s, "loc", None)
-        )
+        check_finite(self.kets, name, arr, s)
 
     def _free(self, i: int) -> None:
         for name in self.plan.free_after.get(i, ()):

@@ -54,8 +54,11 @@ def copy_average(
     order: int,
     pool: int = 256,
     block: int = BLOCK,
+    tick: Callable[[float], None] | None = None,
 ) -> list[np.ndarray]:
-    """E′ over copies of each kernel, for every own particle: a list of (n_own, R, C) arrays."""
+    """E′ over copies of each kernel, for every own particle: a list of (n_own, R, C) arrays.
+    ``tick(fraction)`` is called after each block (the O(P²) loop is where long runs spend
+    their time, so progress must come from inside it)."""
     if order not in (1, 2):
         raise UsageError(
             f"OuterNonlin of order {order}: the limit evaluator supports orders 1 and 2"
@@ -82,10 +85,14 @@ def copy_average(
     starts = range(0, n_own, step)
     if THREADS > 1 and len(starts) > 1:  # numpy ufuncs release the GIL: blocks run in parallel
         with ThreadPoolExecutor(THREADS) as pool:
-            list(pool.map(run, starts))
+            for k, _ in enumerate(pool.map(run, starts)):
+                if tick is not None:
+                    tick((k + 1) / len(starts))
     else:
-        for a0 in starts:
+        for k, a0 in enumerate(starts):
             run(a0)
+            if tick is not None:
+                tick((k + 1) / len(starts))
     diag = _diagonal(kernels, args, order, pool_k, cols)
     norm = (n_own - 1) if order == 1 else pool_k * (pool_k - 1)
     return [(o - d) / norm for o, d in zip(outs, diag, strict=True)]

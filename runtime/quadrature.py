@@ -33,7 +33,7 @@ from compiler.kets import AvgLimit, FormulaKet, InitKet, KetProgram, MatMulKet, 
 from compiler.symbols import relu, step
 from runtime.data import input_batch
 from runtime.hats import extend_factor, grow
-from runtime.ketfuncs import KetFunctions
+from runtime.ketfuncs import KetFunctions, check_finite
 
 KINKS = (relu, step, sympy.sign, sympy.Abs, sympy.Heaviside, sympy.Max, sympy.Min)
 
@@ -78,13 +78,37 @@ def evaluate_exact(
     res = ExactResult(batch, {}, {})
     for b in range(batch):
         col = _Column(kets, {k: float(v[b]) for k, v in cols.items()}, dict(scalars or {}))
-        for i, s in enumerate(kets.stmts):
-            col.step(i, s)
+        with np.errstate(all="ignore"):  # NaN/Inf are reported per limit, not as warnings
+            for i, s in enumerate(kets.stmts):
+                col.step(i, s)
+                _check_step(col, s, inputs, scalars)
         for name in kets.scalar_names:
             res.scalars.setdefault(name, np.empty(batch))[b] = col.scal[name]
         for key, val in col.dots.items():
             res.dots.setdefault(key, np.empty(batch))[b] = val
     return res
+
+
+def _check_step(
+    col: _Column, s: object, inputs: object, scalars: Mapping[str, float] | None
+) -> None:
+    """NaN/Inf in the scalar or the dot coefficients that statement ``s`` just defined."""
+    out = getattr(s, "out", None)
+    if out in col.scal and not np.isfinite(col.scal[out]):
+        _localise(col.kets, inputs, scalars)
+        check_finite(col.kets, out, col.scal[out], s)
+    if isinstance(s, MatMulKet):
+        for (y, h), val in col.dots.items():
+            if y == out:
+                check_finite(col.kets, f"E[∂{s.hat.arg}/∂{h}]", val, s)
+
+
+def _localise(kets: KetProgram, inputs: object, scalars: Mapping[str, float] | None) -> None:
+    """Name the first ket whose values are non-finite: a small Monte Carlo run raises the
+    evaluator's NumericError at that ket (quadrature composes kets, so it cannot tell)."""
+    from runtime.limits import LimitOptions, evaluate
+
+    evaluate(kets, inputs, scalars, LimitOptions(particles=4096, replicas=1))
 
 
 class _Column:

@@ -103,3 +103,22 @@ def programs(draw: st.DrawFn) -> Program:
 def test_print_then_parse_is_identity(program):
     text = print_program(program)
     assert parse_text(text) == program, text
+
+
+def test_coefficient_before_a_sum_is_not_distributed_on_reparse():
+    """Found by hypothesis: c·A·(u + w) printed as ``c*(u + w)*A`` re-parses as (c·u + c·w)·A."""
+    tanh = BUILTINS["tanh"].build
+    u0, u1 = sym("u[0]"), sym("u[1]")
+    cases = [
+        tanh(sympy.Rational(-7, 5)) * (u0 + u1),
+        2 * (u0 + u1) / (u0**2 + 1),
+        -sympy.Rational(7, 5) * (u0 + u1) * sympy.sin(u1),
+    ]
+    for f in cases:
+        p = verify(
+            Program(
+                "c", (), (Param("u", "vector", (2,)),), (Nonlin("h", f), Nonlin("o", sym("h"))),
+                ("o",),
+            )
+        )
+        assert parse_text(print_program(p)) == p, print_program(p)
