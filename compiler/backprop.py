@@ -171,8 +171,10 @@ def choose_output(program: Program, output: str | None) -> str:
                          "choose one to differentiate (output=NAME, --output NAME)")
     if output not in program.outputs:
         what = f"a {program.kinds[output]}" if output in program.kinds else "not defined"
+        where = getattr(program.producer.get(output), "loc", None)  # point at its definition
         raise UsageError(f"{output} is not an output of arch {program.name} ({output} is {what}; "
-                         f"outputs: {outs}); backprop differentiates F = avg(o) for an output o")
+                         f"outputs: {outs}); backprop differentiates F = avg(o) for an output o",
+                         where)
     return output
 
 

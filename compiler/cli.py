@@ -231,11 +231,21 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _read_quietly(path: str) -> str | None:
+    try:
+        with open(path, encoding="utf-8") as f:
+            return f.read()
+    except (OSError, UnicodeDecodeError):
+        return None
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
     except NexortError as e:
+        if e.source is None and e.loc is not None and os.path.isfile(str(e.loc.file)):
+            e.source = _read_quietly(str(e.loc.file))  # quote the line of any located error
         print(e.render(), file=sys.stderr)
         return 1
     except KeyboardInterrupt:

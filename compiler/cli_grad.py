@@ -21,6 +21,7 @@ from compiler.printer import print_program
 from compiler.serialize import program_dict
 from compiler.syntax import read_source
 from compiler.total import total_map
+from compiler.verify import verify
 
 
 def _grad_options(p: argparse.ArgumentParser) -> None:
@@ -75,6 +76,7 @@ def grads_dict(grads: GradientMap) -> dict[str, Any]:
 @_quoting_source
 def cmd_backprop(args: argparse.Namespace) -> int:
     result = backprop_map(load(args), args.output, not args.no_input_gradients)
+    verify(result.program)  # a pass's result is verified before anyone sees it
     if args.json:
         print(json.dumps({"program": program_dict(result.program), **grads_dict(result.grads)},
                          indent=1, ensure_ascii=False))
@@ -102,6 +104,7 @@ def cmd_total(args: argparse.Namespace) -> int:
         raise UsageError("--batch must be a positive integer")
     result = total_map(program, inputs, args.output, not args.forward_only,
                        not args.no_input_gradients)
+    verify(result.program)
     if args.json:
         out: dict[str, Any] = {"program": program_dict(result.program), "batch": result.batch}
         if data is not None:

@@ -8,6 +8,7 @@ dict from input entry names to (B,) arrays. On the command line DATA is an ``.np
 
 from __future__ import annotations
 
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -38,7 +39,8 @@ def input_batch(program: Program, inputs: object) -> tuple[int, dict[str, np.nda
     if x.shape[1] != len(names):
         raise UsageError(
             f"inputs have dimension {x.shape[1]}, but arch {program.name} takes {len(names)} "
-            f"({_describe(program)})"
+            f"({_describe(program)})",
+            program.inputs[0].loc,  # point at the declaration the data must match
         )
     if not np.all(np.isfinite(x)):
         raise UsageError("inputs contain NaN or Inf")
@@ -54,6 +56,8 @@ def load_inputs(spec: str) -> tuple[np.ndarray, int]:
     X_test (if present) row-wise."""
     path = Path(spec)
     if spec.endswith(".npz") or path.is_file():
+        if path.is_file() and not zipfile.is_zipfile(path):  # numpy would call it "pickled"
+            raise UsageError(f"{spec} is not an .npz file (a zip archive of .npy arrays)")
         try:
             with np.load(path, allow_pickle=False) as data:
                 if "X_train" not in data:
