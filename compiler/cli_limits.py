@@ -80,7 +80,14 @@ def _widths(text: str) -> list[int]:
 def _limit_options(p: argparse.ArgumentParser) -> None:
     _file_options(p)
     p.add_argument(
-        "--particles", type=int, default=16384, metavar="M", help="Monte Carlo particles"
+        "--particles", type=int, metavar="M", help="Monte Carlo particles (default 16384)"
+    )
+    p.add_argument(
+        "--outer2-pool",
+        type=int,
+        default=96,
+        metavar="K",
+        help="copy pool of order-2 OuterNonlins (cost M·K², bias O(1/K); default 96)",
     )
     p.add_argument("--replicas", type=int, help="independent replicas for standard errors")
     p.add_argument("--inputs", metavar="DATA", help=".npz with X_train (and X_test), or 1,2,3")
@@ -190,9 +197,10 @@ def _limits(
         try:
             res = evaluate_exact(kets, x, given)
             se = {k: [0.0] * res.batch for k in res.scalars}
+            ignored = "--particles is ignored on the exact path (--method mc to use it)"
             return {
                 "method": "exact (quadrature)",
-                "note": "",
+                "note": ignored if args.particles is not None else "",
                 "given": given,
                 "scalars": {k: v.tolist() for k, v in res.scalars.items()},
                 "stderr": se,
@@ -209,11 +217,15 @@ def _monte_carlo(
 ) -> dict[str, Any]:
     from runtime.limits import LimitOptions, evaluate
 
-    if args.particles < 4:
+    particles = 16384 if args.particles is None else args.particles
+    if particles < 4:
         raise UsageError("--particles must be at least 4")
+    if args.outer2_pool < 2:
+        raise UsageError("--outer2-pool must be at least 2")
     budget = int(args.memory_limit * 2**30) if args.memory_limit else None
     opts = LimitOptions(
-        particles=args.particles,
+        particles=particles,
+        outer2_pool=args.outer2_pool,
         replicas=args.replicas,
         seed=args.seed,
         stein=args.stein,
@@ -245,9 +257,10 @@ def _compare(
         raise UsageError("--seeds must be at least 2 for a standard error")
     out: dict[str, Any] = {}
     names = [n for n, k in program.kinds.items() if k == "scalar" and n not in program.input_names]
-    for n in args.compare_widths:
+    for w, n in enumerate(args.compare_widths):
         vals: dict[str, list[np.ndarray]] = {k: [] for k in names}
-        for s in range(args.seeds):
+        # distinct seeds per width: the same seed at two widths shares its first coordinates
+        for s in range(w * args.seeds, (w + 1) * args.seeds):
             params = draw_parameters(program, n, s)
             for k, v in given.items():
                 params[k] = np.array(v)
