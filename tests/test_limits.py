@@ -266,3 +266,21 @@ def test_exact_path_and_monte_carlo_agree_on_random_programs(p):
     for name in kets.avg_names:
         gap = abs(ex.scalars[name][0] - mc.scalars[name][0])
         assert gap < 5 * mc.stderr[name][0] + 1e-9, (name, ex.scalars[name], mc.scalars[name])
+
+
+def test_order2_pool_never_pairs_a_particle_with_itself():
+    """E″ over a copy pool: own particles that lie in the pool use a disjoint pool, so y(p) does
+    not depend on X(p) through a copy slot (that was a bias of about 2/P in every average)."""
+    from runtime.outer import Arg, copy_average
+
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((64, 1, 1))
+    kern = lambda own, b, c: own * b * c  # noqa: E731
+    args = [Arg(x, None, True), Arg(x, 1, True), Arg(x, 2, True)]
+    before = copy_average([kern], args, 2, pool=16)[0]
+    bumped = x.copy()
+    bumped[3] += 1.0  # particle 3 is in the first pool, and an own particle
+    args = [Arg(bumped, None, True), Arg(bumped, 1, True), Arg(bumped, 2, True)]
+    after = copy_average([kern], args, 2, pool=16)[0]
+    assert after[3, 0, 0] / bumped[3, 0, 0] == pytest.approx(before[3, 0, 0] / x[3, 0, 0])
+    assert after[20, 0, 0] != pytest.approx(before[20, 0, 0])  # others do see particle 3
