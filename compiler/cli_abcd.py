@@ -17,7 +17,7 @@ import argparse
 from pathlib import Path
 
 from compiler.cli import _file_options, command, load
-from compiler.errors import NexortError
+from compiler.errors import NexortError, UsageError
 
 
 def _options(p: argparse.ArgumentParser) -> None:
@@ -59,6 +59,10 @@ def _run(args: argparse.Namespace) -> int:
     from compiler.abcd.report import dumps, latex, size_table, table
     from compiler.abcd.symmetry import canonical_form
 
+    if not args.torch_recipe and (args.width is not None or args.base_width is not None):
+        flag = "--width" if args.width is not None else "--base-width"
+        raise UsageError(f"{flag} only applies to --torch-recipe (the verdicts do not depend on "
+                         "a width; add --torch-recipe for the factors at width N)")
     program = load(args)
     opt = parse_optimizer(args.opt)
     param = resolve(args.param, program)

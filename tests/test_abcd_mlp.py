@@ -119,10 +119,18 @@ def test_up_s_numbers(value):
 
 @pytest.mark.parametrize("value", ["-1/4", "3/4"])
 def test_up_s_outside_the_range_fails_with_reason(value):
+    """s < 0: θ_l = s < 0, the features blow up. After the first update Δh^1 = n^{-θ_1} and
+    Δh^2 ⊇ ΔW^2 Δx^1 = n^{1 − (a_2+c_2)}·n^{-θ_1} = n^{-θ_2-θ_1} = n^{-2s} (the ΔW·Δx term).
+    s > 1/2: a_3+b_3 = 1 − s < 1/2, f_0 blows up at init."""
     a = analyse(program("mlp2"), f"up:{value}", "adam")
     assert not a["stable"].holds
     text = "\n".join(a.reasons())
-    assert ("r = -1/4 < 0" in text) if value == "-1/4" else ("a_3+b_3 = 1/4 < 1/2" in text)
+    if value == "-1/4":
+        assert "r < 0: the features blow up" in text and "at least like n^1/2" in text
+        assert a.reported("r").diverges and a.reported("r").bound == -2 * sympy.Rational(value)
+    else:
+        assert "a_3+b_3 = 1/4 < 1/2: f_0 blows up: it grows like n^1/4" in text
+        assert a.reported("r").value == sympy.Rational(3, 4)  # the features are fine
 
 
 @pytest.mark.parametrize("name", ["mlp2", "mlp3"])
@@ -171,15 +179,21 @@ def test_adam_readout_at_half_speed_drops_the_readout_update():
     assert contributes == {"U": True, "v": False, "f_0": False}
 
 
-def test_zero_initialised_readout():
-    """b_{L+1} = ∞ (zero init): fine under SGD and scale-invariant Q, unfaithful under Adam+ε."""
+@pytest.mark.parametrize("opt", ["sgd", "signsgd", "adam"])
+def test_zero_initialised_readout(opt):
+    """b_{L+1} = ∞ (zero init, common μP practice): the readout is ΔW_0 = n^{-(a+c)} from its
+    first update on, so it counts with b' = min(b, c) = c for every optimizer: μP stays feature
+    learning with r = 0 and every layer's update contributes (05 §5.5). Under Adam the hidden
+    gradients are exactly 0 at step 0 (Q(0) = 0: neither linearised nor saturated) and from step
+    1 on have the scale n^{-(a_l+a_{L+1}+c_{L+1})} that d_l = 1 matches: faithful."""
     p = program("mlp2")
-    mup = resolve("mup", p)
-    zero = mup.with_exponents({"v": Exponents.of(0, sympy.oo, 0, 1)})
-    s = recognise(p)
-    assert classify_mlp(s, zero, parse_optimizer("sgd")).regime == "feature_learning"
-    assert classify_mlp(s, zero, parse_optimizer("signsgd")).regime == "feature_learning"
-    assert classify_mlp(s, zero, parse_optimizer("adam"))["faithful"].holds is False
+    zero = resolve("mup", p).with_exponents({"v": Exponents.of(0, sympy.oo, 0, 1)})
+    for a in (classify_mlp(recognise(p), zero, parse_optimizer(opt)),
+              analyse(p, zero, opt, method="calculus")):
+        assert a.regime == "feature_learning" and a.r == 0, a.method
+        assert all(verdicts(a)[k] for k in ("stable", "faithful", "nontrivial"))
+        assert {c.name: c.holds for c in a.contributions} == {
+            "U": True, "W": True, "v": True, "f_0": False}
 
 
 def test_effective_exponents_match_the_spec_tables():

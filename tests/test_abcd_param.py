@@ -139,11 +139,29 @@ def test_bad_tables_give_located_errors(tmp_path, text, message, line):
         assert info.value.loc.line == line, info.value.render()
 
 
-def test_table_under_ntp_base_with_scalars_is_refused(tmp_path):
+def test_table_under_ntp_base_with_scalars_needs_their_rows(tmp_path):
     f = tmp_path / "n.toml"
     f.write_text('base = "ntp"\n')
-    with pytest.raises(ParametrizationError, match="not allowed"):
+    with pytest.raises(ParametrizationError, match="base ntp gives it no row") as info:
         resolve(str(f), program("layernorm_mlp"))
+    assert info.value.loc.line == 1 and "[params.gain]" in info.value.message
+
+
+@pytest.mark.parametrize("text", [
+    "[params.gain]\na = 0\nb = 0\nc = 0\nd = 0\n[params.bias]\na = 0\nb = 0\nc = 0\nd = 0\n",
+    '[defaults.scalar]\na = 0\nb = 0\nc = "1/2"\nd = "1/2"\n',
+])
+def test_table_under_ntp_base_with_explicit_scalar_rows(tmp_path, text):
+    """The error above says "give the parameter a row": a table that does so is accepted, the
+    other parameters keep NTP's rows."""
+    f = tmp_path / "n.toml"
+    f.write_text('base = "ntp"\n' + text)
+    p = program("layernorm_mlp")
+    got = resolve(str(f), p)
+    ntp_rows = resolve("ntp", program("mlp2"))
+    assert got.e_out == HALF and got["W"] == ntp_rows["W"] and got["U"] == ntp_rows["U"]
+    assert got["gain"].a == 0 and got["bias"].b == 0
+    assert analyse(p, got, "adam").method == "calculus"
 
 
 def test_missing_table_file():
@@ -153,10 +171,20 @@ def test_missing_table_file():
 
 @pytest.mark.parametrize(("value", "want"), [
     (0.5, HALF), (1, 1), ("1/2", HALF), ("1 - s", 1 - symbol("s")), ("inf", sympy.oo),
-    ("(1+s)/2", (1 + symbol("s")) / 2),
+    ("(1+s)/2", (1 + symbol("s")) / 2), (float("inf"), sympy.oo), ("+Infinity", sympy.oo),
 ])
 def test_exponent_values(value, want):
-    assert parse_exponent(value, ["s"]) == want
+    assert parse_exponent(value, ["s"], allow_inf=True) == want
+
+
+@pytest.mark.parametrize("value", ["inf", float("inf"), "-inf", float("-inf"), "oo"])
+def test_infinite_exponents_only_where_allowed(value):
+    """Only b (zero init) and c (frozen) may be +∞; an infinite a, d or e_out means nothing."""
+    with pytest.raises(ParametrizationError, match=r"infinite|−∞"):
+        parse_exponent(value, [])
+    if "-" in str(value):
+        with pytest.raises(ParametrizationError, match="−∞"):
+            parse_exponent(value, [], allow_inf=True)
 
 
 @pytest.mark.parametrize("value", ["s*s", "1/0", "exp(s)", "", "2**3", None, float("nan")])
@@ -195,18 +223,24 @@ CASES = [("mlp1", "sp"), ("mlp2", "ntp"), ("mlp3", "mup"), ("mlp2", "up:1/4"),
 
 
 @settings(max_examples=40, deadline=None)
-@given(st.sampled_from(CASES), st.sampled_from(["adam", "signsgd", "sgd"]), st.data())
-def test_random_shifts_leave_verdicts_and_invariants_unchanged(case, opt, data):
+@given(st.sampled_from(CASES), st.sampled_from(["adam", "signsgd", "sgd"]),
+       st.sampled_from([None, "v", "U"]), st.data())
+def test_random_shifts_leave_verdicts_and_invariants_unchanged(case, opt, zero, data):
+    """Also with a zero-initialised readout or input layer (b = ∞ stays ∞ under any shift)."""
     name, spec = case
     p = program(name)
     base = resolve(spec, p)
+    if zero is not None:
+        e = base[zero]
+        base = base.with_exponents({zero: Exponents(e.a, sympy.oo, e.c, e.d)})
     shifted = shift(base, {g: data.draw(SHIFTS) for g in base})
     assert equivalent(base, shifted)
     assert all(invariants(base[g]) == invariants(shifted[g]) for g in base)
     a, b = analyse(p, base, opt), analyse(p, shifted, opt)
     for v in a.verdicts:
         assert v.solutions() == b[v.name].solutions(), v.name
-    assert canonical_exponent(a.r - b.r) == 0
+    assert a.r == b.r if sympy.oo in (a.r, b.r) else canonical_exponent(a.r - b.r) == 0
+    assert a.reported("r").key()[0] == b.reported("r").key()[0]
     assert [c.holds for c in a.contributions] == [c.holds for c in b.contributions]
 
 

@@ -7,7 +7,8 @@ nontrivial, feature learning or operator regime), r, which parameters contribute
 (05 §5.5) and the reasons. MLPs are recognised structurally and classified exactly
 (:mod:`compiler.abcd.classify`); any other architecture goes through the size calculus
 (:mod:`compiler.abcd.calculus`, 03 §3.3), which reproduces the MLP classification exactly on
-MLPs.
+MLPs. Exponents that blow up are reported as diverging, with their first-update exponent
+(:mod:`compiler.abcd.reported`).
 """
 
 from __future__ import annotations

@@ -23,18 +23,16 @@ The backprop program stands for the total program (02 §2.3): every input's copy
 exponents (inputs are Θ(1) constants) and the ΔW rule assumes the generic nonzero correlation
 between inputs. Q's output exponent depends on the optimizer class (:mod:`compiler.abcd.optim`):
 q for a linear Q, 0 for a scale-invariant one, min(q, 0) for an adaptive one. Because gradients can
-grow during training (a readout that outgrows its initialisation), the update pass is repeated
-with the Q inputs measured after it (Max of before and after) until they settle (≤ 3 passes).
+grow during training (a readout that outgrows its initialisation, or a zero-initialised one whose
+gradients behind it are exactly 0 at step 0), the update pass is repeated with the Q inputs
+measured after it (Max of before and after) until they settle (≤ 3 passes; for a scale-invariant
+Q only whether a gradient is exactly 0 matters). On a stable table the passes settle; on an
+unstable one each pass feeds the last one's blow-up back, so only the first pass (one update
+from init) is reported there (:mod:`compiler.abcd.reported`).
 
-Verdicts (03 §3.3, made exact): stable at init = every forward non-output vector Θ(1) (e0 = 0:
-features and pre-activations Θ(1), as in Yang & Hu's definition; 03 §3.2 item 1 has equalities),
-forward scalars, the arguments of non-homogeneous functions (a pre-activation fused into its
-activation, tanh(U·ξ)) and f_0 O(1); faithful at init = every Q input exponent 0 (adaptive Q
-only); stable during training = no forward change (vectors, scalars, function arguments) and no
-Δf exponent positive; faithful during training = no Q input grows (adaptive Q); nontrivial = Δf
-exponent 0; r = −max ed over the forward non-output vectors, feature learning iff r = 0. On MLPs
-this reproduces 03 §3.2 exactly (tests/test_abcd_calculus.py compares the condition sets for
-L = 1…4 and random tables).
+Verdicts: :mod:`compiler.abcd.calculus_checks`. On MLPs they reproduce 03 §3.2 exactly
+(tests/test_abcd_calculus.py compares the condition sets for L = 1…4 and random tables, zero
+initialisation included).
 """
 
 from __future__ import annotations
@@ -44,8 +42,7 @@ from dataclasses import dataclass
 
 import sympy
 
-from compiler.abcd.classify import SP_OPEN
-from compiler.abcd.conditions import Exp, fmt, relation
+from compiler.abcd.conditions import Exp
 from compiler.abcd.optim import Optimizer
 from compiler.abcd.param import HALF, Exponents, Parametrization
 from compiler.abcd.sizes import (
@@ -58,10 +55,9 @@ from compiler.abcd.sizes import (
     mean_zero,
     parities,
 )
-from compiler.abcd.verdict import Analysis, Check, Contribution, standard_verdicts
+from compiler.abcd.verdict import Analysis
 from compiler.backprop import Backprop, backprop_each
 from compiler.ir import Avg, Instruction, MatMul, Nonlin, OuterNonlin, Program, split_symbol
-from compiler.printer import format_instruction
 
 MAX_PASSES = 3
 Sizes = dict[str, Sized]
@@ -69,12 +65,16 @@ Sizes = dict[str, Sized]
 
 @dataclass(frozen=True)
 class Step:
-    """One update pass: the Q-input exponents it used, the sizes it produced (per backprop
-    program) and the Q-input exponents measured after it."""
+    """The update passes: the Q-input exponents the last one used, the sizes it produced (per
+    backprop program), the Q-input exponents measured after it, the sizes of the first pass
+    (one update from init) and each group's first nonzero Q input (at init, or after the
+    first update for a gradient that is exactly 0 at init, behind a zero-initialised readout)."""
 
     q_in: dict[str, Size]
     sizes: tuple[Sizes, ...]
     q_after: dict[str, Size]
+    first: tuple[Sizes, ...]
+    q_first: dict[str, Size]
 
 
 class SizeCalculus:
@@ -160,10 +160,10 @@ class SizeCalculus:
 
     # -- changes ------------------------------------------------------------------------------
     def changes(self, k: int, q_in: dict[str, Size], only: str | None = None,
-                forward_only: bool = False) -> Sizes:
+                forward_only: bool = False, base: Sizes | None = None) -> Sizes:
         """ed of every variable of backprop program k after one update with Q inputs ``q_in``
-        (only the group ``only`` updated, if given)."""
-        prog, init = self.bps[k].program, self.init[k]
+        (only the group ``only`` updated, if given), from the sizes ``base`` (default: init)."""
+        prog, init = self.bps[k].program, base or self.init[k]
         qo = {g: self.q_out(q) if only in (None, g) else None for g, q in q_in.items()}
         sizes: Sizes = {n: Sized(init[n].e0) for n in prog.input_names}
         for name in prog.param_names():
@@ -189,15 +189,24 @@ class SizeCalculus:
 
     def run(self) -> Step:
         """Update passes until the Q inputs settle."""
-        q0 = self.q_inputs(self.init, after=False)
-        q_in = q0
+        q_in = self.q_inputs(self.init, after=False)
+        q_first = dict(q_in)
+        first: tuple[Sizes, ...] | None = None
         for _ in range(MAX_PASSES):
             sizes = tuple(self.changes(k, q_in) for k in range(len(self.bps)))
+            first = first or sizes
             after = self.q_inputs(sizes, after=True)
-            if self.opt.qclass == "scale_invariant" or after == q_in:
+            q_first = {g: after[g] if q is None else q for g, q in q_first.items()}
+            if self._settled(q_in, after):
                 break
             q_in = after
-        return Step(q_in, sizes, after)
+        return Step(q_in, sizes, after, first, q_first)
+
+    def _settled(self, q_in: dict[str, Size], after: dict[str, Size]) -> bool:
+        # a scale-invariant Q only cares whether a gradient is exactly zero (Q(0) = 0)
+        if self.opt.qclass == "scale_invariant":
+            return all((q_in[g] is None) == (after[g] is None) for g in after)
+        return after == q_in
 
     # -- the output -----------------------------------------------------------------------------
     def f0(self) -> Size:
@@ -208,136 +217,15 @@ class SizeCalculus:
             out.append(eadd(sz[o].e0, HALF if zero_mean else sympy.S.One, -self.param.e_out))
         return emax(*out)
 
-    def delta_f(self, sizes: tuple[Sizes, ...]) -> Size:
-        return emax(*(eadd(sz[bp.grads.output].ed, 1 - self.param.e_out)
-                      for bp, sz in zip(self.bps, sizes, strict=True)))
-
-
-def _q_words(q: Exp) -> str:
-    if q.is_negative:
-        return "too small: Q is linearised (ε dominates)"
-    if q.is_positive:
-        return "too large: Q saturates to a sign"
-    return "not Θ(1)"
-
-
-@dataclass(frozen=True)
-class Feature:
-    """A forward quantity whose size stability constrains: a vector, a scalar, or the argument
-    of a function inside a formula (a pre-activation fused into its activation)."""
-
-    label: str
-    where: str
-    e0: Size
-    ed: Size
-    kind: str
-    vector: bool
-
-
-class _Checks:
-    """The checks of 03 §3.3 from the sizes the calculus found."""
-
-    def __init__(self, calc: SizeCalculus, step: Step) -> None:
-        self.calc, self.step = calc, step
-        self.init, self.sizes = calc.init[0], step.sizes[0]
-        self.q0 = calc.q_inputs(calc.init, after=False)
-        self.adaptive = calc.opt.qclass == "adaptive"
-        self.features = self._features()
-
-    def text(self, x: str) -> str:
-        return format_instruction(self.calc.program.producer[x], self.calc.program.kinds)
-
-    def _features(self) -> list[Feature]:
-        prog, out = self.calc.program, []
-        fs = FormulaSizes(lambda s: self.sizes[split_symbol(s.name, self.calc.copies)[0]])
-        for x in self.calc.forward:
-            if x in prog.outputs:
-                continue
-            sz, ins = self.sizes[x], prog.producer[x]
-            kind = prog.kinds[x]
-            out.append(Feature(f"e({x})", f"'{self.text(x)}'", sz.e0, sz.ed, kind,
-                               kind == "vector"))
-            if isinstance(ins, Nonlin | OuterNonlin):
-                fs.arguments.clear()
-                fs(ins.formula)
-                for arg, (fn, s) in fs.arguments.items():
-                    vec = any(prog.kinds.get(split_symbol(v.name, self.calc.copies)[0]) == "vector"
-                              for v in arg.free_symbols)
-                    out.append(Feature(f"e(arg of {fn} in {x})", f"the argument {arg} of {fn} "
-                                       f"in '{self.text(x)}'", s.e0, s.ed, "argument", vec))
-        return out
-
-    def stable_init(self, f0: Size) -> tuple[Check, ...]:
-        out = []
-        for f in self.features:
-            if f.e0 is None:
-                continue
-            if f.kind == "vector":  # features must be Θ(1) (Yang & Hu's stability at init)
-                out.append(Check(f.label, f.e0, "==", 0,
-                                 f"{f.where} has entries n^{fmt(f.e0)}, not Θ(1)"))
-            else:  # scalars may be o(1) (a mean-zero average); arguments must not blow up
-                out.append(Check(f.label, f.e0, "<=", 0, f"{f.where} grows like n^{fmt(f.e0)}"))
-        if f0 is not None:
-            out.append(Check("e(f_0)", f0, "<=", 0, f"f_0 grows like n^{fmt(f0)}"))
-        return tuple(out)
-
-    def faithful_init(self) -> tuple[Check, ...]:
-        if not self.adaptive:
-            return ()
-        return tuple(Check(f"q({g})", q, "==", 0,
-                           f"the gradient of {g} enters Q at n^{fmt(q)}, {_q_words(q)}")
-                     for g, q in self.q0.items() if q is not None)
-
-    def training(self, df: Size) -> tuple[tuple[Check, ...], tuple[Check, ...]]:
-        stab = [Check(f"e(Δ{f.label[2:]}", f.ed, "<=", 0,
-                      f"{f.where} changes by n^{fmt(f.ed)}: it blows up")
-                for f in self.features if f.ed is not None]
-        if df is not None:
-            stab.append(Check("e(Δf)", df, "<=", 0, f"Δf grows like n^{fmt(df)}"))
-        faith = [] if not self.adaptive else [
-            Check(f"q₁({g})", q, "<=", self.q0[g],
-                  f"the gradient of {g} grows during training (its Q input reaches n^{fmt(q)})")
-            for g, q in self.step.q_after.items() if q is not None and self.q0[g] is not None]
-        return tuple(stab), tuple(faith)
-
-    def r(self) -> Exp:
-        top = emax(*(f.ed for f in self.features if f.vector))
-        return sympy.oo if top is None else -top
+    def delta_f(self, sizes: tuple[Sizes, ...]) -> Exp:
+        got = emax(*(eadd(sz[bp.grads.output].ed, 1 - self.param.e_out)
+                     for bp, sz in zip(self.bps, sizes, strict=True)))
+        return -sympy.oo if got is None else got  # f does not move at all
 
 
 def analyse_sizes(program: Program, param: Parametrization, opt: Optimizer) -> Analysis:
     """The size calculus's verdicts for any architecture (03 §3.3)."""
+    from compiler.abcd.calculus_checks import analysis
+
     calc = SizeCalculus(program, param, opt)
-    step = calc.run()
-    checks = _Checks(calc, step)
-    f0, df = calc.f0(), calc.delta_f(step.sizes)
-    stab, faith = checks.training(df)
-    nt = () if df is None else (Check("e(Δf)", df, "==", 0, f"f moves by n^{fmt(df)}"),)
-    r = checks.r()
-    verdicts = standard_verdicts(checks.stable_init(f0), checks.faithful_init(), stab, faith,
-                                 nt, r, "Δf = Θ(1), given stable and faithful")
-    every = [ins.out for ins in calc.bps[0].program.body]  # forward, then the gradients
-    sizes = tuple((x, checks.init[x].e0, checks.sizes[x].ed) for x in every)
-    quantities = [("e(f_0)", f0), ("e(Δf)", df)]
-    quantities += [(f"q({g})", q) for g, q in checks.q0.items()]
-    return Analysis("calculus", f"arch {program.name}", param, opt, verdicts, r,
-                    _contributions(calc, step, verdicts[4].condition, f0),
-                    (SP_OPEN,) if param.name.startswith("sp") else (), tuple(quantities), sizes)
-
-
-def _contributions(calc: SizeCalculus, step: Step, nontrivial: sympy.Basic,
-                   f0: Size) -> tuple[Contribution, ...]:
-    out = []
-    for g, q in step.q_in.items():
-        if q is None:
-            continue
-        sizes = tuple(calc.changes(k, step.q_in, only=g, forward_only=True)
-                      for k in range(len(calc.bps)))
-        x = calc.delta_f(sizes)
-        if x is not None:
-            out.append(Contribution(g, f"update of {g}", x,
-                                    sympy.And(nontrivial, relation(x, "==", 0))))
-    if f0 is not None:
-        out.append(Contribution("f_0", "initial output f_0", f0,
-                                sympy.And(nontrivial, relation(f0, "==", 0))))
-    return tuple(out)
+    return analysis(calc, calc.run())

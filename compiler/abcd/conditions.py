@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import functools
 import itertools
+import math
 import re
 from collections.abc import Iterable
 
@@ -44,23 +45,39 @@ def symbol(name: str) -> sympy.Symbol:
 
 
 def parse_exponent(value: object, symbols: Iterable[str] = (), what: str = "exponent",
-                   loc: Loc | None = None) -> Exp:
+                   loc: Loc | None = None, allow_inf: bool = False) -> Exp:
     """An exponent from a table or the command line: an int, a float (read as the decimal it
-    prints as, 0.1 → 1/10), ``"inf"`` (zero initialisation), or a string holding a linear form
-    over numbers and the declared ``symbols`` (``"1/2"``, ``"1 - s"``, ``"1 + s/2"``)."""
+    prints as, 0.1 → 1/10), or a string holding a linear form over numbers and the declared
+    ``symbols`` (``"1/2"``, ``"1 - s"``, ``"1 + s/2"``). ``"inf"`` (+∞) is accepted only with
+    ``allow_inf``, for the letters where it means something (b = ∞: zero initialisation; c = ∞:
+    a frozen tensor, learning rate 0): an
+    infinite a, d or e_out has no meaning (n^{-∞}·p would be 0 whatever p is, and the invariants
+    A = a+b, D = d−a would read ∞ − ∞), and −∞ is never an exponent."""
     if isinstance(value, bool) or not isinstance(value, int | float | str):
         raise ParametrizationError(f"{what} must be a number or a string like \"1/2\" or "
                                    f"\"1 - s\", got {value!r}", loc)
-    if isinstance(value, int | float):
-        if value != value or value in (float("inf"), float("-inf")):
-            if value == float("inf"):
-                return sympy.oo
-            raise ParametrizationError(f"{what} must be a finite number or inf, got {value!r}", loc)
+    if isinstance(value, float) and not math.isfinite(value):
+        text = repr(value)  # inf, -inf, nan
+    elif isinstance(value, int | float):
         return sympy.Rational(str(value))
-    text = value.strip()
-    if text.lower() in _INFINITE:
-        return sympy.oo
+    else:
+        text = value.strip()
+    word = text.lower().replace(" ", "")
+    if word.lstrip("+-") in _INFINITE or word == "nan":
+        return _infinite(word, what, loc, allow_inf)
     return _parse_linear(text, set(symbols), what, loc)
+
+
+def _infinite(word: str, what: str, loc: Loc | None, allowed_here: bool) -> Exp:
+    allowed = ("only b (inf: zero initialisation) and c (inf: frozen, learning rate 0) may be "
+               "infinite")
+    if word == "nan":
+        raise ParametrizationError(f"{what} must be a number, got nan", loc)
+    if word.startswith("-"):
+        raise ParametrizationError(f"{what} cannot be −∞ ({allowed}, and only as +inf)", loc)
+    if not allowed_here:
+        raise ParametrizationError(f"{what} cannot be infinite: {allowed}", loc)
+    return sympy.oo
 
 
 def _parse_linear(text: str, names: set[str], what: str, loc: Loc | None) -> Exp:
@@ -264,6 +281,17 @@ def fmt(expr: Exp | None) -> str:
         return "−∞"
     text = str(expr)
     return text.replace("**", "^")
+
+
+def npow(expr: Exp | None, base: str = "n") -> str:
+    """``base`` to the power ``expr`` in plain text: n^2, n^1/2, n^-1/2, n^s, n^(s - 1),
+    n^(-s - 1/2); a compound exponent is parenthesised, so a negated sum never reads as
+    n^-1 - s."""
+    text = fmt(expr)
+    simple = expr is None or not isinstance(expr, sympy.Add | sympy.Mul | sympy.Max | sympy.Min)
+    if isinstance(expr, sympy.Mul) and expr.as_coeff_Mul()[1].is_Symbol:
+        simple = expr.as_coeff_Mul()[0] == -1  # -s stays n^-s; 2*s becomes n^(2*s)
+    return f"{base}^{text}" if simple else f"{base}^({text})"
 
 
 def fmt_set(got: sympy.Set | Boolean, name: str = "") -> str:

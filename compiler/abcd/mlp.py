@@ -18,11 +18,13 @@ matrices and layer L+1 is the readout with a_{L+1} = a_v + e_out (Rem. 2.9.13).
 5. feature learning iff r = 0, operator regime iff r > 0.
 
 For a linear or scale-invariant Q item 2 is automatic: c is replaced by the effective c' (linear:
-c − d + d*, with d* the faithful d computed from the readout's effective size
-B = min(b_{L+1}, c'_{L+1}); scale invariant: c). For an adaptive Q with wrong d the sizes are
+c − d + d*, with d* the faithful d computed from the readout's size during training
+b' = min(b_{L+1}, c'_{L+1}); scale invariant: c). For an adaptive Q with wrong d the sizes are
 still predicted with c' = c + max(d* − d, 0) (see optim), but the verdict is "unfaithful".
+In items 3–4 and the contributions b_{L+1} is b' (equivalent when b ≤ c'); a zero readout
+(b = ∞) has b' = c' and its faithful d uses b' (see :mod:`compiler.abcd.classify`).
 Contributions to the limit (05 §5.5): the readout's update iff a_{L+1}+c'_{L+1} = 1, layer l's
-update iff a_{L+1}+b_{L+1}+θ_l = 1, the initial output f_0 iff a_{L+1}+b_{L+1} = ½.
+update iff a_{L+1}+b'_{L+1}+θ_l = 1, the initial output f_0 iff a_{L+1}+b_{L+1} = ½.
 """
 
 from __future__ import annotations

@@ -7,12 +7,14 @@ The abcd analysis only needs one property of Q: what happens to a gradient whose
   (Rem. 2.2.4: the abc-parametrization with c_abc = c − d). Faithfulness is automatic; the
   analysis replaces d by the faithful value and c by c − d + d*. The last layer may outgrow its
   initialisation (b_{L+1} > c_{L+1}, e.g. a zero-initialised readout): the gradients then scale
-  with the readout's larger size, as in Yang & Hu's abc classification.
+  with the readout's larger size, as in Yang & Hu's abc classification (for any Q the readout's
+  size during training is b' = min(b, c'), see :mod:`compiler.abcd.classify`).
 * ``scale_invariant`` (signsgd, adam/rmsprop/adagrad with ε = 0): Q(n^d g) = Q(g), so d is
   irrelevant (Rem. 2.2.6). Faithfulness is automatic and c is unchanged.
 * ``adaptive`` (adam, rmsprop, adagrad with ε > 0, smooth signsgd(ε > 0)): Q is linear near 0 and
   sign-like at infinity, so the d exponents must be the faithful ones (spec 03 §3.2 item 2) and
-  the last layer must not outgrow its initialisation (b_{L+1} ≤ c_{L+1}). When they are not, the
+  the last layer must not outgrow its initialisation (b_{L+1} ≤ c_{L+1}; void for a zero readout,
+  whose hidden gradients are exactly 0 at step 0 and Q(0) = 0). When they are not, the
   analysis still predicts the sizes: an input of size n^{q} with q < 0 is linearised (an update of
   size n^{q}, ε dominates), one with q > 0 saturates to sign (size 1): Q's output has exponent
   min(q, 0), i.e. an effective c' = c + max(d* − d, 0).

@@ -4,8 +4,9 @@ Every parameter tensor P of the architecture file gets four exponents (a, b, c, 
 p initialised iid N(0, σ²n^{-2b}), learning rate η·lr·n^{-c}, gradient multiplied by n^{d} before
 the update function Q (03 §3.1); σ and lr are width-independent constants. The architecture's
 output multiplier is f = n^{-e_out} Σ_α o_α (02 §2.1). A group such as ``param U : vector[10]``
-shares one row. Exponents are sympy numbers, ``oo`` (zero initialisation) or linear forms in
-symbols (``up:s``).
+shares one row. Exponents are sympy numbers, linear forms in symbols (``up:s``) or ``oo``: b = ∞
+is a zero initialisation, c = ∞ a frozen tensor (learning rate 0); an infinite a or d, or any
+−∞, has no meaning and is refused (:func:`~compiler.abcd.conditions.parse_exponent`).
 
 Built-ins (03 §3.2, §3.3), by the role a parameter plays in the program:
 
@@ -57,7 +58,13 @@ class Exponents:
 
     def __post_init__(self) -> None:  # accept plain numbers
         for letter in LETTERS:
-            object.__setattr__(self, letter, sympy.sympify(getattr(self, letter)))
+            value = sympy.sympify(getattr(self, letter))
+            object.__setattr__(self, letter, value)
+            # only b = ∞ (zero init) and c = ∞ (frozen) mean something (see parse_exponent)
+            if value.has(sympy.nan, sympy.zoo, -sympy.oo) or (
+                    letter in "ad" and value.has(sympy.oo)):
+                raise ParametrizationError(f"exponent {letter} cannot be {value}: only b and c "
+                                           "may be infinite (b = ∞: zero init, c = ∞: frozen)")
 
     @classmethod
     def of(cls, a: object, b: object, c: object, d: object) -> Exponents:

@@ -179,3 +179,20 @@ def linear_set(b: sympy.Rational, a: sympy.Rational, op: str) -> sympy.Set:
     if up:
         return sympy.Interval(x, sympy.oo, left_open=strict)
     return sympy.Interval(-sympy.oo, x, right_open=strict)
+
+
+def restrict(expr: sympy.Expr, s: sympy.Symbol, region: sympy.Set) -> sympy.Expr:
+    """An expression equal to ``expr`` on the convex hull of ``region`` with only the pieces
+    that meet it (``2*s - Max(0, s)`` on [0, 1/2] is ``s``); ``expr`` itself when it is not
+    piecewise linear in s or the region is unbounded on both sides."""
+    f = _cached_pl(expr, s) if expr.has(sympy.Max, sympy.Min) else None
+    lo, hi = region.inf, region.sup
+    if f is None or (lo == -sympy.oo and hi == sympy.oo):
+        return expr
+    if lo == hi:
+        return expr.subs(s, lo)
+    keep = [k for k, t in enumerate(f.bps) if lo < t < hi]
+    first = bisect.bisect_right(f.bps, lo) if lo != -sympy.oo else 0
+    bps = tuple(f.bps[k] for k in keep)
+    pieces = f.pieces[first: first + len(bps) + 1]
+    return from_pl(PL(bps, pieces).tidy(), s)

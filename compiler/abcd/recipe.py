@@ -19,7 +19,7 @@ from typing import Any
 
 import sympy
 
-from compiler.abcd.conditions import Exp, fmt
+from compiler.abcd.conditions import Exp, fmt, npow
 from compiler.abcd.optim import Optimizer
 from compiler.abcd.param import Parametrization
 from compiler.errors import UsageError
@@ -116,7 +116,7 @@ def recipe_text(param: Parametrization, opt: Optimizer, width: int, base: int,
              f"({opt.text}); each factor multiplies the value you use at N0:", ""]
     lines += ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows]
     lines += ["", f"output multiplier × {_num(d['output_multiplier'])} "
-              f"(f = (N/N0)^(-{d['e_out']}) · Σ_α o_α relative to N0)",
+              f"(f = {npow(-param.e_out, '(N/N0)')} · Σ_α o_α relative to N0)",
               "init std: sample the stored tensor with this std; multiplier: multiply it by this "
               "in the forward pass;",
               "lr: per-parameter-group learning rate; adam eps: per-group eps "
@@ -129,4 +129,4 @@ def recipe_text(param: Parametrization, opt: Optimizer, width: int, base: int,
 def _num(x: Any) -> str:
     if isinstance(x, float):
         return f"{x:.6g}"
-    return str(x)
+    return str(x).replace("**", "^")  # a symbolic factor: 4^(s - 1), as the exponents print

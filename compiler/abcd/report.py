@@ -22,13 +22,14 @@ import sympy
 
 from compiler.abcd.conditions import Exp, fmt, fmt_set
 from compiler.abcd.param import LETTERS
+from compiler.abcd.reported import on_set
 from compiler.abcd.symmetry import invariants
 from compiler.abcd.verdict import VERDICTS, Analysis
 
 _WORDS = {True: "yes", False: "no"}
 
 
-def _value(e: Exp | None) -> Any:
+def json_value(e: Exp | None) -> Any:
     """An exponent for JSON: a number when it is one, else its formula as a string."""
     if e is None:
         return None
@@ -50,7 +51,9 @@ def size_table(a: Analysis) -> str:
     if not a.sizes:
         return "no per-vector sizes (the MLP classifier was used; try --method calculus)\n"
     width = max(len("variable"), *(len(x) for x, _, _ in a.sizes))
-    lines = [f"{'variable':<{width}}  init  change"]
+    lines = ["(unstable: the change after one update from init; later updates grow further)"
+             ] if a["stable"].holds is False else []
+    lines.append(f"{'variable':<{width}}  init  change")
     lines += [f"{x:<{width}}  {fmt(e0):<4}  {fmt(ed)}" for x, e0, ed in a.sizes]
     return "\n".join(lines) + "\n"
 
@@ -67,17 +70,34 @@ def table(a: Analysis) -> str:
              f"optimizer {a.optimizer.describe()}", ""]
     lines += ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows]
     lines += ["", "verdicts (03 §3.2):", *(f"  {r}" for r in a.reasons())]
-    lines.append(f"regime: {_regime(a)}; r = {fmt(a.r)}")
+    lines.append(f"regime: {_regime(a)}; r = {a.reported('r').text(a.symbols)}")
     if a.quantities:
-        lines.append("exponents: " + ", ".join(f"{k} = {fmt(v)}" for k, v in a.quantities))
+        lines.append(_exponents_line(a))
     contrib = [c for c in a.contributions if c.holds is not False]
     if contrib:
         lines.append("contributes to the limit (05 §5.5):")
-        for c in contrib:
+        stable = a["stable"].condition
+        for c in contrib:  # a contribution needs stability: its exponent there is exact
             when = "yes" if c.holds else "iff " + fmt_set(sympy_set(c.condition), a.symbols)
-            lines.append(f"  {c.what}: {when} (Δf exponent {fmt(c.exponent)})")
+            lines.append(f"  {c.what}: {when} (Δf exponent {fmt(on_set(c.exponent, stable))})")
     lines += ["", "notes:", *(f"  - {n}" for n in a.notes)] if a.notes else []
     return "\n".join(lines) + "\n"
+
+
+def _exponents_line(a: Analysis) -> str:
+    """The analysis's exponents; e(Δf) as reported (it may diverge), the others simplified on
+    the stable set (where they describe the training; outside it something blows up)."""
+    stable, parts = a["stable"].condition, []
+    region = ""
+    for k, v in a.quantities:
+        if k == "e(Δf)" and a.reported(k).value is None:
+            parts.append(f"{k} = {a.reported(k).text(a.symbols)}")
+            continue
+        shown = on_set(v, stable)
+        if shown != v:
+            region = f" (on the stable set {fmt_set(sympy_set(stable), a.symbols)})"
+        parts.append(f"{k} = {fmt(shown)}")
+    return f"exponents{region}: " + ", ".join(parts)
 
 
 def _regime(a: Analysis) -> str:
@@ -97,12 +117,12 @@ def sympy_set(cond: sympy.Basic) -> sympy.Set | sympy.Basic:
 def as_json(a: Analysis) -> dict[str, Any]:
     """The machine-readable result (issue 4 item 5)."""
     p = a.param
-    params = {g: {k: _value(v) for k, v in zip(LETTERS, p[g].as_tuple(), strict=True)}
+    params = {g: {k: json_value(v) for k, v in zip(LETTERS, p[g].as_tuple(), strict=True)}
               | {"role": p.role(g), "sigma": p.table[g].sigma, "lr": p.table[g].lr,
-                 **{k: _value(v) for k, v in zip("ACD", invariants(p[g]), strict=True)}}
+                 **{k: json_value(v) for k, v in zip("ACD", invariants(p[g]), strict=True)}}
               for g in p}
     out: dict[str, Any] = {
-        "arch": a.program, "method": a.method, "param": p.name, "e_out": _value(p.e_out),
+        "arch": a.program, "method": a.method, "param": p.name, "e_out": json_value(p.e_out),
         "optimizer": a.optimizer.text, "q_class": a.optimizer.qclass,
         "optimizer_note": a.optimizer.describe(), "parameters": params,
     }
@@ -110,13 +130,23 @@ def as_json(a: Analysis) -> dict[str, Any]:
         v = a[name]
         out[name] = v.holds if v.holds is not None else fmt_set(v.solutions(), a.symbols)
     out["regime"] = a.regime
-    out["r"] = _value(a.r)
+    r = a.reported("r")
+    out["r"] = r.json()
+    if r.where is not None:
+        out["r_where"] = fmt_set(r.where, a.symbols)
+    if a.first:  # what one update from init gives (the lower bound of a blow-up)
+        out["first_update"] = {k: json_value(v) for k, v in a.first}
     out["contributions"] = {c.name: (c.holds if c.holds is not None else
                                      fmt_set(sympy_set(c.condition), a.symbols))
                             for c in a.contributions}
-    out["sizes"] = {k: _value(v) for k, v in a.quantities}
+    stable = a["stable"].condition
+    out["sizes"] = {k: a.reported(k).json() if k == "e(Δf)" else json_value(on_set(v, stable))
+                    for k, v in a.quantities}
+    if any(on_set(v, stable) != v for _, v in a.quantities):
+        out["sizes_where"] = fmt_set(sympy_set(stable), a.symbols)
     if a.sizes:  # the size calculus: what a coordinate check measures (03 §3.4)
-        out["vectors"] = {x: {"init": _value(e0), "change": _value(ed)} for x, e0, ed in a.sizes}
+        out["vectors"] = {x: {"init": json_value(e0), "change": json_value(ed)}
+                          for x, e0, ed in a.sizes}
     out["reasons"] = a.reasons()
     out["notes"] = list(a.notes)
     return out
@@ -141,10 +171,18 @@ def latex(a: Analysis) -> str:
     caption = (f"{_tex_escape(p.name)} for {_tex_escape(a.program)} "
                f"($e_{{\\mathrm{{out}}}} = {sympy.latex(p.e_out)}$, "
                f"{_tex_escape(a.optimizer.text)}): {_tex_escape(verdicts)}; regime {regime}, "
-               f"$r = {sympy.latex(a.r)}$.")
+               f"{_tex_r(a)}.")
     return "\n".join([r"\begin{table}[ht]", r"\centering", r"\begin{tabular}{llrrrrrrr}",
                       r"\hline", head, r"\hline", *body, r"\hline", r"\end{tabular}",
                       rf"\caption{{{caption}}}", r"\end{table}"]) + "\n"
+
+
+def _tex_r(a: Analysis) -> str:
+    r = a.reported("r")
+    if r.value is None:
+        return f"$r$ {_tex_escape(r.text(a.symbols))}"
+    where = "" if r.where is None else f" for {_tex_escape(fmt_set(r.where, a.symbols))}"
+    return f"$r = {sympy.latex(r.value)}${where}"
 
 
 def _tex_escape(text: str) -> str:

@@ -2,7 +2,8 @@
 
 A :class:`Sized` value carries two exponents: ``e0``, the size of its entries at initialisation
 (Θ(n^{e0})), and ``ed``, the size of its change after the first update(s); ``None`` means
-identically zero (an input never changes, ``bias = 0`` at init). The rules for a formula ψ, from
+identically zero (an input never changes, ``bias = 0`` at init, b = ∞ or a frozen tensor
+with c = ∞: an exponent −∞ is normalised to None). The rules for a formula ψ, from
 the sizes of its arguments (derived here, 03 §3.3 "size calculus"):
 
 * sums: the largest term (cancellations are not assumed);
@@ -37,19 +38,24 @@ from compiler.symbols import WIDTH
 Size = Exp | None
 
 
+def _zero(x: Size) -> bool:
+    """An exponent −∞ (an infinite a+b or a+c: zero init, a frozen tensor) is an exact zero."""
+    return x is None or x == -sympy.oo
+
+
 def emax(*xs: Size) -> Size:
     """The size of a sum: the largest exponent (None, an exact zero, is ignored)."""
-    vals = [sympy.sympify(x) for x in xs if x is not None]
+    vals = [sympy.sympify(x) for x in xs if not _zero(x)]
     return apply("max", *vals) if vals else None
 
 
 def emin(*xs: Size) -> Size:
-    return None if any(x is None for x in xs) else apply("min", *map(sympy.sympify, xs))
+    return None if any(_zero(x) for x in xs) else apply("min", *map(sympy.sympify, xs))
 
 
 def eadd(*xs: Size) -> Size:
     """The size of a product: exponents add (a zero factor makes it zero)."""
-    return None if any(x is None for x in xs) else apply("add", *map(sympy.sympify, xs))
+    return None if any(_zero(x) for x in xs) else apply("add", *map(sympy.sympify, xs))
 
 
 @dataclass(frozen=True)

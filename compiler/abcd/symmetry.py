@@ -41,11 +41,16 @@ def canonical_form(p: Parametrization) -> Parametrization:
 def same(e: Exponents, f: Exponents) -> bool:
     """Whether two rows are equal modulo the symmetry."""
     pairs = zip(invariants(e), invariants(f), strict=True)
-    return all(sympy.simplify(x - y) == 0 for x, y in pairs)
+    return all(_equal(x, y) for x, y in pairs)
+
+
+def _equal(x: Exp, y: Exp) -> bool:
+    # A = ∞ (zero init) or C = ∞ (frozen) on both sides: equal, though ∞ − ∞ is undefined
+    return x == y or (not x.has(sympy.oo) and not y.has(sympy.oo) and sympy.simplify(x - y) == 0)
 
 
 def equivalent(p: Parametrization, q: Parametrization) -> bool:
     """Whether two parametrizations of the same architecture are equal modulo the symmetry."""
-    if set(p) != set(q) or sympy.simplify(p.e_out - q.e_out) != 0:
+    if set(p) != set(q) or not _equal(p.e_out, q.e_out):
         return False
     return all(same(p[g], q[g]) for g in p)

@@ -19,9 +19,11 @@ A table names parameters of the architecture file and gives their exponents::
     lr = 0.5                              # learning-rate multiplier (width independent)
 
 JSON has the same structure. A parameter's row is taken from ``params``, then ``defaults`` of its
-role (a readout falls back to ``defaults.vector``), then ``base``; an exponent missing from all
-three, an unknown parameter or role, an unknown key and a non-numeric value are errors that
-name the file and line.
+role (a readout falls back to ``defaults.vector``), then ``base``. A base that has no row for a
+parameter (a scalar under ``ntp``, spec 03 §3.3) is fine when the table gives the whole row. b and
+c may be ``"inf"`` (zero initialisation, frozen); a, d and e_out may not. An exponent missing from
+all three, an unknown parameter or role, an unknown key and a non-numeric value are errors that
+name the file and line (a missing exponent: the parameter's first row, else the file's start).
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from __future__ import annotations
 import json
 import re
 import tomllib
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -37,7 +40,6 @@ import sympy
 from compiler.abcd.conditions import parse_exponent
 from compiler.abcd.param import (
     LETTERS,
-    Builtin,
     Exponents,
     Parametrization,
     TensorRule,
@@ -73,6 +75,19 @@ class _Source:
             else:
                 return Loc(self.path, line + 1, 1)
         return Loc(self.path, line + 1, col) if keys else Loc(self.path, 1, 1)
+
+    def find(self, section: str, key: str) -> Loc | None:
+        """The line that opens [section.key] (TOML) or "section": {… "key": (JSON), None when
+        the file has no such row."""
+        header = re.compile(rf"^\s*\[\s*{re.escape(section)}\s*\.\s*\"?{re.escape(key)}\"?\s*\]")
+        for k, line in enumerate(self.lines):
+            m = header.search(line)
+            if m:
+                return Loc(self.path, k + 1, len(line) - len(line.lstrip()) + 1)
+        start = self.text.find(f'"{section}"')
+        if start >= 0 and re.search(rf'"{re.escape(key)}"\s*:', self.text[start:]):
+            return self.loc(section, key)
+        return None
 
     def error(self, message: str, *keys: str) -> ParametrizationError:
         return ParametrizationError(message, self.loc(*keys), self.text)
@@ -146,24 +161,29 @@ def _symbols(value: Any, src: _Source) -> tuple[str, ...]:
     return tuple(value)
 
 
-def _base(value: Any, src: _Source, program: Program) -> Parametrization | None:
+@dataclass(frozen=True)
+class _Base:
+    """A built-in as a table's base: its name, e_out and row per parameter group (None where
+    the built-in allows none, a scalar under NTP: the table must then give the whole row)."""
+
+    name: str
+    e_out: sympy.Expr
+    rows: dict[str, Exponents | None]
+
+
+def _base(value: Any, src: _Source, program: Program) -> _Base | None:
     if value is None:
         return None
     found = builtin(value) if isinstance(value, str) else None
     if found is None:
         raise src.error(f"base must name a built-in (sp, sp:C, ntp, mup, up:S), got {value!r}",
                         "base")
-    return _bind_base(found, program, src)
+    roles = param_roles(program)
+    return _Base(found.name, found.e_out,
+                 {p.name: found.by_role[roles[p.name]] for p in program.params})
 
 
-def _bind_base(found: Builtin, program: Program, src: _Source) -> Parametrization:
-    try:
-        return found.bind(program)
-    except ParametrizationError as e:
-        raise src.error(e.message, "base") from None
-
-
-def _e_out(data: dict[str, Any], base: Parametrization | None, names: tuple[str, ...],
+def _e_out(data: dict[str, Any], base: _Base | None, names: tuple[str, ...],
            src: _Source) -> sympy.Expr:
     if "e_out" in data:
         return parse_exponent(data["e_out"], names, "e_out", src.loc("e_out"))
@@ -203,27 +223,43 @@ def _suggest(name: str, allowed: tuple[str, ...]) -> str:
 
 
 def _row(group: str, role: str, chain: list[tuple[str, str, dict[str, Any]]],
-         base: Parametrization | None, names: tuple[str, ...], src: _Source) -> TensorRule:
+         base: _Base | None, names: tuple[str, ...], src: _Source) -> TensorRule:
     values: list[sympy.Expr] = []
     for letter in LETTERS:
         found = next(((sec, key, row[letter]) for sec, key, row in chain if letter in row), None)
         if found is not None:
             sec, key, raw = found
             what = f"[{sec}.{key}] {letter}"
-            values.append(parse_exponent(raw, names, what, src.loc(sec, key, letter)))
-        elif base is not None:
-            values.append(getattr(base[group], letter))
+            values.append(parse_exponent(raw, names, what, src.loc(sec, key, letter),
+                                         allow_inf=letter in "bc"))
+        elif base is not None and base.rows[group] is not None:
+            values.append(getattr(base.rows[group], letter))
         else:
-            raise src.error(f"parameter {group} ({role}): missing exponent {letter} (give it in "
-                            f"[params.{group}] or [defaults.{role}], or set base)", "params", group)
+            raise _missing(group, role, letter, chain, base, src)
     consts = {}
     for key in ("sigma", "lr"):
         raw = next((row[key] for _, _, row in chain if key in row), None)
         if raw is None:
-            consts[key] = getattr(base.table[group], key) if base is not None else 1.0
+            consts[key] = 1.0  # the built-ins have no constants
             continue
         if isinstance(raw, bool) or not isinstance(raw, int | float) or raw <= 0:
             raise src.error(f"{key} of {group} must be a positive number, got {raw!r}",
                             "params", group, key)
         consts[key] = float(raw)
     return TensorRule(Exponents(*values), consts["sigma"], consts["lr"])
+
+
+def _missing(group: str, role: str, letter: str, chain: list[tuple[str, str, dict[str, Any]]],
+             base: _Base | None, src: _Source) -> ParametrizationError:
+    """The error for an exponent no row gives, at the first table row of the parameter (its
+    [params] row, else its role's [defaults] row, else the base line or the file's start)."""
+    where = next((src.find(sec, key) for sec, key, row in chain if row), None)
+    if base is not None:  # the base has no row for this parameter (a scalar under NTP)
+        message = (f"{role} parameter {group}: base {base.name} gives it no row (spec 03 §3.3: "
+                   f"NTP has no scalar parameters, Thm 2.9.19), and exponent {letter} is missing; "
+                   f"give all of a, b, c, d in [params.{group}] or [defaults.{role}]")
+        where = where or src.loc("base")
+    else:
+        message = (f"parameter {group} ({role}): missing exponent {letter} (give it in "
+                   f"[params.{group}] or [defaults.{role}], or set base)")
+    return ParametrizationError(message, where or Loc(src.path, 1, 1), src.text)
