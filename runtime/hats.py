@@ -50,18 +50,23 @@ class ParticleHats:
     """The hats of one orientation over M particles: values (P, R, C), where P particles per
     replica, R replicas and C input columns (1 for input-independent objects) are independent."""
 
-    def __init__(self) -> None:
+    def __init__(self, replicas: int = 1) -> None:
+        self.replicas = replicas
         self.args: list[np.ndarray] = []
         self.zetas: list[np.ndarray] = []
         self.rows = np.zeros((1, 1, 0, 0))
 
     def add(self, x: np.ndarray, zeta_of: object) -> np.ndarray:
         """The hat of a new argument ``x`` (P, R, C); ``zeta_of(shape)`` draws fresh normals."""
-        c = np.stack([np.mean(a * x, axis=0) for a in self.args], axis=-1) if self.args else None
+        # a constant argument (vec(θ)) has one replica column: broadcast before stacking
+        grams = np.broadcast_arrays(*(np.mean(a * x, axis=0) for a in self.args))
         d = np.mean(x * x, axis=0)
-        if c is None:
-            c = np.zeros((*d.shape, 0))
-        shape = np.broadcast_shapes(self.rows.shape[:-2], c.shape[:-1], d.shape)
+        c = np.stack(grams, axis=-1) if grams else np.zeros((*d.shape, 0))
+        # every replica draws its own hat, even of a constant argument: else the replicas share
+        # one draw and the standard error comes out 0
+        shape = np.broadcast_shapes(
+            self.rows.shape[:-2], c.shape[:-1], d.shape, (self.replicas, 1)
+        )
         rows = np.broadcast_to(self.rows, (*shape, *self.rows.shape[-2:]))
         lv, s = extend_factor(
             rows, np.broadcast_to(c, (*shape, c.shape[-1])), np.broadcast_to(d, shape)

@@ -245,7 +245,9 @@ class _Run:
         args = self.funcs.args(s)
         arrays = [self.values[v] if kind == "vector" else self.scal[v] for v, _, kind in args]
         need = self.plan.need.get(s.out, frozenset())
-        if s.order == 0:
+        # E′ of a formula that reads no copy is the formula itself (mean[b](θ) = θ)
+        reads_copy = any(c is not None and kind == "vector" for _, c, kind in args)
+        if s.order == 0 or not reads_copy:
             y = self.funcs.kernel(s)(*arrays)
             shape = np.broadcast_shapes(np.shape(y), *(a.shape for a in arrays), (self.P, 1, 1))
             y = np.array(np.broadcast_to(y, shape), dtype=np.float64)
@@ -270,7 +272,7 @@ class _Run:
 
     def _matmul(self, s: MatMulKet) -> None:
         x = self.values[s.hat.arg]
-        orient = self.orient.setdefault(s.hat.orientation, ParticleHats())
+        orient = self.orient.setdefault(s.hat.orientation, ParticleHats(self.R))
         hat = orient.add(x, lambda shape: self.normals(s.out, shape))
         self.hatvals[s.out] = hat
         coeffs = self._coefficients(s)

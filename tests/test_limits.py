@@ -284,3 +284,27 @@ def test_order2_pool_never_pairs_a_particle_with_itself():
     after = copy_average([kern], args, 2, pool=16)[0]
     assert after[3, 0, 0] / bumped[3, 0, 0] == pytest.approx(before[3, 0, 0] / x[3, 0, 0])
     assert after[20, 0, 0] != pytest.approx(before[20, 0, 0])  # others do see particle 3
+
+
+WITH_C = "param x : vector\n param W : matrix\n param c : scalar = 1/2"
+
+
+def test_matmul_of_a_constant_vector_has_a_hat_per_replica():
+    """W·vec(θ): the argument has one replica column; its hat must still be drawn per replica
+    (else the replicas share one draw and the s.e. is 0), and it must join later hats' Grams."""
+    kets = lower(prog("k = vec(1)\n y = W @ k\n s = avg(y*y)\n output y"))
+    res = evaluate(kets, opts=LimitOptions(particles=16384))
+    assert res.stderr["s"][0] > 0.003  # Var(y²)/M: √(2/16384) ≈ 0.011
+    assert abs(res.scalars["s"][0] - 1.0) < 4 * res.stderr["s"][0]
+    mixed = lower(prog("k = vec(tanh(c))\n y2 = W @ k\n y1 = W @ x\n y3 = W @ y2\n"
+                       " s = avg(y3*y1 + y3*y3)\n output y3", WITH_C))
+    exact = evaluate_exact(mixed).scalars["s"][0]  # = tanh(1/2)², the hats are independent
+    assert exact == pytest.approx(np.tanh(0.5) ** 2, rel=1e-10)
+    mc = evaluate(mixed, opts=LimitOptions(particles=16384))
+    assert abs(mc.scalars["s"][0] - exact) < 4 * mc.stderr["s"][0]
+
+
+def test_outer_nonlin_that_reads_no_copy_is_pointwise():
+    kets = lower(prog("y = mean[b](c)\n s = avg(y*x + y)\n output y", WITH_C))
+    res = evaluate(kets, opts=LimitOptions(particles=4096))
+    assert abs(res.scalars["s"][0] - 0.5) < 4 * res.stderr["s"][0]
