@@ -308,3 +308,12 @@ def test_outer_nonlin_that_reads_no_copy_is_pointwise():
     kets = lower(prog("y = mean[b](c)\n s = avg(y*x + y)\n output y", WITH_C))
     res = evaluate(kets, opts=LimitOptions(particles=4096))
     assert abs(res.scalars["s"][0] - 0.5) < 4 * res.stderr["s"][0]
+
+
+def test_a_deterministic_dot_coefficient_has_standard_error_zero():
+    """g = Wᵀ W x: E[∂h/∂ĥ] = 1 exactly, in every replica (not a NaN standard error)."""
+    kets = lower(prog("h = W @ x\n g = W.T @ h\n s = avg(g*x)\n output g"))
+    res = evaluate(kets, opts=LimitOptions(particles=4096))
+    val, se = res.dots[("g", "h")]
+    assert val[0] == 1.0 and se[0] == 0.0
+    assert abs(res.scalars["s"][0] - 1.0) < 4 * res.stderr["s"][0]  # E[g x] = E[x²] = 1
