@@ -114,6 +114,11 @@ def _limit_options(p: argparse.ArgumentParser) -> None:
         help="also run the finite-width program at these widths",
     )
     p.add_argument("--seeds", type=int, default=4, help="seeds per width for --compare-widths")
+    p.add_argument("--kernels", action="store_true",
+                   help="the NNGP and NTK entries between the --inputs (05 §5.1-5.2) instead of "
+                        "the program's own scalars")
+    p.add_argument("--plot", metavar="PNG",
+                   help="with --compare-widths: |finite − limit| against n, log-log (PNG)")
 
 
 def _scalar_values(items: list[str]) -> dict[str, float]:
@@ -169,8 +174,11 @@ def cmd_limit_scalars(args: argparse.Namespace) -> int:
     from runtime.data import load_inputs
 
     program = load(args)
-    kets = lower(program)
     x, n_train = (None, 1) if args.inputs is None else load_inputs(args.inputs)
+    shown = None
+    if args.kernels:
+        program, x, shown = _kernel_program(program, x)
+    kets = lower(program)
     given = _scalar_values(args.scalar)
     unknown = set(given) - set(program.param_names("scalar"))
     if unknown:
@@ -180,11 +188,37 @@ def cmd_limit_scalars(args: argparse.Namespace) -> int:
     lim["seconds"] = time.perf_counter() - start
     lim["inputs"] = list(program.input_names)
     cmp = _compare(args, program, x, lim["given"]) if args.compare_widths else None
+    if shown is not None:  # only the kernel entries, not the total program's own scalars
+        lim["scalars"] = {k: v for k, v in lim["scalars"].items() if k in shown}
+        cmp = {n: {k: v for k, v in c.items() if k in shown} for n, c in (cmp or {}).items()}
+        cmp = cmp or None
+    if args.plot:
+        if cmp is None:
+            raise UsageError("--plot draws the comparison: give --compare-widths too")
+        from runtime.plots import plot_master_theorem
+
+        drawn = {k: v for k, v in lim["scalars"].items()
+                 if k not in lim["inputs"] and k not in set(lim.get("exact_zero", ()))}
+        plot_master_theorem(program.name, drawn, cmp, args.plot)
+        lim["plot"] = args.plot
     if args.json:
         print(json.dumps({"arch": program.name, **lim, "compare": cmp}))
     else:
         _print_limits(program.name, lim, cmp, n_train)
     return 0
+
+
+def _kernel_program(program: Any, x: Any) -> tuple[Any, Any, set[str]]:
+    """The total program of ``program`` for the rows of ``x`` with one scalar per NNGP and NTK
+    entry (compiler.kernels), its inputs bound, and the names of those scalars."""
+    from compiler.kernels import kernel_program
+
+    if x is None:
+        raise UsageError("--kernels needs --inputs (the kernel is between inputs)")
+    if len(x) > 16:
+        raise UsageError(f"--kernels with {len(x)} inputs: at most 16 (the program grows as B²)")
+    kp = kernel_program(program, len(x))
+    return kp.program, kp.bind(x), {*kp.nngp.values(), *kp.ntk.values()}
 
 
 def _limits(
@@ -307,3 +341,5 @@ def _print_limits(arch: str, lim: dict[str, Any], cmp: dict[str, Any] | None, n_
               "backprop` first)")
     if n_train > 1:
         print(f"inputs 0..{n_train - 1} are training rows; later rows are test rows")
+    if lim.get("plot"):
+        print(f"plot: {lim['plot']}")

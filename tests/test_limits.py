@@ -7,6 +7,8 @@ the seeds are fixed, so the tests are deterministic)."""
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -317,3 +319,26 @@ def test_a_deterministic_dot_coefficient_has_standard_error_zero():
     val, se = res.dots[("g", "h")]
     assert val[0] == 1.0 and se[0] == 0.0
     assert abs(res.scalars["s"][0] - 1.0) < 4 * res.stderr["s"][0]  # E[g x] = E[x²] = 1
+
+
+def test_cli_kernels_match_the_closed_forms_and_plot(capsys, tmp_path):
+    """``limit-scalars --kernels``: the NNGP and NTK entries of mlp2 between the given inputs,
+    on the exact path, equal the closed-form recursions of 07 §7.1; the comparison plot exists."""
+    x = np.load(ROOT / "samples" / "data" / "gauss10.npz")["X_train"][:2]
+    data = tmp_path / "two.npz"
+    np.savez(data, X_train=x)
+    png = tmp_path / "mt.png"
+    args = ["limit-scalars", str(ROOT / "samples" / "mlp2.nx"), "--inputs", str(data),
+            "--kernels", "--json", "--compare-widths", "64,128", "--seeds", "2", "--plot", str(png)]
+    assert main(args) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert set(out["scalars"]) == {f"{k}[{i}][{j}]" for k in ("nngp", "ntk")
+                                   for i in range(2) for j in range(i, 2)}
+    want = mlp_kernels(x, 2, "relu")
+    for (i, j) in [(0, 0), (0, 1), (1, 1)]:
+        assert out["scalars"][f"nngp[{i}][{j}]"][0] == pytest.approx(want.nngp[i, j], rel=1e-8)
+        assert out["scalars"][f"ntk[{i}][{j}]"][0] == pytest.approx(want.ntk[i, j], rel=1e-8)
+    assert set(out["compare"]["128"]) == set(out["scalars"])
+    assert png.stat().st_size > 10_000
+    assert main(["limit-scalars", str(ROOT / "samples" / "mlp2.nx"), "--kernels"]) == 1
+    assert "needs --inputs" in capsys.readouterr().err
