@@ -87,19 +87,28 @@ def copy_average(
             y = np.broadcast_to(kern(*arrays), (a1 - a0, *([pool_k] * order), *cols))
             out[a0:a1] = y.sum(axis=tuple(range(1, order + 1)))
 
-    if THREADS > 1 and len(blocks) > 1:  # numpy ufuncs release the GIL: blocks run in parallel
+    _run_blocks(run, blocks, tick)
+    diag = _diagonal(kernels, args, order, pool_k, cols)
+    norm = (n_own - 1) if order == 1 else pool_k * (pool_k - 1)
+    return [(o - d) / norm for o, d in zip(outs, diag, strict=True)]
+
+
+def _run_blocks(
+    run: Callable[[tuple[int, int]], None],
+    blocks: list[tuple[int, int]],
+    tick: Callable[[float], None] | None,
+) -> None:
+    """Run every block, in THREADS threads (numpy ufuncs release the GIL), ticking after each."""
+    if THREADS > 1 and len(blocks) > 1:
         with ThreadPoolExecutor(THREADS) as pool:
             for k, _ in enumerate(pool.map(run, blocks)):
                 if tick is not None:
                     tick((k + 1) / len(blocks))
-    else:
-        for k, block in enumerate(blocks):
-            run(block)
-            if tick is not None:
-                tick((k + 1) / len(blocks))
-    diag = _diagonal(kernels, args, order, pool_k, cols)
-    norm = (n_own - 1) if order == 1 else pool_k * (pool_k - 1)
-    return [(o - d) / norm for o, d in zip(outs, diag, strict=True)]
+        return
+    for k, block in enumerate(blocks):
+        run(block)
+        if tick is not None:
+            tick((k + 1) / len(blocks))
 
 
 def _blocks(n_own: int, step: int, order: int, pool_k: int) -> list[tuple[int, int]]:
