@@ -72,17 +72,24 @@ class _State:
         return f"{prefix}{len(self.body) + 1}"
 
 
-def _declarations(draw: st.DrawFn, state: _State, with_inputs: bool) -> tuple[list, list]:
+def _base_params(
+    draw: st.DrawFn, state: _State, inits: list[sympy.Expr | None], th_bound: float
+) -> list[Param]:
+    """Vectors x0, x1, the matrix W (maybe V) and the scalar th with an init from ``inits``."""
     params = [Param("x0", "vector"), Param("x1", "vector"), Param("W", "matrix")]
     state.vectors += ["x0", "x1"]
     state.matrices.append("W")
     if draw(st.booleans()):
         params.append(Param("V", "matrix"))
         state.matrices.append("V")
-    init = draw(st.sampled_from([HALF, sympy.Integer(-1), None]))
-    params.append(Param("th", "scalar", (), init))
+    params.append(Param("th", "scalar", (), draw(st.sampled_from(inits))))
     state.scalars.append("th")
-    state.bound.update({"x0": 3.0, "x1": 3.0, "th": 2.0})
+    state.bound.update({"x0": 3.0, "x1": 3.0, "th": th_bound})
+    return params
+
+
+def _declarations(draw: st.DrawFn, state: _State, with_inputs: bool) -> tuple[list, list]:
+    params = _base_params(draw, state, [HALF, sympy.Integer(-1), None], 2.0)
     inputs = []
     if with_inputs:
         inputs.append(Input("xi", (2,)))
@@ -279,16 +286,7 @@ def master_programs(
     Every program has at least two Avg scalars; ``kinks`` allows relu in formulas and
     ``constant_matmuls`` MatMuls of constant vectors (W·vec(ψ(θ)), a bias-like pattern)."""
     state = _State(constant_matmuls=constant_matmuls)
-    params = [Param("x0", "vector"), Param("x1", "vector"), Param("W", "matrix")]
-    state.vectors += ["x0", "x1"]
-    state.matrices.append("W")
-    if draw(st.booleans()):
-        params.append(Param("V", "matrix"))
-        state.matrices.append("V")
-    init = draw(st.sampled_from([HALF, sympy.Integer(-1), sympy.Rational(3, 4)]))
-    params.append(Param("th", "scalar", (), init))
-    state.scalars.append("th")
-    state.bound.update({"x0": 3.0, "x1": 3.0, "th": 1.0})
+    params = _base_params(draw, state, [HALF, sympy.Integer(-1), sympy.Rational(3, 4)], 1.0)
     blocks = ["backward"] * 4 + ["probe", "matmul", "nonlin", "vec", "order1"]
     kinds = draw(st.lists(st.sampled_from(blocks), min_size=1, max_size=max_blocks))
     if order2:
