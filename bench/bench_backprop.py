@@ -24,9 +24,9 @@ ROOT = Path(__file__).resolve().parent.parent
 BATCHES = (1, 2, 4, 8, 16, 32)
 ONE_RUN = """
 import json, time, sympy
-from compiler.parse import parse_file
-from compiler.backprop import backprop_map
-from compiler.total import total_map
+from compiler.frontend.parse import parse_file
+from compiler.passes.backprop import backprop_map
+from compiler.passes.total import total_map
 from compiler.printer import print_program
 program = parse_file('samples/transformer_block.nx', consts={{'S': 16}})
 wall, cpu = time.perf_counter(), time.process_time()

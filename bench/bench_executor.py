@@ -14,7 +14,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.common import median_seconds
-from compiler.parse import parse_file
+from compiler.frontend.parse import parse_file
 from runtime.executor import execute
 from runtime.params import draw_parameters
 

@@ -22,13 +22,13 @@ import sympy
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.common import median_seconds
-from compiler.backprop import backprop
-from compiler.kets import lower
-from compiler.parse import parse_text
+from compiler.frontend.parse import parse_text
+from compiler.kets.lowering import lower
+from compiler.passes.backprop import backprop
 from compiler.symbols import sym
 from runtime import outer
-from runtime.limits import LimitOptions, evaluate
-from runtime.lowering import lower_formula
+from runtime.codegen import lower_formula
+from runtime.limits.montecarlo import LimitOptions, evaluate
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -13,12 +13,12 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.common import median_seconds
-from compiler.parse import parse_text
+from compiler.frontend.parse import parse_text
 
 ROOT = Path(__file__).resolve().parent.parent
 SOURCE = (ROOT / "samples" / "transformer_block.nx").read_text()
 COLD = (
-    "import time; t = time.perf_counter(); from compiler.parse import parse_file; "
+    "import time; t = time.perf_counter(); from compiler.frontend.parse import parse_file; "
     "parse_file('samples/transformer_block.nx', consts={'S': 16}); "
     "print(f'{time.perf_counter() - t:.3f}')"
 )

@@ -17,8 +17,8 @@ import numpy as np
 from compiler.errors import NumericError
 from compiler.ir import Avg, Instruction, MatMul, Nonlin, OuterNonlin, Program, formula_args
 from compiler.printer import format_instruction
+from runtime.codegen import lower_instruction
 from runtime.data import input_batch
-from runtime.lowering import lower_instruction
 from runtime.params import draw_parameters
 
 BLOCK_ELEMENTS = 1 << 21

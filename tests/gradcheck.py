@@ -14,8 +14,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from compiler.backprop import Backprop, backprop_map
 from compiler.ir import Program
+from compiler.passes.backprop import Backprop, backprop_map
 from runtime.executor import Execution, execute
 from runtime.params import draw_parameters
 

@@ -18,7 +18,7 @@ from compiler.abcd.mlp import recognise
 from compiler.abcd.optim import parse_optimizer
 from compiler.abcd.param import Exponents, resolve
 from compiler.abcd.training import training_width_exponents, width_powers
-from compiler.parse import parse_file, parse_text
+from compiler.frontend.parse import parse_file, parse_text
 from tests.conftest import ROOT, SAMPLES, sample_id
 
 HALF = sympy.Rational(1, 2)

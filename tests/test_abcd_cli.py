@@ -120,8 +120,7 @@ def test_method_mlp_refuses_a_non_mlp(capsys):
 
 
 def test_entry_point():
-    # the installed entry point (``python -m compiler.cli`` would register the subcommands on
-    # a second copy of the module, see the report)
+    # the installed entry point and ``python -m compiler.cli`` behave the same
     main_ = "import sys; from compiler.cli import main; sys.exit(main())"
     done = subprocess.run([sys.executable, "-c", main_, "abcd", MLP2, "--param", "sp:3/2",
                            "--opt", "signsgd"], capture_output=True, text=True, timeout=120)

@@ -18,9 +18,9 @@ from compiler.abcd.conditions import condition_set, npow, symbol
 from compiler.abcd.mlp import recognise
 from compiler.abcd.optim import parse_optimizer
 from compiler.abcd.param import Exponents, resolve
-from compiler.abcd.report import latex
+from compiler.abcd.render import latex
 from compiler.cli import main
-from compiler.parse import parse_file
+from compiler.frontend.parse import parse_file
 from tests.conftest import ROOT
 
 HALF = sympy.Rational(1, 2)

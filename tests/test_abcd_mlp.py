@@ -17,7 +17,7 @@ from compiler.abcd.conditions import condition_set, symbol
 from compiler.abcd.mlp import recognise
 from compiler.abcd.optim import parse_optimizer
 from compiler.abcd.param import Exponents, resolve
-from compiler.parse import parse_file, parse_text
+from compiler.frontend.parse import parse_file, parse_text
 from tests.conftest import ROOT
 
 HALF = sympy.Rational(1, 2)

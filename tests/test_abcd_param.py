@@ -19,7 +19,7 @@ from compiler.abcd.param import Exponents, resolve
 from compiler.abcd.pwl import canonical as canonical_exponent
 from compiler.abcd.symmetry import canonical, canonical_form, equivalent, invariants, shift
 from compiler.errors import ParametrizationError, UsageError
-from compiler.parse import parse_file
+from compiler.frontend.parse import parse_file
 from tests.conftest import ROOT
 
 HALF = sympy.Rational(1, 2)

@@ -12,11 +12,11 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 
-from compiler.backprop import backprop, backprop_each, backprop_map
 from compiler.cli import main
 from compiler.errors import NotDifferentiableError, UsageError
+from compiler.frontend.parse import parse_file, parse_text
 from compiler.ir import MatMul, Nonlin, OuterNonlin
-from compiler.parse import parse_file, parse_text
+from compiler.passes.backprop import backprop, backprop_each, backprop_map
 from compiler.printer import print_program
 from runtime.executor import execute
 from runtime.params import draw_parameters

@@ -7,7 +7,7 @@ import json
 import numpy as np
 
 from compiler.cli import main
-from compiler.parse import parse_file, parse_text
+from compiler.frontend.parse import parse_file, parse_text
 from tests.conftest import ROOT
 
 MLP2 = str(ROOT / "samples" / "mlp2.nx")

@@ -15,8 +15,8 @@ import pytest
 
 from compiler import errors
 from compiler.cli import main
-from compiler.parse import parse_file, parse_text
-from compiler.syntax import decode_source
+from compiler.frontend.parse import parse_file, parse_text
+from compiler.frontend.syntax import decode_source
 
 BAD = sorted((Path(__file__).parent / "bad").glob("*.nx"))
 ROOT = Path(__file__).resolve().parent.parent

@@ -11,7 +11,7 @@ import pytest
 
 import runtime.executor as executor
 from compiler.errors import NumericError
-from compiler.parse import parse_file, parse_text
+from compiler.frontend.parse import parse_file, parse_text
 from runtime.executor import execute
 from runtime.params import draw_parameters
 from tests.conftest import ROOT, SAMPLES, sample_id

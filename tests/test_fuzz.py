@@ -11,8 +11,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from compiler.errors import NexortError
-from compiler.parse import parse_text
-from compiler.syntax import decode_source
+from compiler.frontend.parse import parse_text
+from compiler.frontend.syntax import decode_source
 from runtime.executor import execute
 from tests.conftest import SAMPLES
 

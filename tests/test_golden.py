@@ -6,8 +6,8 @@ from __future__ import annotations
 import pytest
 
 from compiler.errors import NexortError
-from compiler.parse import parse_file, parse_text
-from compiler.passes import PASSES, load_passes, run_pass
+from compiler.frontend.parse import parse_file, parse_text
+from compiler.passes.registry import PASSES, load_passes, run_pass
 from compiler.printer import print_program
 from tests.conftest import SAMPLES, check_golden, sample_id
 

@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import pytest
 
-from compiler.backprop import backprop
 from compiler.cli import main
-from compiler.ketprint import print_kets
-from compiler.kets import AvgLimit, FormulaKet, InitKet, MatMulKet, ScalarLimit, lower
-from compiler.parse import parse_file, parse_text
+from compiler.frontend.parse import parse_file, parse_text
+from compiler.kets.lowering import AvgLimit, FormulaKet, InitKet, MatMulKet, ScalarLimit, lower
+from compiler.kets.printer import print_kets
+from compiler.passes.backprop import backprop
 from tests.conftest import ROOT, SAMPLES, sample_id
 
 

@@ -13,16 +13,16 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 
-from compiler.backprop import backprop
 from compiler.cli import main
 from compiler.errors import NumericError, UsageError
-from compiler.kernels import kernel_program
-from compiler.kets import lower
-from compiler.parse import parse_file, parse_text
-from runtime.closed_forms import mlp_kernels
+from compiler.frontend.parse import parse_file, parse_text
+from compiler.kets.lowering import lower
+from compiler.passes.backprop import backprop
+from compiler.passes.kernel_program import kernel_program
 from runtime.executor import execute
-from runtime.limits import LimitOptions, evaluate
-from runtime.quadrature import NotExactError, evaluate_exact
+from runtime.limits.closed_forms import mlp_kernels
+from runtime.limits.montecarlo import LimitOptions, evaluate
+from runtime.limits.quadrature import NotExactError, evaluate_exact
 from tests.conftest import ROOT
 from tests.strategies import programs
 
@@ -273,7 +273,7 @@ def test_exact_path_and_monte_carlo_agree_on_random_programs(p):
 def test_order2_pool_never_pairs_a_particle_with_itself():
     """E″ over a copy pool: own particles that lie in the pool use a disjoint pool, so y(p) does
     not depend on X(p) through a copy slot (that was a bias of about 2/P in every average)."""
-    from runtime.outer import Arg, copy_average
+    from runtime.limits.outer import Arg, copy_average
 
     rng = np.random.default_rng(0)
     x = rng.standard_normal((64, 1, 1))

@@ -55,10 +55,10 @@ import pytest
 from hypothesis import HealthCheck, Phase, given, settings
 
 from compiler.ir import Avg, MatMul, OuterNonlin, Program, reads
-from compiler.kets import KetProgram, MatMulKet, lower
+from compiler.kets.lowering import KetProgram, MatMulKet, lower
 from compiler.printer import format_decl, format_instruction, print_program
 from runtime.executor import execute
-from runtime.limits import LimitOptions, LimitResult, evaluate
+from runtime.limits.montecarlo import LimitOptions, LimitResult, evaluate
 from runtime.params import draw_matrix, draw_parameters, stream
 from tests.strategies import master_programs
 

@@ -10,9 +10,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from compiler.parse import parse_file
-from runtime.closed_forms import mlp_kernels
+from compiler.frontend.parse import parse_file
 from runtime.executor import execute
+from runtime.limits.closed_forms import mlp_kernels
 from tests.conftest import ROOT
 
 XI = np.load(ROOT / "samples" / "data" / "gauss10.npz")["X_train"]

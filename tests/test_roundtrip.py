@@ -11,8 +11,8 @@ import sympy
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from compiler.frontend.parse import parse_text
 from compiler.ir import Avg, Input, MatMul, Nonlin, OuterNonlin, Param, Program, copy_ref
-from compiler.parse import parse_text
 from compiler.printer import print_program
 from compiler.symbols import BAD_ATOMS, BUILTINS, WIDTH, sym
 from compiler.verify import verify

@@ -12,16 +12,16 @@ import pytest
 import sympy
 from hypothesis import HealthCheck, given, settings
 
-from compiler.backprop import backprop_map
 from compiler.cli import main
 from compiler.errors import DuplicateError, NotDifferentiableError, UsageError
-from compiler.parse import parse_file, parse_text
+from compiler.frontend.parse import parse_file, parse_text
+from compiler.passes.backprop import backprop_map
+from compiler.passes.total import per_input, total, total_map
 from compiler.printer import print_program
 from compiler.rename import rename_symbols
 from compiler.symbols import WIDTH, sym
-from compiler.total import per_input, total, total_map
-from runtime.closed_forms import relu_relu
 from runtime.executor import execute
+from runtime.limits.closed_forms import relu_relu
 from tests.conftest import ROOT, SAMPLES, sample_id
 from tests.strategies import programs
 from tests.test_backprop import REFUSED, inputs_for

@@ -8,7 +8,7 @@ nontrivial, feature learning or operator regime), r, which parameters contribute
 (:mod:`compiler.abcd.classify`); any other architecture goes through the size calculus
 (:mod:`compiler.abcd.calculus`, 03 §3.3), which reproduces the MLP classification exactly on
 MLPs. Exponents that blow up are reported as diverging, with their first-update exponent
-(:mod:`compiler.abcd.reported`).
+(:mod:`compiler.abcd.exponent_values`).
 """
 
 from __future__ import annotations

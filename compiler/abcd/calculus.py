@@ -28,7 +28,7 @@ gradients behind it are exactly 0 at step 0), the update pass is repeated with t
 measured after it (Max of before and after) until they settle (≤ 3 passes; for a scale-invariant
 Q only whether a gradient is exactly 0 matters). On a stable table the passes settle; on an
 unstable one each pass feeds the last one's blow-up back, so only the first pass (one update
-from init) is reported there (:mod:`compiler.abcd.reported`).
+from init) is reported there (:mod:`compiler.abcd.exponent_values`).
 
 Verdicts: :mod:`compiler.abcd.calculus_checks`. On MLPs they reproduce 03 §3.2 exactly
 (tests/test_abcd_calculus.py compares the condition sets for L = 1…4 and random tables, zero
@@ -56,8 +56,8 @@ from compiler.abcd.sizes import (
     parities,
 )
 from compiler.abcd.verdict import Analysis
-from compiler.backprop import Backprop, backprop_each
 from compiler.ir import Avg, Instruction, MatMul, Nonlin, OuterNonlin, Program, split_symbol
+from compiler.passes.backprop import Backprop, backprop_each
 
 MAX_PASSES = 3
 Sizes = dict[str, Sized]

@@ -13,7 +13,7 @@
 
 A blow-up is stated with the exponent after the first update from init ("grows at least like
 n^{1/2}"), never with the exponent of the last update pass, which only counts passes
-(:mod:`compiler.abcd.reported`). Contributions (05 §5.5) are the Δf exponents of one group's
+(:mod:`compiler.abcd.exponent_values`). Contributions (05 §5.5) are the Δf exponents of one group's
 update with every variable at its size after the first update(s), so that a zero-initialised
 readout counts with the size n^{-(a+c)} it has from then on.
 """

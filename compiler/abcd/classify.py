@@ -19,8 +19,8 @@ the conditions say and what the calculus says (r is then undefined). c = ∞ is 
 (θ_l = ∞, no update, no contribution).
 
 **Blow-ups.** r and e(Δf) are reported as diverging once they blow up, with their exponent after
-the first update from init (:func:`first_update`; :mod:`compiler.abcd.reported`), which the size
-calculus reproduces on MLPs.
+the first update from init (:func:`first_update`; :mod:`compiler.abcd.exponent_values`), which
+the size calculus reproduces on MLPs.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """What a PyTorch user needs to implement an abcd-parametrization at width N (issue 4 item 5).
 
-The derivation of every factor is in :mod:`compiler.abcd.report`'s docstring: with the trainable
+The derivation of every factor is in :mod:`compiler.abcd.render`'s docstring: with the trainable
 tensor p stored and multiplied by n^{-a} in the forward pass, at width N relative to the base
 width N0 the per-parameter factors are
 

@@ -26,9 +26,9 @@ import sympy
 from sympy.logic.boolalg import Boolean
 
 from compiler.abcd.conditions import OPS, Exp, condition_set, decided, fmt, fmt_set, relation
+from compiler.abcd.exponent_values import Reported, on_set, report
 from compiler.abcd.optim import Optimizer
 from compiler.abcd.param import Parametrization
-from compiler.abcd.reported import Reported, on_set, report
 
 VERDICTS = ("stable_init", "faithful_init", "stable", "faithful", "nontrivial",
             "feature_learning", "operator")
@@ -169,7 +169,7 @@ class Analysis:
         return dict(self.quantities)[name]
 
     def reported(self, name: str) -> Reported:
-        """r or e(Δf) as the outputs show it (:mod:`compiler.abcd.reported`): diverging where
+        """r or e(Δf) as the outputs show it (:mod:`compiler.abcd.exponent_values`): diverging where
         it blows up, simplified on the stable set otherwise."""
         features = relation(self.r, "<", 0)
         value = self.r if name == "r" else self.quantity(name)

@@ -16,7 +16,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from compiler.cli import _file_options, command, load
+from compiler.cli.common import _file_options, command, load
 from compiler.errors import NexortError, UsageError
 
 
@@ -56,7 +56,7 @@ def _run(args: argparse.Namespace) -> int:
 
     from compiler.abcd import analyse, parse_optimizer, resolve
     from compiler.abcd.recipe import check_widths, recipe_dict, recipe_text
-    from compiler.abcd.report import dumps, latex, size_table, table
+    from compiler.abcd.render import dumps, latex, size_table, table
     from compiler.abcd.symmetry import canonical_form
 
     if not args.torch_recipe and (args.width is not None or args.base_width is not None):

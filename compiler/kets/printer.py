@@ -16,7 +16,7 @@ import unicodedata
 import sympy
 
 from compiler.ir import formula_args
-from compiler.kets import (
+from compiler.kets.lowering import (
     AvgLimit,
     DotCoeff,
     FormulaKet,

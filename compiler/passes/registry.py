@@ -32,7 +32,7 @@ class PassInfo:
 
 PASSES: dict[str, PassInfo] = {}
 
-PASS_MODULES = ("compiler.backprop", "compiler.total")
+PASS_MODULES = ("compiler.passes.backprop", "compiler.passes.total")
 """Modules that register further passes when imported (one entry per module)."""
 
 

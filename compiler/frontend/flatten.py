@@ -26,7 +26,7 @@ from compiler.errors import (
     UndefinedError,
     UsageError,
 )
-from compiler.expr import ExprEvaluator, Group, Mat, UserFunction, Val
+from compiler.frontend.expr import ExprEvaluator, Group, Mat, UserFunction, Val
 from compiler.ir import (
     Avg,
     Input,

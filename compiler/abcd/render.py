@@ -21,8 +21,8 @@ from typing import Any
 import sympy
 
 from compiler.abcd.conditions import Exp, fmt, fmt_set
+from compiler.abcd.exponent_values import on_set
 from compiler.abcd.param import LETTERS
-from compiler.abcd.reported import on_set
 from compiler.abcd.symmetry import invariants
 from compiler.abcd.verdict import VERDICTS, Analysis
 

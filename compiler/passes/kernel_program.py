@@ -20,8 +20,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from compiler.ir import Avg, Instruction, Nonlin, Program
+from compiler.passes.total import total_map
 from compiler.symbols import sym
-from compiler.total import total_map
 from compiler.verify import verify
 
 

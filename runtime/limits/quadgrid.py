@@ -1,7 +1,7 @@
 """Quadrature for the exact path (spec 01 §1.6): compose, factor, whiten, split at kinks, sum.
 
 ``integrate(column, expr, items)`` computes E[expr] where ``expr`` is a sympy expression in
-placeholder symbols standing for kets of :mod:`runtime.quadrature`:
+placeholder symbols standing for kets of :mod:`runtime.limits.quadrature`:
 
 1. *compose*: substitute every non-linear ket by its formula until only Gaussian leaves (linear
    kets, as symbols ℓ_k) and numbers remain;
@@ -26,11 +26,11 @@ import numpy as np
 import sympy
 
 from compiler.ir import formula_args
-from compiler.kets import FormulaKet
-from runtime.lowering import lower_formula
+from compiler.kets.lowering import FormulaKet
+from runtime.codegen import lower_formula
 
 if TYPE_CHECKING:
-    from runtime.quadrature import _Column
+    from runtime.limits.quadrature import _Column
 
 MAX_POINTS = 4_000_000
 MAX_OPS = 4000
@@ -51,7 +51,7 @@ def legendre(n: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _not_exact(msg: str) -> Exception:
-    from runtime.quadrature import NotExactError
+    from runtime.limits.quadrature import NotExactError
 
     return NotExactError(msg)
 
@@ -69,7 +69,7 @@ def integrate(col: _Column, expr: sympy.Expr, items: dict[sympy.Symbol, object])
 
 
 def _compose(col: _Column, item: object, leaves: dict, memo: dict) -> sympy.Expr:
-    from runtime.quadrature import Lin
+    from runtime.limits.quadrature import Lin
 
     if id(item) in memo:
         return memo[id(item)]
@@ -166,7 +166,7 @@ def _sum(
 
 
 def _kink_normals(expr: sympy.Expr, syms: list, coords: np.ndarray, consts: np.ndarray) -> list:
-    from runtime.quadrature import KINKS
+    from runtime.limits.quadrature import KINKS
 
     out = []
     index = {s: k for k, s in enumerate(syms)}

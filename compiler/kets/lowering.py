@@ -13,8 +13,8 @@
   runs over the earlier hats of the opposite orientation that |x⟩ depends on; each coefficient is
   a symbolic :class:`DotCoeff` whose ``rule`` tells the evaluator how to get its number:
 
-  - ``zero``: proven 0 by a sign-flip symmetry (see :mod:`compiler.ketsym`), e.g. E[v·δ(h)] = 0 in
-    MLP backprop because the readout |v⟩ is odd and independent;
+  - ``zero``: proven 0 by a sign-flip symmetry (see :mod:`compiler.kets.parity`), e.g.
+  E[v·δ(h)] = 0 in MLP backprop because the readout |v⟩ is odd and independent;
   - ``stein``: the derivative path crosses step/sign (sympy gives a DiracDelta, whose expectation
     is not the a.e. derivative 0), so the coefficient must come from Stein's lemma
     (E[∂x/∂G_j])_j = C⁺(E[x G_j])_j (01 §1.4, Rem. 2.6.6);
@@ -170,7 +170,7 @@ def slot0_vectors(ins: Nonlin | OuterNonlin, kinds: Mapping[str, str]) -> tuple[
 
 def lower(program: Program) -> KetProgram:
     """Lower ``program`` to kets (01 §1.4): Init, Avg, OuterNonlin, Hat and Dot."""
-    from compiler.ketsym import parities, singular_deps
+    from compiler.kets.parity import parities, singular_deps
 
     kinds = program.kinds
     stmts: list[Ket] = [

@@ -53,7 +53,7 @@ class Reported:
 
     def json(self) -> Any:
         """A number, a formula string, or "diverges"."""
-        from compiler.abcd.report import json_value
+        from compiler.abcd.render import json_value
 
         if self.undefined:
             return "undefined"

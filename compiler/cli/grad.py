@@ -14,13 +14,13 @@ import json
 from collections.abc import Callable
 from typing import Any
 
-from compiler.backprop import GradientMap, backprop_map
-from compiler.cli import _file_options, command, load
+from compiler.cli.common import _file_options, command, load
 from compiler.errors import NexortError, UsageError
+from compiler.frontend.syntax import read_source
+from compiler.passes.backprop import GradientMap, backprop_map
+from compiler.passes.total import total_map
 from compiler.printer import print_program
 from compiler.serialize import program_dict
-from compiler.syntax import read_source
-from compiler.total import total_map
 from compiler.verify import verify
 
 

@@ -28,7 +28,7 @@ from functools import cached_property, lru_cache
 import sympy
 
 from compiler.errors import NotDifferentiableError, UsageError
-from compiler.flatten import RESERVED
+from compiler.frontend.flatten import RESERVED
 from compiler.ir import (
     Avg,
     Instruction,
@@ -43,7 +43,7 @@ from compiler.ir import (
     reads,
     split_symbol,
 )
-from compiler.passes import register_pass
+from compiler.passes.registry import register_pass
 from compiler.printer import format_formula, format_instruction
 from compiler.rename import evaluated, rename_symbols, split_name
 from compiler.symbols import WIDTH, nondifferentiable_in, sym

@@ -2,7 +2,7 @@
 
 Every ket is either *linear* — an affine form a·ζ + b in a basis of independent standard normals
 ζ (one per initial vector and one per hat; hats are built with the same incremental factor as the
-Monte Carlo sampler, :mod:`runtime.hats`, but from exact inner products) — or a *node*, a
+Monte Carlo sampler, :mod:`runtime.limits.hats`, but from exact inner products) — or a *node*, a
 function of earlier kets.  An expectation E[F] of nodes is an integral over the Gaussian leaves
 (the linear kets) it reaches: they span r ≤ few whitened dimensions w (SVD of their forms), and
 
@@ -29,11 +29,11 @@ import numpy as np
 import sympy
 
 from compiler.ir import formula_args
-from compiler.kets import AvgLimit, FormulaKet, InitKet, KetProgram, MatMulKet, ScalarLimit
+from compiler.kets.lowering import AvgLimit, FormulaKet, InitKet, KetProgram, MatMulKet, ScalarLimit
 from compiler.symbols import relu, step
 from runtime.data import input_batch
-from runtime.hats import extend_factor, grow
-from runtime.ketfuncs import KetFunctions, check_finite
+from runtime.limits.hats import extend_factor, grow
+from runtime.limits.ketfuncs import KetFunctions, check_finite
 
 KINKS = (relu, step, sympy.sign, sympy.Abs, sympy.Heaviside, sympy.Max, sympy.Min)
 
@@ -106,7 +106,7 @@ def _check_step(
 def _localise(kets: KetProgram, inputs: object, scalars: Mapping[str, float] | None) -> None:
     """Name the first ket whose values are non-finite: a small Monte Carlo run raises the
     evaluator's NumericError at that ket (quadrature composes kets, so it cannot tell)."""
-    from runtime.limits import LimitOptions, evaluate
+    from runtime.limits.montecarlo import LimitOptions, evaluate
 
     evaluate(kets, inputs, scalars, LimitOptions(particles=4096, replicas=1))
 
@@ -243,6 +243,6 @@ class _Column:
 
     def expect(self, expr: sympy.Expr, items: dict[sympy.Symbol, Lin | Node]) -> float:
         """E[expr(items)] by quadrature over the Gaussian leaves the items reach."""
-        from runtime.quadgrid import integrate
+        from runtime.limits.quadgrid import integrate
 
         return integrate(self, expr, items)

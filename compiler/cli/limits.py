@@ -2,10 +2,11 @@
 
 ``lower FILE [--latex]`` prints the ket program in bra-ket notation.  ``limit-scalars FILE``
 prints every scalar's limit ± its standard error: by the exact path (quadrature,
-:mod:`runtime.quadrature`) when the program allows it and Monte Carlo otherwise (``--method``),
-and with ``--compare-widths 256,1024,4096 --seeds K`` the seed-averaged finite-width values
-beside them.  Scalar parameters without an init are conditioned on a value (``--scalar
-NAME=VALUE``, default the executor's seed-0 draw), and the finite-width runs use the same value.
+:mod:`runtime.limits.quadrature`) when the program allows it and Monte Carlo otherwise
+(``--method``), and with ``--compare-widths 256,1024,4096 --seeds K`` the seed-averaged
+finite-width values beside them.  Scalar parameters without an init are conditioned on a
+value (``--scalar NAME=VALUE``, default the executor's seed-0 draw), and the finite-width
+runs use the same value.
 """
 
 from __future__ import annotations
@@ -19,9 +20,9 @@ from typing import Any
 
 import numpy as np
 
-from compiler.cli import _file_options, command, load
+from compiler.cli.common import _file_options, command, load
 from compiler.errors import UsageError
-from compiler.kets import KetProgram, lower
+from compiler.kets.lowering import KetProgram, lower
 
 
 def _lower_options(p: argparse.ArgumentParser) -> None:
@@ -31,7 +32,7 @@ def _lower_options(p: argparse.ArgumentParser) -> None:
 
 @command("lower", "print the kets (limit objects) of a program in bra-ket notation", _lower_options)
 def cmd_lower(args: argparse.Namespace) -> int:
-    from compiler.ketprint import print_kets
+    from compiler.kets.printer import print_kets
 
     kets = lower(load(args))
     if args.json:
@@ -42,7 +43,7 @@ def cmd_lower(args: argparse.Namespace) -> int:
 
 
 def _kets_json(kets: KetProgram) -> dict[str, Any]:
-    from compiler.kets import MatMulKet
+    from compiler.kets.lowering import MatMulKet
 
     dots = [
         {
@@ -210,8 +211,8 @@ def cmd_limit_scalars(args: argparse.Namespace) -> int:
 
 def _kernel_program(program: Any, x: Any) -> tuple[Any, Any, set[str]]:
     """The total program of ``program`` for the rows of ``x`` with one scalar per NNGP and NTK
-    entry (compiler.kernels), its inputs bound, and the names of those scalars."""
-    from compiler.kernels import kernel_program
+    entry (compiler.passes.kernel_program), its inputs bound, and the names of those scalars."""
+    from compiler.passes.kernel_program import kernel_program
 
     if x is None:
         raise UsageError("--kernels needs --inputs (the kernel is between inputs)")
@@ -224,7 +225,7 @@ def _kernel_program(program: Any, x: Any) -> tuple[Any, Any, set[str]]:
 def _limits(
     args: argparse.Namespace, kets: KetProgram, x: Any, given: dict[str, float]
 ) -> dict[str, Any]:
-    from runtime.quadrature import NotExactError, evaluate_exact
+    from runtime.limits.quadrature import NotExactError, evaluate_exact
 
     note = ""
     if args.method in ("auto", "exact"):
@@ -249,7 +250,7 @@ def _limits(
 def _monte_carlo(
     args: argparse.Namespace, kets: KetProgram, x: Any, given: dict[str, float], note: str
 ) -> dict[str, Any]:
-    from runtime.limits import LimitOptions, evaluate
+    from runtime.limits.montecarlo import LimitOptions, evaluate
 
     particles = 16384 if args.particles is None else args.particles
     if particles < 4:

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from compiler.flatten import flatten
+from compiler.frontend.flatten import flatten
+from compiler.frontend.syntax import parse_tree, read_source
 from compiler.ir import Program
-from compiler.syntax import parse_tree, read_source
 from compiler.verify import verify
 
 

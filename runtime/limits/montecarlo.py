@@ -8,10 +8,10 @@ just of the last particle mean.  Arrays are (P, R, C): particles, replicas, inpu
 (C = 1 for objects that do not depend on the inputs).  Rules (01 §1.4):
 
 * Init: fresh N(0,1) per particle.  Avg: particle mean (exactly 0 when a sign-flip symmetry
-  makes the ket odd, :mod:`compiler.ketsym`).  Nonlin: the lowered formula.  OuterNonlin: E′ as
-  blocked averages over other particles (:mod:`runtime.outer`).
+  makes the ket odd, :mod:`compiler.kets.parity`).  Nonlin: the lowered formula.  OuterNonlin: E′ as
+  blocked averages over other particles (:mod:`runtime.limits.outer`).
 * Hat: sampled jointly with the earlier hats of its orientation from the particle Gram
-  (:mod:`runtime.hats`).
+  (:mod:`runtime.limits.hats`).
 * Dot: E[∂|x⟩/∂|Ŵᵀz⟩] as the particle mean of forward-mode tangents (chain rule through the
   formulas, sympy derivatives lowered with ``lower_formula``, copies and Avg limits held fixed),
   or by Stein's lemma C⁺·E[(x − Ex) gmat] with C the empirical covariance of the hats — always for
@@ -32,11 +32,11 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from compiler.errors import UsageError
-from compiler.kets import AvgLimit, FormulaKet, InitKet, KetProgram, MatMulKet, ScalarLimit
+from compiler.kets.lowering import AvgLimit, FormulaKet, InitKet, KetProgram, MatMulKet, ScalarLimit
 from runtime.data import input_batch
-from runtime.hats import ParticleHats
-from runtime.ketfuncs import KetFunctions, check_finite, tangent_plan
-from runtime.outer import Arg, copy_average, min_block_bytes
+from runtime.limits.hats import ParticleHats
+from runtime.limits.ketfuncs import KetFunctions, check_finite, tangent_plan
+from runtime.limits.outer import Arg, copy_average, min_block_bytes
 
 Progress = Callable[[float, float, str], None]
 """progress(done, total, label): work done so far of the total, in particle evaluations."""

@@ -1,10 +1,11 @@
 """Formula kernels of a ket program and the forward-mode tangent plan (spec 01 §1.4 Dot, §1.6).
 
 ``KetFunctions`` lowers each formula (and, on demand, its partial derivative in a slot-0 vector,
-from sympy) with ``runtime.lowering.lower_formula``.  In a derivative, DiracDelta terms are set
+from sympy) with ``runtime.codegen.lower_formula``.  In a derivative, DiracDelta terms are set
 to 0 — the a.e. derivative — which is safe only because the lowering routes every coefficient
-whose derivative path crosses a delta to Stein's lemma (``compiler.kets``), so those tangents are
-never requested.  Formulas that mention the width n have no width-free limit and are refused.
+whose derivative path crosses a delta to Stein's lemma (``compiler.kets.lowering``), so those
+tangents are never requested.  Formulas that mention the width n have no width-free limit and
+are refused.
 
 ``tangent_plan`` decides, per ket, the hats whose tangents ∂|x⟩/∂H forward mode must carry:
 the hats named by derivative-rule dot coefficients, propagated backwards to the arguments they
@@ -23,10 +24,10 @@ import sympy
 
 from compiler.errors import NumericError, UsageError
 from compiler.ir import formula_args
-from compiler.kets import FormulaKet, KetProgram, MatMulKet, slot0_vectors
+from compiler.kets.lowering import FormulaKet, KetProgram, MatMulKet, slot0_vectors
 from compiler.printer import format_instruction
 from compiler.symbols import WIDTH
-from runtime.lowering import lower_formula
+from runtime.codegen import lower_formula
 
 Kernel = Callable[..., np.ndarray]
 
