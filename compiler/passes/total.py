@@ -6,8 +6,8 @@ matrices, vectors and scalars (the parameters), with every other variable rename
 ``_ξi`` is appended to the base name, before any indices (``h1`` → ``h1_ξ1``,
 ``h[2]`` → ``h_ξ1[2]``, ``dU[3]`` → ``dU_ξ1[3]``). The input coordinates stay symbolic,
 declared once per copy (``input xi_ξ1[10]``): the structure of the total program depends only
-on B, and :meth:`Total.bind` maps a (B, d) data array to its input names for the executor. The outputs are
-the copies' outputs, input by input. In the limit, the hat-kets of W x(ξ^i) across copies are
+on B, and :meth:`Total.bind` maps a (B, d) data array to its input names for the executor. The
+outputs are the copies' outputs, input by input. In the limit, the hat-kets of W x(ξ^i) across copies are
 jointly Gaussian with covariance ⟨x(ξ^i)|x(ξ^j)⟩ (02 §2.3): where the NNGP kernel comes from.
 """
 
