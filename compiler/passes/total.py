@@ -3,13 +3,12 @@
 π_bp(ξ¹) ⋯ π_bp(ξ^B) (Def. 2.9.16 of the paper) is the concatenation of B copies of the
 backpropagation program (:mod:`compiler.passes.backprop`), one per input, sharing the initial
 matrices, vectors and scalars (the parameters), with every other variable renamed per input:
-``_ξi`` is appended to the base name, before any indices (``h1`` → ``h1_ξ1``,
-``h[2]`` → ``h_ξ1[2]``, ``dU[3]`` → ``dU_ξ1[3]``). The input coordinates stay symbolic,
-declared once per copy (``input xi_ξ1[10]``): the structure of the total program depends only
-on B, and :meth:`Total.bind` maps a (B, d) data array to its input names for the executor. The
-outputs are the copies' outputs, input by input. In the limit, the hat-kets of W x(ξ^i) across copies are
-jointly Gaussian with covariance ⟨x(ξ^i)|x(ξ^j)⟩ (02 §2.3): where the NNGP kernel comes from.
-"""
+``_ξi`` is appended to the base name, before any indices (``h1`` → ``h1_ξ1``, ``h[2]`` →
+``h_ξ1[2]``, ``dU[3]`` → ``dU_ξ1[3]``). The input coordinates stay symbolic, declared once per copy
+(``input xi_ξ1[10]``): the structure of the total program depends only on B, and :meth:`Total.bind`
+maps a (B, d) data array to its input names for the executor. The outputs are the copies' outputs,
+input by input. In the limit, the hat-kets of W x(ξ^i) across copies are jointly Gaussian with
+covariance ⟨x(ξ^i)|x(ξ^j)⟩ (02 §2.3): where the NNGP kernel comes from. """
 
 from __future__ import annotations
 
