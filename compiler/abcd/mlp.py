@@ -34,7 +34,7 @@ from dataclasses import dataclass
 import sympy
 
 from compiler.ir import MatMul, Nonlin, Program
-from compiler.passes.registry import dead_code_elimination
+from compiler.passes.dce import dead_code_elimination
 from compiler.symbols import WIDTH, sym
 
 T = sympy.Symbol("t", real=True)

@@ -21,9 +21,11 @@ data (:class:`MatrixUse`) for the passes that need it (training, abcd sizes, NTK
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass, replace
-from functools import cached_property, lru_cache
+from functools import lru_cache
+from operator import attrgetter
+from typing import assert_never
 
 import sympy
 
@@ -43,7 +45,10 @@ from compiler.ir import (
     reads,
     split_symbol,
 )
-from compiler.passes.registry import register_pass
+from compiler.passes.gradients import GradientMap, MatrixUse, verify_gradients
+from compiler.passes.liveness import live_variables
+from compiler.passes.registry import PassOptions, ResultType, register_pass
+from compiler.verify import verify
 from compiler.printer import format_formula, format_instruction
 from compiler.rename import evaluated, rename_symbols, split_name
 from compiler.symbols import WIDTH, nondifferentiable_in, sym
@@ -57,65 +62,29 @@ quotient rule of a softmax into (v − att)·p); larger ones are kept as sympy.d
 
 
 @dataclass(frozen=True)
-class MatrixUse:
-    """One use ``out = matrix @ arg`` (or ``matrix.T @ arg``); ``d_out`` is the gradient of out."""
-
-    matrix: str
-    transpose: bool
-    out: str
-    arg: str
-    d_out: str
-
-    @property
-    def outer(self) -> tuple[str, str]:
-        """(a, b) such that this use contributes (1/n)·a bᵀ to ∂F/∂W (02 §2.2 scale bookkeeping):
-        (dy, x) for y = W x, (x, dy) for y = Wᵀ x."""
-        return (self.arg, self.d_out) if self.transpose else (self.d_out, self.arg)
-
-
-@dataclass(frozen=True)
-class GradientMap:
-    """Where the gradients of one backpropagation live: variable → its gradient variable, and
-    every matrix use whose result has a gradient (in program order)."""
-
-    output: str
-    names: tuple[tuple[str, str], ...]
-    uses: tuple[MatrixUse, ...]
-
-    @cached_property
-    def table(self) -> dict[str, str]:
-        return dict(self.names)
-
-    def get(self, var: str) -> str | None:
-        """The gradient variable of ``var``, or None when F does not depend on it (dvar = 0)."""
-        return self.table.get(var)
-
-    def __getitem__(self, var: str) -> str:
-        return self.table[var]
-
-    def __contains__(self, var: object) -> bool:
-        return var in self.table
-
-    def matrix_uses(self, matrix: str) -> tuple[MatrixUse, ...]:
-        """The uses of ``matrix`` (and of its transpose) that contribute to ∂F/∂matrix."""
-        return tuple(u for u in self.uses if u.matrix == matrix)
-
-    def renamed(self, rename: Callable[[str], str]) -> GradientMap:
-        """The same map with every non-matrix name passed through ``rename`` (total program)."""
-        names = tuple((rename(v), rename(g)) for v, g in self.names)
-        uses = tuple(
-            replace(u, out=rename(u.out), arg=rename(u.arg), d_out=rename(u.d_out))
-            for u in self.uses
-        )
-        return GradientMap(rename(self.output), names, uses)
-
-
-@dataclass(frozen=True)
 class Backprop:
     """The backpropagation program and where its gradients are."""
 
     program: Program
     grads: GradientMap
+
+
+def verify_backprop(result: Backprop) -> None:
+    """The program verifies and its gradient map fits it."""
+    verify(result.program)
+    verify_gradients(result.grads, result.program)
+
+
+BACKPROP: ResultType[Backprop] = ResultType(Backprop, verify_backprop, attrgetter("program"))
+
+
+@dataclass(frozen=True)
+class BackpropOptions(PassOptions[Backprop]):
+    """``output``: the o of F = avg(o) (None: the only output); ``input_gradients=False`` leaves
+    out the gradients of the input scalars."""
+
+    output: str | None = None
+    input_gradients: bool = True
 
 
 class _Namer:
@@ -176,15 +145,6 @@ def choose_output(program: Program, output: str | None) -> str:
                          f"outputs: {outs}); backprop differentiates F = avg(o) for an output o",
                          where)
     return output
-
-
-def live_variables(program: Program, output: str) -> set[str]:
-    """The output and every object it depends on (matrices included)."""
-    live = {output}
-    for ins in reversed(program.body):
-        if ins.out in live:
-            live.update(reads(ins))
-    return live
 
 
 def useful_variables(program: Program, input_gradients: bool = True) -> set[str]:
@@ -266,7 +226,7 @@ class _Builder:
         self.uses: list[MatrixUse] = []
 
     def run(self) -> Backprop:
-        live = live_variables(self.program, self.output)
+        live = live_variables(self.program, (self.output,))
         loc = self.loc_of(self.output)
         self.grads[self.output] = self.names.grad(self.output)
         self.emit(Nonlin(self.grads[self.output], sympy.Integer(1), loc))
@@ -314,7 +274,7 @@ class _Builder:
                         f = self.exchange(f, copies, copy)
                     self.add(var, mean_term(copies, f, ins.loc))
             case _:
-                raise TypeError(f"not an instruction: {ins!r}")
+                assert_never(ins)
 
     def wanted(self, ins: Nonlin | OuterNonlin) -> Iterable[tuple[sympy.Symbol, str, str | None]]:
         return (a for a in formula_args(ins) if a[1] in self.useful)
@@ -379,11 +339,18 @@ def backprop_map(
 
 
 def backprop_each(program: Program, input_gradients: bool = True) -> tuple[Backprop, ...]:
-    """One backpropagation per output coordinate of a multi-output architecture (02 §2.2)."""
-    return tuple(backprop_map(program, o, input_gradients) for o in program.outputs)
+    """One verified backpropagation per output coordinate of a multi-output architecture."""
+    from compiler.passes.pipeline import run_pass
+
+    return tuple(run_pass(program, BackpropOptions(o, input_gradients)) for o in program.outputs)
 
 
-@register_pass("backprop")
 def backprop(program: Program, output: str | None = None, input_gradients: bool = True) -> Program:
-    """Extend the program by the scaled gradients dx = n·∂F/∂x, dθ = ∂F/∂θ of F = avg(output)."""
+    """The backpropagation program alone (see :func:`backprop_map`)."""
     return backprop_map(program, output, input_gradients).program
+
+
+@register_pass("backprop", BackpropOptions, BACKPROP, sample=BackpropOptions())
+def run_backprop(program: Program, options: BackpropOptions) -> Backprop:
+    """Extend the program by the scaled gradients dx = n·∂F/∂x, dθ = ∂F/∂θ of F = avg(output)."""
+    return backprop_map(program, options.output, options.input_gradients)

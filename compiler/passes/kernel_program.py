@@ -13,13 +13,19 @@ gradient, 05 §5.2 G_W).  In NTP (f = n^{-1/2} Σ_α o_α) the limit of this sca
 tangent kernel Θ(ξ^i, ξ^j) of 05 §5.1 (the product of two averages is the limit of the
 (1/n²)-normalised Frobenius inner product of the two rank-one gradients).  Scalar parameters are
 left out (05 §5.2 assumes none).  Indices i, j are 0-based; entries i ≤ j.
+
+Registered as the pass ``kernel-program`` (options :class:`KernelOptions`); its result is checked
+by :func:`verify_kernels`: the program verifies and every entry names one of its scalars.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from operator import attrgetter
 
+from compiler.errors import VerifyError
 from compiler.ir import Avg, Instruction, Nonlin, Program
+from compiler.passes.registry import PassOptions, ResultType, register_pass
 from compiler.passes.total import total_map
 from compiler.symbols import sym
 from compiler.verify import verify
@@ -77,7 +83,31 @@ def kernel_program(program: Program, batch: int, output: str | None = None) -> K
                         b = em.avg_product(ui.outer[1], uj.outer[1])
                         terms.append(sym(a) * sym(b))
             ntk[(i, j)] = em.scalar(f"ntk[{i}][{j}]", sum(terms))
-    prog = verify(
-        tot.program.replace(name=f"{program.name}_kernels", body=(*tot.program.body, *em.body))
-    )
+    prog = tot.program.replace(name=f"{program.name}_kernels", body=(*tot.program.body, *em.body))
     return KernelProgram(prog, nngp, ntk, tot.bind)
+
+
+def verify_kernels(result: KernelProgram) -> None:
+    """The program verifies and every NNGP/NTK entry is one of its scalars."""
+    kinds = verify(result.program).kinds
+    for (i, j), name in (*result.nngp.items(), *result.ntk.items()):
+        if kinds.get(name) != "scalar":
+            raise VerifyError(f"kernel entry ({i}, {j}) of {result.program.name}: {name} is not "
+                              "a scalar of the program")
+
+
+KERNELS: ResultType[KernelProgram] = ResultType(KernelProgram, verify_kernels, attrgetter("program"))
+
+
+@dataclass(frozen=True)
+class KernelOptions(PassOptions[KernelProgram]):
+    """``batch``: the number of inputs B; ``output``: the output o (None: the only one)."""
+
+    batch: int
+    output: str | None = None
+
+
+@register_pass("kernel-program", KernelOptions, KERNELS, sample=KernelOptions(batch=2))
+def run_kernel_program(program: Program, options: KernelOptions) -> KernelProgram:
+    """The total program for ``batch`` inputs plus one scalar per NNGP and NTK entry (05 §5.1)."""
+    return kernel_program(program, options.batch, options.output)

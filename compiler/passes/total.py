@@ -16,6 +16,8 @@ from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from functools import partial
+from operator import attrgetter
+from typing import assert_never
 
 import numpy as np
 import sympy
@@ -31,10 +33,12 @@ from compiler.ir import (
     Program,
     formula_args,
 )
-from compiler.passes.backprop import GradientMap, backprop_map
-from compiler.passes.registry import register_pass
+from compiler.passes.backprop import backprop_map
+from compiler.passes.gradients import GradientMap, verify_gradients
+from compiler.passes.registry import PassOptions, ResultType, register_pass
 from compiler.rename import rename_symbols, split_name
 from compiler.symbols import sym
+from compiler.verify import verify
 
 
 def per_input(name: str, i: int) -> str:
@@ -132,7 +136,7 @@ class _Renamer:
                 case OuterNonlin(out=y, copies=c, formula=f):
                     out.append(OuterNonlin(new[y], c, rename_symbols(f, symbols), ins.loc))
                 case _:
-                    raise TypeError(f"not an instruction: {ins!r}")
+                    assert_never(ins)
         return out
 
 
@@ -182,7 +186,6 @@ def total_map(
     return Total(result, program, batch, grads)
 
 
-@register_pass("total", golden={"inputs": 2})
 def total(
     program: Program,
     inputs: object,
@@ -190,5 +193,34 @@ def total(
     gradients: bool = True,
     input_gradients: bool = True,
 ) -> Program:
-    """The total program: one renamed backprop copy per input, parameters shared (02 §2.3)."""
+    """The total program alone (see :func:`total_map`)."""
     return total_map(program, inputs, output, gradients, input_gradients).program
+
+
+def verify_total(result: Total) -> None:
+    """The program verifies and every copy's gradient map fits it."""
+    verify(result.program)
+    for grads in result.grads or ():
+        verify_gradients(grads, result.program)
+
+
+TOTAL: ResultType[Total] = ResultType(Total, verify_total, attrgetter("program"))
+
+
+@dataclass(frozen=True)
+class TotalOptions(PassOptions[Total]):
+    """``batch``: B, the number of inputs; ``output``, ``input_gradients``: as for backprop;
+    ``gradients=False``: forward copies only (enough for NNGP kernels)."""
+
+    batch: int
+    output: str | None = None
+    gradients: bool = True
+    input_gradients: bool = True
+
+
+@register_pass("total", TotalOptions, TOTAL, sample=TotalOptions(batch=2))
+def run_total(program: Program, options: TotalOptions) -> Total:
+    """The total program: one renamed backprop copy per input, parameters shared (02 §2.3)."""
+    return total_map(
+        program, options.batch, options.output, options.gradients, options.input_gradients
+    )
