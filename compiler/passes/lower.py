@@ -16,7 +16,7 @@ from compiler.kets.printer import print_kets
 from compiler.kets.verify import verify_kets
 from compiler.passes.registry import PassOptions, ResultType, register_pass
 
-KETS: ResultType[KetProgram] = ResultType(KetProgram, verify_kets, None, print_kets)
+KETS: ResultType[KetProgram] = ResultType(KetProgram, verify_kets, None, print_kets, "kets")
 
 
 @dataclass(frozen=True)

@@ -35,12 +35,14 @@ class PassOptions(Generic[R]):
 @dataclass(frozen=True)
 class ResultType(Generic[R]):
     """What a pass produces: the result class, its verifier (raises VerifyError), the Program it
-    carries on (None: terminal) and its printed form (default: the carried program, printed)."""
+    carries on (None: terminal), its printed form (default: the carried program, printed) and the
+    suffix of its golden files."""
 
     cls: type[R]
     verify: Callable[[R], object]
     program: Callable[[R], Program] | None
     printer: Callable[[R], str] | None = None
+    suffix: str = "nx"
 
     def text(self, result: R) -> str:
         if self.printer is not None:
