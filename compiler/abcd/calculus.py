@@ -57,7 +57,8 @@ from compiler.abcd.sizes import (
 )
 from compiler.abcd.verdict import Analysis
 from compiler.ir import Avg, Instruction, MatMul, Nonlin, OuterNonlin, Program, split_symbol
-from compiler.passes.backprop import Backprop, backprop_each
+from compiler.passes.backprop import Backprop, BackpropOptions
+from compiler.passes.pipeline import run_pass
 
 MAX_PASSES = 3
 Sizes = dict[str, Sized]
@@ -84,7 +85,9 @@ class SizeCalculus:
         self.program, self.param, self.opt = program, param, opt
         self.group = {name: p.name for p in program.params for name in p.names}
         self.decl = {name: p for p in program.params for name in p.names}
-        self.bps: tuple[Backprop, ...] = backprop_each(program, input_gradients=False)
+        self.bps: tuple[Backprop, ...] = tuple(  # verified, one per output (02 §2.2)
+            run_pass(program, BackpropOptions(o, input_gradients=False)) for o in program.outputs
+        )
         self.parity = {id(bp): parities(bp.program) for bp in self.bps}
         self.forward = tuple(ins.out for ins in program.body)
         self.copies = tuple({c for ins in program.body if isinstance(ins, OuterNonlin)

@@ -100,22 +100,31 @@ def _checked(what: str, verifier: typing.Callable[[Any], object], value: object)
 
 
 # -- the text form -------------------------------------------------------------------------------
-_STEP = re.compile(r"\s*(?P<name>[\w-]+)\s*(?:\{(?P<opts>[^{}]*)\})?\s*(?:,|$)")
+_STEP = re.compile(r"\s*(?P<name>[\w-]+)\s*(?:\{(?P<opts>[^{}]*)\}\s*)?")
 
 
 def parse_pipeline(text: str) -> list[PassOptions[Any]]:
     """``dce,backprop{output=o}`` → ``[DceOptions(), BackpropOptions(output="o")]``."""
     passes: list[PassOptions[Any]] = []
     pos = 0
-    while pos < len(text):
+    while text.strip():
         m = _STEP.match(text, pos)
-        if m is None or m.end() == pos:
-            raise UsageError(f"pipeline {text!r}: cannot read from column {pos + 1} "
-                             "(expected NAME or NAME{OPTION=VALUE …}, separated by commas)")
+        if m is None:
+            raise _unreadable(text, pos + len(text[pos:]) - len(text[pos:].lstrip()))
         fields = dict(_option(text, item) for item in (m["opts"] or "").split())
         passes.append(make_options(m["name"], **fields))
         pos = m.end()
+        if pos == len(text):
+            break
+        if text[pos] != ",":
+            raise _unreadable(text, pos)
+        pos += 1
     return passes
+
+
+def _unreadable(text: str, pos: int) -> UsageError:
+    return UsageError(f"pipeline {text!r}: cannot read from column {pos + 1} "
+                      "(expected NAME or NAME{OPTION=VALUE …}, separated by commas)")
 
 
 def _option(text: str, item: str) -> tuple[str, str]:
