@@ -48,10 +48,10 @@ from compiler.ir import (
 from compiler.passes.gradients import GradientMap, MatrixUse, verify_gradients
 from compiler.passes.liveness import live_variables
 from compiler.passes.registry import PassOptions, ResultType, register_pass
-from compiler.verify import verify
 from compiler.printer import format_formula, format_instruction
 from compiler.rename import evaluated, rename_symbols, split_name
 from compiler.symbols import WIDTH, nondifferentiable_in, sym
+from compiler.verify import verify
 
 Term = sympy.Expr | MatMul | OuterNonlin
 """A contribution to a gradient: a formula, or an instruction whose result is not yet named."""

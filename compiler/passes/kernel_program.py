@@ -96,7 +96,9 @@ def verify_kernels(result: KernelProgram) -> None:
                               "a scalar of the program")
 
 
-KERNELS: ResultType[KernelProgram] = ResultType(KernelProgram, verify_kernels, attrgetter("program"))
+KERNELS: ResultType[KernelProgram] = ResultType(
+    KernelProgram, verify_kernels, attrgetter("program")
+)
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,7 @@ separated by commas, options in braces separated by spaces, tuple values separat
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import re
 import types
 import typing
@@ -76,7 +77,7 @@ def run_pass(program: Program, options: PassOptions[R]) -> R:
 def run_pipeline(program: Program, passes: Sequence[PassOptions[Any]]) -> PipelineResult:
     """Run ``passes`` in order on ``program``, verifying the input and every result."""
     infos = [pass_of(opts) for opts in passes]
-    for info, nxt in zip(infos, infos[1:], strict=False):
+    for info, nxt in itertools.pairwise(infos):
         if info.result.program is None:
             raise UsageError(f"pass {nxt.name} needs a program, but pass {info.name} gives "
                              f"{info.result.cls.__name__} (a terminal result): put it last")
@@ -166,7 +167,8 @@ def _convert(name: str, key: str, text: str, hint: Any) -> object:
         return int(text)
     if hint is str:
         return text
-    raise UsageError(f"pass {name}: option {key}={text!r} is not a {getattr(hint, '__name__', hint)}")
+    want = getattr(hint, "__name__", hint)
+    raise UsageError(f"pass {name}: option {key}={text!r} is not a {want}")
 
 
 def describe(info: PassInfo[Any, Any]) -> str:

@@ -23,7 +23,7 @@ from compiler.printer import print_program
 from compiler.verify import verify
 
 R = TypeVar("R")
-O = TypeVar("O", bound="PassOptions[Any]")
+Opts = TypeVar("Opts", bound="PassOptions[Any]")
 
 
 @dataclass(frozen=True)
@@ -56,17 +56,17 @@ PROGRAM: ResultType[Program] = ResultType(Program, verify, lambda p: p)
 
 
 @dataclass(frozen=True)
-class PassInfo(Generic[O, R]):
+class PassInfo(Generic[Opts, R]):
     """A registered pass. ``sample``: the options it runs with on the bundled samples (golden
     files, verify-every-sample test), None when the samples lack what it needs; ``golden``:
     whether its printed result on every sample is pinned by a golden file."""
 
     name: str
-    options: type[O]
-    run: Callable[[Program, O], R]
+    options: type[Opts]
+    run: Callable[[Program, Opts], R]
     result: ResultType[R]
     doc: str
-    sample: O | None
+    sample: Opts | None
     golden: bool
 
 
@@ -92,14 +92,14 @@ def load_passes() -> dict[str, PassInfo[Any, Any]]:
 
 def register_pass(
     name: str,
-    options: type[O],
+    options: type[Opts],
     result: ResultType[R],
-    sample: O | None = None,
+    sample: Opts | None = None,
     golden: bool = True,
-) -> Callable[[Callable[[Program, O], R]], Callable[[Program, O], R]]:
+) -> Callable[[Callable[[Program, Opts], R]], Callable[[Program, Opts], R]]:
     """Register ``run`` as pass ``name``, taking ``options`` and producing ``result``."""
 
-    def wrap(run: Callable[[Program, O], R]) -> Callable[[Program, O], R]:
+    def wrap(run: Callable[[Program, Opts], R]) -> Callable[[Program, Opts], R]:
         known = BY_OPTIONS.get(options)
         if known is not None and known.name != name:
             raise ValueError(f"{options.__name__} already belongs to pass {known.name}")
