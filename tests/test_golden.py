@@ -28,6 +28,7 @@ def test_flatten_golden_and_round_trip(path, update_golden):
 @pytest.mark.parametrize("path", SAMPLES, ids=sample_id)
 def test_pass_golden_and_round_trip(path, name, update_golden):
     info = load_passes()[name]
+    assert info.sample is not None  # golden passes have sample options (see register_pass)
     try:
         result = run_pass(parse_file(path), info.sample)
     except NexortError as e:  # a pass may refuse a sample (backprop through a step): pin the error

@@ -25,7 +25,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from functools import lru_cache
 from operator import attrgetter
-from typing import assert_never
+from typing import TypeAlias, assert_never
 
 import sympy
 
@@ -33,12 +33,14 @@ from compiler.errors import NotDifferentiableError, UsageError
 from compiler.frontend.flatten import RESERVED
 from compiler.ir import (
     Avg,
+    Input,
     Instruction,
     Kind,
     Loc,
     MatMul,
     Nonlin,
     OuterNonlin,
+    Param,
     Program,
     copy_ref,
     formula_args,
@@ -53,7 +55,7 @@ from compiler.rename import evaluated, rename_symbols, split_name
 from compiler.symbols import WIDTH, nondifferentiable_in, sym
 from compiler.verify import verify
 
-Term = sympy.Expr | MatMul | OuterNonlin
+Term: TypeAlias = sympy.Expr | MatMul | OuterNonlin
 """A contribution to a gradient: a formula, or an instruction whose result is not yet named."""
 
 TIDY_OPS = 60
@@ -94,7 +96,7 @@ class _Namer:
 
     def __init__(self, program: Program) -> None:
         copies = {c for ins in program.body if isinstance(ins, OuterNonlin) for c in ins.copies}
-        decls = [d.name for d in (*program.inputs, *program.params)]
+        decls = [*(d.name for d in program.inputs), *(d.name for d in program.params)]
         bases = dict.fromkeys([*decls, *(split_name(x)[0] for x in program.kinds)])
         self.taken = set(bases) | copies | RESERVED
         self.used = set(program.kinds) | copies
@@ -245,7 +247,7 @@ class _Builder:
     def loc_of(self, name: str) -> Loc | None:
         if name in self.program.producer:
             return self.program.producer[name].loc
-        decls = (*self.program.inputs, *self.program.params)
+        decls: tuple[Input | Param, ...] = (*self.program.inputs, *self.program.params)
         return next((d.loc for d in decls if name in d.names), None)
 
     def emit(self, ins: Instruction) -> None:
