@@ -14,9 +14,13 @@ instructions in reverse program order, one rule per instruction kind (02 §2.2):
   sum runs over γ (the old own index) and the other copies.
 
 Each gradient is the sum of the contributions of all uses: one Nonlin, or the single contributing
-MatMul/OuterNonlin itself. Objects F does not depend on get no gradient (no dead code). Matrices
-get no instruction: ∂F/∂W = (1/n)·Σ_u dy_u x_uᵀ (+ (1/n)·x_u dy_uᵀ per use of Wᵀ) is exposed as
-data (:class:`MatrixUse`) for the passes that need it (training, abcd sizes, NTK limits).
+MatMul/OuterNonlin itself. Objects F does not depend on (by the one liveness analysis,
+:mod:`compiler.passes.liveness`) get no gradient (no dead code). Matrices get no instruction:
+∂F/∂W = (1/n)·Σ_u dy_u x_uᵀ (+ (1/n)·x_u dy_uᵀ per use of Wᵀ) is exposed as data
+(:class:`~compiler.passes.gradients.MatrixUse`) for the passes that need it (training, abcd
+sizes, NTK limits). Registered as the pass ``backprop`` (options :class:`BackpropOptions`): its
+result :class:`Backprop` carries the :class:`~compiler.passes.gradients.GradientMap` and is
+verified together with it.
 """
 
 from __future__ import annotations

@@ -8,7 +8,11 @@ matrices, vectors and scalars (the parameters), with every other variable rename
 (``input xi_ξ1[10]``): the structure of the total program depends only on B, and :meth:`Total.bind`
 maps a (B, d) data array to its input names for the executor. The outputs are the copies' outputs,
 input by input. In the limit, the hat-kets of W x(ξ^i) across copies are jointly Gaussian with
-covariance ⟨x(ξ^i)|x(ξ^j)⟩ (02 §2.3): where the NNGP kernel comes from. """
+covariance ⟨x(ξ^i)|x(ξ^j)⟩ (02 §2.3): where the NNGP kernel comes from.
+
+Registered as the pass ``total`` (options :class:`TotalOptions`): its result :class:`Total`
+carries each copy's gradient map and is verified together with them.
+"""
 
 from __future__ import annotations
 
