@@ -1,4 +1,4 @@
-"""Pipelines: run passes in order and verify after each (the xDSL way; 02 §2.1 "passes").
+"""Pipelines: run passes in order and verify after each (the xDSL way).
 
 ``run_pipeline(program, [BackpropOptions(), DceOptions(keep=…)])`` type-checks the chain before
 computing anything (a terminal result, such as the kets of ``lower``, can only come last),

@@ -1,13 +1,14 @@
 """The pass registry (the xDSL way): a pass is a frozen options dataclass plus a pure run function
-``(Program, options) → result``, registered by name (developers' guide, "Style").
+``(Program, options) → result``, registered by name.
 
 Every pass declares its result by a :class:`ResultType`: the result's class, the verifier for
 it, the :class:`Program` it carries on to the next pass (None for a terminal result such as the
 kets of ``lower``, which no Program pass can take) and how it prints. So what a later step needs
 (backprop's gradient map, the total program's per-input maps, the kernel entries) is part of a
 typed result instead of being thrown away, and each result is checked by the verifier of its own
-type. :mod:`compiler.passes.pipeline` runs passes and verifies after each. The golden files and
-the verify-every-sample test run every pass whose ``sample`` options are set on every sample.
+type. :mod:`compiler.passes.pipeline` runs passes and verifies after each. The golden files (with
+the round trip of 07 §7.3) and the verify-every-sample test run every pass with its ``sample``
+options on every sample.
 """
 
 from __future__ import annotations
