@@ -81,12 +81,12 @@ def run_pipeline(program: Program, passes: Sequence[PassOptions[Any]]) -> Pipeli
         if info.result.program is None:
             raise UsageError(f"pass {nxt.name} needs a program, but pass {info.name} gives "
                              f"{info.result.cls.__name__} (a terminal result): put it last")
-    _checked("the input", verify, program)
+    _checked("in the input of the pipeline", verify, program)
     steps: list[Step] = []
     current = program
     for info, opts in zip(infos, passes, strict=True):
         result = info.run(current, opts)
-        _checked(f"pass {info.name}", info.result.verify, result)
+        _checked(f"after pass {info.name}", info.result.verify, result)
         steps.append(Step(info.name, opts, result))
         if info.result.program is not None:
             current = info.result.program(result)
@@ -97,7 +97,7 @@ def _checked(what: str, verifier: typing.Callable[[Any], object], value: object)
     try:
         verifier(value)
     except VerifyError as e:
-        raise VerifyError(f"after {what}: {e.message}", e.loc, e.source) from e
+        raise VerifyError(f"{what}: {e.message}", e.loc, e.source) from e
 
 
 # -- the text form -------------------------------------------------------------------------------
