@@ -27,7 +27,13 @@ from compiler.passes.gradients import verify_gradients
 from compiler.passes.kernel_program import KernelOptions, kernel_program, verify_kernels
 from compiler.passes.liveness import live_variables
 from compiler.passes.lower import LowerOptions
-from compiler.passes.pipeline import make_options, parse_pipeline, run_pass, run_pipeline
+from compiler.passes.pipeline import (
+    describe,
+    make_options,
+    parse_pipeline,
+    run_pass,
+    run_pipeline,
+)
 from compiler.passes.registry import (
     BY_OPTIONS,
     PASSES,
@@ -201,3 +207,15 @@ def test_empty_pipeline_is_the_verified_input():
     assert run_pipeline(program, []).last is program
     with pytest.raises(UsageError, match="column 5"):
         parse_pipeline("dce,,lower")
+
+
+def test_describe_lists_each_pass_with_its_options_in_the_text_form():
+    """What ``describe`` prints is itself a pipeline the parser reads (once required options get
+    values): the help text and the parser cannot drift apart."""
+    for name, info in PASSES.items():
+        line = describe(info)
+        assert line.startswith(name) and info.doc in line
+    assert describe(PASSES["total"]).startswith("total{batch output=None gradients=True")
+    assert parse_pipeline("total{batch=2 output=None gradients=True input_gradients=True}") == [
+        TotalOptions(2)
+    ]
