@@ -32,8 +32,9 @@ def test_compile_json_lists_every_instruction(capsys):
     doc = json.loads(out)
     assert code == 0 and doc["arch"] == doc["program"]["name"] == "mlp2"
     assert doc["inputs"] == [f"xi[{i}]" for i in range(10)]
-    assert [i["op"] for i in doc["program"]["body"]] == ["nonlin", "nonlin", "matmul", "nonlin", "nonlin"]
-    assert doc["program"]["body"][2] == {
+    program = doc["program"]
+    assert [i["op"] for i in program["body"]] == ["nonlin", "nonlin", "matmul", "nonlin", "nonlin"]
+    assert program["body"][2] == {
         "op": "matmul",
         "out": "h2",
         "text": "h2 = W @ x1",
@@ -42,7 +43,7 @@ def test_compile_json_lists_every_instruction(capsys):
         "arg": "x1",
         "transpose": False,
     }
-    assert doc["program"]["params"][0] == {"name": "U", "kind": "vector", "shape": [10], "init": None}
+    assert program["params"][0] == {"name": "U", "kind": "vector", "shape": [10], "init": None}
 
 
 def test_check_summarises(capsys):

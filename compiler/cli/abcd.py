@@ -67,7 +67,10 @@ def cmd_abcd(args: argparse.Namespace) -> Report:
         doc = {**arch_summary(program), **recipe_dict(param, opt, width, base, fixed)}
         return Report(doc, recipe_text(param, opt, width, base, fixed))
     analysis = analyse(program, param, opt, args.method)
-    doc = {**arch_summary(program), **as_json(analysis)}
+    found = as_json(analysis)
+    # ``arch`` is the architecture's name in every document; the analysis's reading of it
+    # ("2-hidden-layer MLP …") is its description
+    doc = {**arch_summary(program), "description": found.pop("arch"), **found}
     if args.latex:
         return Report(doc, latex(analysis))
     text = table(analysis)
