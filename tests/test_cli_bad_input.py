@@ -45,6 +45,7 @@ def _cases(d):
         (["exec", MLP2, "--width", "8", "--plot", str(d / "x.foo")], ".png"),
         (["exec", MLP2, "--width", "8", "--plot", str(d)], "is a directory"),
         (["check", MLP2, "--json", str(d / "no" / "x.json")], "--json"),
+        (["check", MLP2, "--json", str(d / "two.nx")], "overwrite"),
         (["check", MLP2, "--const", "S"], "--const"),
         (["total", MLP2, "--batch", "0"], "--batch"),
         (["abcd", MLP2, "--torch-recipe", "--width", "0", "--base-width", "8"], "--width"),
@@ -124,3 +125,10 @@ def test_an_internal_error_is_one_line_and_a_json_document(capsys, monkeypatch):
     out = capsys.readouterr()
     assert out.err.startswith("internal error: RuntimeError: boom")
     assert json.loads(out.out)["error"] == {"kind": "RuntimeError", "message": "boom"}
+
+
+def test_json_path_never_overwrites_an_architecture(files, capsys):
+    arch = files / "two.nx"
+    assert main(["check", MLP2, "--json", str(arch)]) == 1
+    assert arch.read_text() == TWO_OUTPUTS
+    assert json.loads(capsys.readouterr().out)["error"]["message"].startswith("--json")

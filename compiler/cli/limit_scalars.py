@@ -96,7 +96,9 @@ def cmd_limit_scalars(args: argparse.Namespace) -> Report:
                  if k not in lim["inputs"] and k not in set(lim.get("exact_zero", ()))}
         plot_master_theorem(program.name, drawn, cmp, args.plot)
         lim["plot"] = args.plot
-    doc = {"arch": program.name, **lim, "compare": cmp}
+    # ``method`` is abcd's analysis; here the key names the limit engine that ran
+    doc = {"arch": program.name, "engine": lim["method"],
+           **{k: v for k, v in lim.items() if k != "method"}, "compare": cmp}
     return Report(doc, _limits_text(program.name, lim, cmp, n_train))
 
 

@@ -35,10 +35,18 @@ def check_output_path(path: str, option: str, suffix: str | None = None) -> None
         raise UsageError(f"{option} {path}: not writable")
 
 
+def check_json_path(target: str) -> None:
+    """Refuse a ``--json PATH`` that cannot be written or would overwrite an architecture."""
+    if target.endswith(".nx"):  # `--json FILE.nx` before the file: the file itself
+        raise UsageError(f"--json {target}: will not overwrite an architecture file "
+                         "(write --json PATH after the file, or --json last for stdout)")
+    check_output_path(target, "--json")
+
+
 def check_outputs(json_target: str | None, plot: str | None) -> None:
     """The paths of ``--json PATH`` and ``--plot PATH``, before the command runs."""
     if json_target is not None and json_target != JSON_STDOUT:
-        check_output_path(json_target, "--json")
+        check_json_path(json_target)
     if plot is not None:
         check_output_path(plot, "--plot", ".png")
 
@@ -79,7 +87,7 @@ def emit_error(doc: dict[str, Any], json_target: str | None) -> None:
         return
     if json_target != JSON_STDOUT:
         try:
-            check_output_path(json_target, "--json")
+            check_json_path(json_target)
         except UsageError:
             json_target = JSON_STDOUT
     _write_json(doc, json_target)
