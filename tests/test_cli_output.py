@@ -106,3 +106,15 @@ def test_progress_redraws_a_few_times_a_second(monkeypatch):
     assert log.getvalue().count("\n") <= 1
     bar.done()
     assert term.getvalue().endswith("\r")
+
+
+def test_the_executor_callback_formats_only_what_it_shows(monkeypatch):
+    clock, formatted = [0.0], []
+    monkeypatch.setattr("compiler.cli.progress.time.monotonic", lambda: clock[0])
+    monkeypatch.setattr("compiler.cli.progress.format_instruction",
+                        lambda ins: formatted.append(ins) or "ins")
+    bar = Progress("exec", _Terminal())
+    for k in range(4000):  # 2 simulated seconds: quiet for one, then four redraws
+        clock[0] = k * 0.0005
+        bar.instruction(k, 4000, None)  # type: ignore[arg-type]
+    assert len(formatted) == bar.stream.getvalue().count("\r[") == 4

@@ -24,8 +24,9 @@ def integer_at_least(low: int) -> Callable[[str], int]:
         except ValueError:
             raise argparse.ArgumentTypeError(f"wants an integer, got {text!r}") from None
         if value < low:
-            what = "a non-negative" if low == 0 else "a positive" if low == 1 else f"an ≥ {low}"
-            raise argparse.ArgumentTypeError(f"must be {what} integer, got {value}")
+            what = {0: "a non-negative integer", 1: "a positive integer"}.get(
+                low, f"an integer ≥ {low}")
+            raise argparse.ArgumentTypeError(f"must be {what}, got {value}")
         return value
 
     convert.__name__ = f"integer ≥ {low}"

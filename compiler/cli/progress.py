@@ -38,10 +38,13 @@ class Progress:
         self.last = -float("inf")
         self.shown = False
 
+    def _due(self, now: float) -> bool:
+        gap = _REDRAW if self.tty else _LOG_EVERY
+        return now >= _QUIET_START and now - self.last >= gap
+
     def __call__(self, done: float, total: float, label: str) -> None:
         now = time.monotonic() - self.start
-        gap = _REDRAW if self.tty else _LOG_EVERY
-        if now < _QUIET_START or now - self.last < gap or total <= 0:
+        if not self._due(now) or total <= 0:
             return
         frac = min(1.0, done / total)
         left = f", ~{duration(now * (1 - frac) / frac)} left" if frac > 0 else ""
@@ -55,7 +58,7 @@ class Progress:
 
     def instruction(self, k: int, total: int, ins: Instruction) -> None:
         """The executor's callback: instruction ``k`` of ``total`` is being run."""
-        if time.monotonic() - self.start - self.last >= (_REDRAW if self.tty else _LOG_EVERY):
+        if self._due(time.monotonic() - self.start):  # format only what will be shown
             self(k + 1, total, format_instruction(ins))
 
     def done(self) -> None:
