@@ -40,6 +40,7 @@ def _cases(d):
         (["exec", MLP2, "--width", "8", "--seed", "-1"], "--seed"),
         (["exec", MLP2, "--width", "0"], "--width"),
         (["exec", MLP2, "--width", "eight"], "--width"),
+        (["exec", MLP2, "--width", "10000000"], "choose a smaller width"),  # 800 TB of W
         (["exec", MLP2, "--width", "8", "--inputs", str(d / "empty.npz")], "X_train is empty"),
         (["exec", MLP2, "--width", "8", "--plot", "/nonexistent/x.png"], "--plot"),
         (["exec", MLP2, "--width", "8", "--plot", str(d / "x.foo")], ".png"),
@@ -132,3 +133,16 @@ def test_json_path_never_overwrites_an_architecture(files, capsys):
     assert main(["check", MLP2, "--json", str(arch)]) == 1
     assert arch.read_text() == TWO_OUTPUTS
     assert json.loads(capsys.readouterr().out)["error"]["message"].startswith("--json")
+
+
+def test_the_memory_guard_refuses_above_its_fraction(monkeypatch):
+    from compiler.errors import UsageError
+    from runtime import memory
+
+    monkeypatch.setattr(memory, "physical_memory", lambda: 10 * 2**30)
+    memory.check_memory(8 * 2**30, "eight GiB", "ask for less")  # 80% of 10 GiB: allowed
+    with pytest.raises(UsageError, match=r"nine GiB = 9\.0 GiB, more than 80% of this "
+                                         r"machine's 10\.0 GiB; ask for less"):
+        memory.check_memory(9 * 2**30, "nine GiB", "ask for less")
+    monkeypatch.setattr(memory, "physical_memory", lambda: None)
+    memory.check_memory(2**60, "anything", "")  # the OS does not say: no guard
