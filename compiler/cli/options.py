@@ -69,9 +69,9 @@ def plot_option(p: argparse.ArgumentParser, what: str) -> None:
     p.add_argument("--plot", metavar="PATH", help=f"write {what} (PNG)")
 
 
-def data_options(p: argparse.ArgumentParser, required: bool = False) -> None:
+def data_options(p: argparse.ArgumentParser | argparse._MutuallyExclusiveGroup) -> None:
     """``--inputs DATA``: an .npz with X_train (and X_test), or one input as a comma list."""
-    p.add_argument("--inputs", metavar="DATA", required=required,
+    p.add_argument("--inputs", metavar="DATA",
                    help=".npz with X_train (and X_test), or 1,2,3 for one input")
 
 

@@ -9,7 +9,7 @@ from typing import Any
 
 from compiler.cli.backprop import gradient_options, grads_dict
 from compiler.cli.common import Report, command, load
-from compiler.cli.options import integer_at_least
+from compiler.cli.options import data_options, integer_at_least
 from compiler.passes.total import total_map
 from compiler.printer import print_program
 from compiler.serialize import program_dict
@@ -19,8 +19,7 @@ from compiler.verify import verify
 def _options(p: argparse.ArgumentParser) -> None:
     gradient_options(p)
     which = p.add_mutually_exclusive_group(required=True)
-    which.add_argument("--inputs", metavar="DATA",
-                       help=".npz with X_train (and X_test), or 1,2,3 for one input")
+    data_options(which)
     which.add_argument("--batch", type=integer_at_least(1), metavar="B", help="B symbolic inputs")
     p.add_argument("--forward-only", action="store_true",
                    help="copies of the forward program only (no gradients; NNGP kernels)")
