@@ -68,6 +68,9 @@ def load_inputs(spec: str) -> tuple[np.ndarray, int]:
                 test = np.asarray(data["X_test"], dtype=np.float64) if "X_test" in data else None
         except (OSError, ValueError) as e:
             raise UsageError(f"cannot read {spec} as .npz: {e}") from None
+        for key, rows in (("X_train", train), ("X_test", test)):
+            if rows is not None and rows.size == 0:  # numpy cannot even reshape it
+                raise UsageError(f"{spec}: {key} is empty (shape {rows.shape}); give it rows")
         train = train.reshape(train.shape[0], -1) if train.ndim > 1 else train.reshape(1, -1)
         if test is None:
             return train, train.shape[0]

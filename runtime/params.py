@@ -9,13 +9,13 @@ for the same seed, and tests can rebuild the draws independently.
 
 from __future__ import annotations
 
-import os
 import zlib
 
 import numpy as np
 
 from compiler.errors import UsageError
 from compiler.ir import Program
+from runtime import memory
 
 DISTRIBUTIONS = ("gaussian", "rademacher", "uniform")
 
@@ -42,15 +42,8 @@ def draw_matrix(rng: np.random.Generator, n: int, dist: str) -> np.ndarray:
 def check_memory(matrices: int, width: int) -> None:
     """Refuse, before allocating, a run whose n×n matrices will not fit in memory."""
     need = matrices * width * width * 8
-    try:
-        have = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-    except (ValueError, OSError, AttributeError):
-        return
-    if need > 0.8 * have:
-        raise UsageError(
-            f"width {width} needs {matrices} n×n float64 matrices = {need / 2**30:.1f} GiB, "
-            f"more than 80% of this machine's {have / 2**30:.1f} GiB; choose a smaller width"
-        )
+    what = f"width {width} needs {matrices} n×n float64 matrices"
+    memory.check_memory(need, what, "choose a smaller width")
 
 
 def draw_parameters(

@@ -35,9 +35,10 @@ def test_json_fields(capsys):
     doc = json.loads(out)
     assert code == 0
     assert doc["parameters"]["W"] | {} == doc["parameters"]["W"]
-    assert {k: doc["parameters"]["W"][k] for k in "abcd"} == {"a": 0.5, "b": 0, "c": 1, "d": 1}
+    w = doc["parameters"]["W"]
+    assert {k: w[k] for k in "abcd"} == {"a": "1/2", "b": "0", "c": "1", "d": "1"}
     assert (doc["stable"], doc["faithful"], doc["nontrivial"]) == (True, True, True)
-    assert doc["regime"] == "operator" and doc["r"] == 0.5 and doc["method"] == "mlp"
+    assert doc["regime"] == "operator" and doc["r"] == "1/2" and doc["method"] == "mlp"
     assert isinstance(doc["reasons"], list) and doc["reasons"]
 
 

@@ -164,7 +164,7 @@ def test_cli_total(capsys):
     assert main(["total", str(MLP2), "--inputs", data, "--json", "--no-input-gradients"]) == 0
     doc = json.loads(capsys.readouterr().out)
     test_rows = np.load(data)["X_test"]
-    assert doc["batch"] == 12 and doc["inputs"]["xi_ξ12[9]"] == test_rows[3, 9]
+    assert doc["batch"] == 12 and doc["input_values"]["xi_ξ12[9]"] == test_rows[3, 9]
     assert doc["copies"][0]["gradients"]["h2_ξ1"] == "dh2_ξ1"
     assert main(["total", str(MLP2), "--inputs", "1,2,3"]) == 1
     assert "dimension 3" in capsys.readouterr().err

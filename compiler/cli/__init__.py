@@ -1,4 +1,8 @@
-"""The ``nexort`` command-line tool: one module per command group, shared options in ``common``."""
+"""The ``nexort`` command-line tool (one room): ``app`` (parser, dispatch, errors), ``common``
+(command registry, the Report every command returns, NAME=VALUE parsing), ``options`` (the shared
+option groups), ``output`` (the output convention and the one error renderer), ``progress``
+(the one progress reporter), and one module per command: ``compile``, ``check``, ``exec``,
+``backprop``, ``total``, ``abcd``, ``lower``, ``limit_scalars``."""
 
 from compiler.cli.app import main
 

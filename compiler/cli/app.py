@@ -1,74 +1,91 @@
-"""The ``nexort`` command line: one subcommand per job, clean errors, never a traceback.
+"""The ``nexort`` command line: one module per command, one output convention, clean errors.
 
-Every NexortError prints as ``FILE:LINE:COL: error: MESSAGE`` with the source line and a caret
-and exits 1; anything unexpected prints one line naming it as an internal error and exits 2
-(``--debug`` or NEXORT_DEBUG=1 shows the traceback).
+Every user error (a NexortError, or a bad option value caught by the parser) prints as
+``FILE:LINE:COL: error: MESSAGE`` (with the source line and a caret) or names the option, and
+exits 1; under ``--json`` the error is also a JSON document (:mod:`compiler.cli.output`).
+Anything unexpected prints one line naming it as an internal error and exits 2 (``--debug`` or
+NEXORT_DEBUG=1 shows the traceback). ``python -m compiler.cli`` runs this same ``main``.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import os
 import sys
+from typing import NoReturn
 
 from compiler.cli.common import COMMANDS
-from compiler.errors import NexortError
+from compiler.cli.output import (
+    check_outputs,
+    emit,
+    emit_error,
+    error_doc,
+    json_target_in,
+    render_error,
+    stderr_line,
+)
+from compiler.errors import NexortError, UsageError
+
+COMMAND_MODULES = (
+    "compile", "check", "exec", "backprop", "total", "abcd", "lower", "limit_scalars",
+)
 
 
-def _load_commands() -> None:
-    """Import the modules that register further subcommands (one import line each)."""
-    import compiler.cli.abcd  # abcd
-    import compiler.cli.basic  # compile, check, exec
-    import compiler.cli.grad  # backprop, total
-    import compiler.cli.limits  # noqa: F401 - lower, limit-scalars
+class _Parser(argparse.ArgumentParser):
+    """Option errors are usage errors: rendered and exited like every other user error."""
+
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(f"{message} (see `{self.prog} --help`)")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    _load_commands()
-    parser = argparse.ArgumentParser(
+    for module in COMMAND_MODULES:  # each registers its command on import
+        importlib.import_module(f"compiler.cli.{module}")
+    parser = _Parser(
         prog="nexort",
         description="Compile neural architectures to Tensor Programs and run them at finite width.",
     )
     parser.add_argument("--debug", action="store_true", help="show tracebacks of internal errors")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for name, (fn, options, help_text) in COMMANDS.items():
-        p = sub.add_parser(name, help=help_text, description=help_text)
-        options(p)
-        p.set_defaults(func=fn)
+    for cmd in COMMANDS.values():
+        p = sub.add_parser(cmd.name, help=cmd.help, description=cmd.help)
+        cmd.options(p)
     return parser
 
 
-def _read_quietly(path: str) -> str | None:
-    try:
-        with open(path, encoding="utf-8") as f:
-            return f.read()
-    except (OSError, UnicodeDecodeError):
-        return None
-
-
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    args: argparse.Namespace | None = None
     try:
-        return args.func(args)
+        args = build_parser().parse_args(argv)
+        cmd = COMMANDS[args.command]
+        check_outputs(args.json, getattr(args, "plot", None))
+        emit(cmd.run(args), cmd.name, args.json)
+        return 0
     except NexortError as e:
-        if e.source is None and e.loc is not None and os.path.isfile(str(e.loc.file)):
-            e.source = _read_quietly(str(e.loc.file))  # quote the line of any located error
-        print(e.render(), file=sys.stderr)
+        _fail(args, argv, e, render_error(e))
         return 1
     except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
+        stderr_line("interrupted")
         return 130
     except BrokenPipeError:  # `nexort … | head`: the reader left; not an error of ours
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
     except Exception as e:  # a bug: one clear line unless asked for the traceback
-        if args.debug or os.environ.get("NEXORT_DEBUG"):
+        if (args is not None and args.debug) or os.environ.get("NEXORT_DEBUG"):
             raise
-        print(
-            f"internal error: {type(e).__name__}: {e} (a bug in nexort; rerun with --debug)",
-            file=sys.stderr,
-        )
+        _fail(args, argv, e, f"internal error: {type(e).__name__}: {e} "
+                             "(a bug in nexort; rerun with --debug)")
         return 2
+
+
+def _fail(args: argparse.Namespace | None, argv: list[str], e: BaseException, text: str) -> None:
+    stderr_line(text)
+    name = args.command if args is not None else next(
+        (a for a in argv if a in COMMANDS), None)
+    target = args.json if args is not None else json_target_in(argv)
+    emit_error(error_doc(name, e), target)
 
 
 if __name__ == "__main__":

@@ -1,84 +1,91 @@
-"""What every command shares: the command registry, the file options, loading, progress."""
+"""What every command shares: the command registry, the report a command returns, loading.
+
+A command is a pure function from parsed options to a :class:`Report` (a JSON document and the
+same result as text); printing, ``--json [PATH]`` and errors are the application's job
+(:mod:`compiler.cli.app`), so every command, present and coming, follows one output convention.
+"""
 
 from __future__ import annotations
 
 import argparse
-import sys
-import time
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from fractions import Fraction
+from typing import Any, TypeVar
 
 from compiler.errors import UsageError
 from compiler.frontend.parse import parse_file
-from compiler.ir import Instruction, Program
-from compiler.printer import format_instruction
+from compiler.ir import Program
 
-Command = Callable[[argparse.Namespace], int]
-COMMANDS: dict[str, tuple[Command, Callable[[argparse.ArgumentParser], None], str]] = {}
+T = TypeVar("T")
 
 
-def command(
-    name: str, help_text: str, options: Callable[[argparse.ArgumentParser], None]
-) -> Callable[[Command], Command]:
-    """Register ``nexort NAME``: ``options`` adds its arguments."""
+@dataclass(frozen=True)
+class Report:
+    """A command's result: ``doc`` for ``--json`` (without the envelope keys ``ok`` and
+    ``command``), ``text`` for a reader."""
 
-    def register(fn: Command) -> Command:
-        COMMANDS[name] = (fn, options, help_text)
+    doc: dict[str, Any]
+    text: str
+
+
+Run = Callable[[argparse.Namespace], Report]
+Options = Callable[[argparse.ArgumentParser], None]
+
+
+@dataclass(frozen=True)
+class Command:
+    """``nexort NAME``: ``options`` adds its arguments, ``run`` computes its report."""
+
+    name: str
+    help: str
+    options: Options
+    run: Run = field(compare=False)
+
+
+COMMANDS: dict[str, Command] = {}
+
+
+def command(name: str, help_text: str, options: Options) -> Callable[[Run], Run]:
+    """Register ``nexort NAME`` (the module defining it is listed in ``app.COMMAND_MODULES``)."""
+
+    def register(fn: Run) -> Run:
+        COMMANDS[name] = Command(name, help_text, options, fn)
         return fn
 
     return register
 
 
-def _consts(values: list[str]) -> dict[str, int]:
-    out = {}
-    for item in values:
+def parse_assignments(
+    items: list[str], option: str, convert: Callable[[str], T], what: str
+) -> dict[str, T]:
+    """``NAME=VALUE`` pairs of a repeated option (``--const S=16``, ``--scalar b=1/4``);
+    ``convert`` raises ValueError or ZeroDivisionError on a bad value, named as ``what``."""
+    out: dict[str, T] = {}
+    for item in items:
         name, sep, value = item.partition("=")
-        if not sep or not name.strip():
-            raise UsageError(f"--const wants NAME=INTEGER, got {item!r}")
+        name = name.strip()
+        if not sep or not name:
+            raise UsageError(f"{option} wants NAME={what}, got {item!r}")
         try:
-            out[name.strip()] = int(value)
-        except ValueError:
-            raise UsageError(f"--const {name.strip()} must be an integer, got {value!r}") from None
+            out[name] = convert(value.strip())
+        except (ValueError, ZeroDivisionError):
+            raise UsageError(f"{option} {name} must be {what}, got {value!r}") from None
     return out
 
 
+def exact_number(text: str) -> float:
+    """A number written as a decimal or fraction (``0.9``, ``3/2``, ``1e-3``)."""
+    return float(Fraction(text))
+
+
 def load(args: argparse.Namespace) -> Program:
-    return parse_file(args.file, _consts(args.const))
+    """The architecture file of the command, with its ``--const`` overrides."""
+    consts = parse_assignments(args.const, "--const", int, "an integer")
+    return parse_file(args.file, consts)
 
 
-def _file_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("file", help="architecture file (.nx)")
-    p.add_argument(
-        "--const",
-        action="append",
-        default=[],
-        metavar="NAME=INT",
-        help="override a const of the arch (e.g. S=16)",
-    )
-    p.add_argument("--json", action="store_true", help="machine-readable output")
-
-
-class Reporter:
-    """Progress on stderr for runs longer than a second (only when stderr is a terminal)."""
-
-    def __init__(self, enabled: bool) -> None:
-        self.enabled = enabled
-        self.start = time.monotonic()
-
-    def __call__(self, k: int, total: int, ins: Instruction) -> None:
-        if self.enabled and time.monotonic() - self.start > 1.0:
-            text = format_instruction(ins)[:60]
-            print(f"\r[{k + 1}/{total}] {text:<60}", end="", file=sys.stderr, flush=True)
-
-    def done(self) -> None:
-        if self.enabled and time.monotonic() - self.start > 1.0:
-            print("\r" + " " * 80 + "\r", end="", file=sys.stderr, flush=True)
-
-
-def _fraction(text: str) -> float:
-    try:
-        return float(Fraction(text))
-    except (ValueError, ZeroDivisionError):
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-
-
+def arch_summary(program: Program) -> dict[str, Any]:
+    """The keys every document about a program shares: ``arch`` (its name) and ``inputs`` (the
+    input scalar coordinates, in order)."""
+    return {"arch": program.name, "inputs": list(program.input_names)}

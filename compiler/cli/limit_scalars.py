@@ -1,0 +1,241 @@
+"""``nexort limit-scalars FILE``: every scalar's infinite-width limit ± its standard error, by
+the Master Theorem (spec 01 §1.4–1.6).
+
+The exact path (quadrature, :mod:`runtime.limits.quadrature`) is taken when the program allows
+it and Monte Carlo otherwise (``--engine``); with ``--compare-widths 256,1024,4096 --seeds K``
+the seed-averaged finite-width values are printed beside them, and ``--plot`` draws how they
+approach the limits. Scalar parameters without an init are conditioned on a value (``--scalar
+NAME=VALUE``, default the executor's seed-0 draw), and the finite-width runs use the same value.
+``--kernels`` replaces the program's scalars by the NNGP and NTK entries between the inputs
+(05 §5.1–5.2), of the output ``--output NAME`` when there are several.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from typing import Any
+
+import numpy as np
+
+from compiler.cli.common import Report, command, exact_number, load, parse_assignments
+from compiler.cli.options import (
+    data_options,
+    file_options,
+    output_choice,
+    particle_options,
+    plot_option,
+    seed_option,
+    widths_seeds_options,
+)
+from compiler.cli.progress import Progress
+from compiler.errors import UsageError
+from compiler.kets.lowering import KetProgram, lower
+
+
+def _options(p: argparse.ArgumentParser) -> None:
+    file_options(p)
+    plot_option(p, "|finite − limit| against n, log-log, for --compare-widths")
+    data_options(p)
+    particle_options(p)
+    seed_option(p, "seed of the particles (default 0)")
+    p.add_argument("--engine", "--method", dest="method", choices=("auto", "exact", "mc"),
+                   default="auto",
+                   help="limit engine: exact quadrature, Monte Carlo, or exact when possible "
+                        "(default; --method is the older spelling)")
+    p.add_argument("--stein", action="store_true", help="every dot coefficient by Stein's lemma")
+    p.add_argument("--scalar", action="append", default=[], metavar="NAME=VALUE",
+                   help="value of a scalar parameter without init (the limit conditions on it)")
+    widths_seeds_options(p)
+    p.add_argument("--kernels", action="store_true",
+                   help="the NNGP and NTK entries between the --inputs (05 §5.1-5.2) instead of "
+                        "the program's own scalars")
+    output_choice(p, "with --kernels: the output vector the kernels are of (default: the only "
+                     "output)")
+
+
+def _check_request(args: argparse.Namespace) -> None:
+    """Combinations of options that cannot work, refused before anything is computed."""
+    if args.plot and not args.compare_widths:
+        raise UsageError("--plot draws the comparison: give --compare-widths too")
+    if args.output is not None and not args.kernels:
+        raise UsageError("--output chooses the output of --kernels: give --kernels too (the "
+                         "limits of all the program's scalars do not depend on an output)")
+
+
+@command(
+    "limit-scalars", "every scalar's infinite-width limit ± s.e. (Master Theorem)", _options
+)
+def cmd_limit_scalars(args: argparse.Namespace) -> Report:
+    from runtime.data import load_inputs
+
+    _check_request(args)
+    program = load(args)
+    x, n_train = (None, 1) if args.inputs is None else load_inputs(args.inputs)
+    shown = None
+    if args.kernels:
+        program, x, shown = _kernel_program(program, x, args.output)
+    kets = lower(program)
+    given = parse_assignments(args.scalar, "--scalar", exact_number, "a number")
+    unknown = set(given) - set(program.param_names("scalar"))
+    if unknown:
+        raise UsageError(f"--scalar names {', '.join(sorted(unknown))}: not scalar parameters")
+    start = time.perf_counter()
+    lim = _limits(args, kets, x, given)
+    lim["seconds"] = time.perf_counter() - start
+    lim["inputs"] = list(program.input_names)
+    cmp = _compare(args, program, x, lim["given"]) if args.compare_widths else None
+    if shown is not None:  # only the kernel entries, not the total program's own scalars
+        lim["scalars"] = {k: v for k, v in lim["scalars"].items() if k in shown}
+        cmp = {n: {k: v for k, v in c.items() if k in shown} for n, c in (cmp or {}).items()}
+        cmp = cmp or None
+    if args.plot and cmp is not None:
+        from runtime.plots import plot_master_theorem
+
+        drawn = {k: v for k, v in lim["scalars"].items()
+                 if k not in lim["inputs"] and k not in set(lim.get("exact_zero", ()))}
+        plot_master_theorem(program.name, drawn, cmp, args.plot)
+        lim["plot"] = args.plot
+    # ``method`` is abcd's analysis; here the key names the limit engine that ran
+    doc = {"arch": program.name, "engine": lim["method"],
+           **{k: v for k, v in lim.items() if k != "method"}, "compare": cmp}
+    return Report(doc, _limits_text(program.name, lim, cmp, n_train))
+
+
+def _kernel_program(program: Any, x: Any, output: str | None) -> tuple[Any, Any, set[str]]:
+    """The total program of ``program`` for the rows of ``x`` with one scalar per NNGP and NTK
+    entry (compiler.passes.kernel_program), its inputs bound, and the names of those scalars."""
+    from compiler.passes.kernel_program import kernel_program
+
+    if x is None:
+        raise UsageError("--kernels needs --inputs (the kernel is between inputs)")
+    if len(x) > 16:
+        raise UsageError(f"--kernels with {len(x)} inputs: at most 16 (the program grows as B²)")
+    kp = kernel_program(program, len(x), output)
+    return kp.program, kp.bind(x), {*kp.nngp.values(), *kp.ntk.values()}
+
+
+def _limits(
+    args: argparse.Namespace, kets: KetProgram, x: Any, given: dict[str, float]
+) -> dict[str, Any]:
+    from runtime.limits.quadrature import NotExactError, evaluate_exact
+
+    note = ""
+    if args.method in ("auto", "exact"):
+        try:
+            res = evaluate_exact(kets, x, given)
+            se = {k: [0.0] * res.batch for k in res.scalars}
+            ignored = "--particles is ignored on the exact path (--method mc to use it)"
+            return {
+                "method": "exact (quadrature)",
+                "note": ignored if args.particles is not None else "",
+                "given": given,
+                "scalars": {k: v.tolist() for k, v in res.scalars.items()},
+                "stderr": se,
+            }
+        except NotExactError as e:
+            if args.method == "exact":
+                raise UsageError(f"no exact path for this program: {e}") from None
+            note = f"exact path not applicable ({e}); Monte Carlo instead"
+    return _monte_carlo(args, kets, x, given, note)
+
+
+def _monte_carlo(
+    args: argparse.Namespace, kets: KetProgram, x: Any, given: dict[str, float], note: str
+) -> dict[str, Any]:
+    from runtime.limits.montecarlo import LimitOptions, evaluate
+
+    particles = 16384 if args.particles is None else args.particles
+    if particles < 4:
+        raise UsageError("--particles must be at least 4")
+    if args.outer2_pool < 2:
+        raise UsageError("--outer2-pool must be at least 2")
+    budget = int(args.memory_limit * 2**30) if args.memory_limit else None
+    opts = LimitOptions(
+        particles=particles,
+        outer2_pool=args.outer2_pool,
+        replicas=args.replicas,
+        seed=args.seed,
+        stein=args.stein,
+        memory_budget=budget,
+    )
+    progress = Progress("limit")
+    res = evaluate(kets, x, given, opts, progress)
+    progress.done()
+    method = (
+        f"Monte Carlo, M = {res.particles} particles in {res.replicas} replicas, seed {args.seed}"
+    )
+    return {
+        "method": method,
+        "note": note,
+        "given": given,
+        "scalars": {k: v.tolist() for k, v in res.scalars.items()},
+        "stderr": {k: v.tolist() for k, v in res.stderr.items()},
+        "exact_zero": sorted(res.exact_zero),
+    }
+
+
+def _compare(
+    args: argparse.Namespace, program: Any, x: Any, given: dict[str, float]
+) -> dict[str, Any]:
+    from runtime.executor import execute
+    from runtime.params import draw_parameters
+
+    if args.seeds < 2:
+        raise UsageError("--seeds must be at least 2 for a standard error")
+    out: dict[str, Any] = {}
+    names = [n for n, k in program.kinds.items() if k == "scalar" and n not in program.input_names]
+    for w, n in enumerate(args.compare_widths):
+        vals: dict[str, list[np.ndarray]] = {k: [] for k in names}
+        # distinct seeds per width: the same seed at two widths shares its first coordinates
+        for s in range(w * args.seeds, (w + 1) * args.seeds):
+            params = draw_parameters(program, n, s)
+            for k, v in given.items():
+                params[k] = np.array(v)
+            ex = execute(program, n, s, x, params=params)
+            for k in names:
+                vals[k].append(np.broadcast_to(ex[k], (ex.batch,)))
+        out[str(n)] = {
+            k: {
+                "mean": np.mean(v, axis=0).tolist(),
+                "stderr": (np.std(v, axis=0, ddof=1) / np.sqrt(len(v))).tolist(),
+            }
+            for k, v in vals.items()
+        }
+    return out
+
+
+def _limits_text(arch: str, lim: dict[str, Any], cmp: dict[str, Any] | None, n_train: int) -> str:
+    lines: list[str] = []
+    lines.append(f"limits of {arch}: {lim['method']} ({lim['seconds']:.2f} s)")
+    if lim["note"]:
+        lines.append(f"note: {lim['note']}")
+    for k, v in lim["given"].items():
+        lines.append(f"conditioned on scalar parameter {k} = {v:g}")
+    zero = set(lim.get("exact_zero", ()))
+    head = f"  {'scalar':<16} {'input':>5}  {'limit':>12} {'± s.e.':>10}"
+    widths = list(cmp) if cmp else []
+    for n in widths:
+        head += f"  {'n=' + n:>12} {'± s.e.':>10}"
+    lines.append(head)
+    exact = lim["method"].startswith("exact")
+    for name, vals in lim["scalars"].items():
+        if name in lim["inputs"]:
+            continue
+        for i, val in enumerate(vals):
+            se = lim["stderr"][name][i]
+            tag = "0 by sym." if name in zero else ("exact" if exact else f"{se:10.2e}")
+            row = f"  {name:<16} {i:>5}  {val:12.6f} {tag:>10}"
+            for n in widths:
+                c = cmp[n].get(name) if cmp else None  # type: ignore[index]
+                if c is not None:
+                    row += f"  {c['mean'][i]:12.6f} {c['stderr'][i]:10.2e}"
+            lines.append(row)
+    if not any(name not in lim["inputs"] for name in lim["scalars"]):
+        lines.append("  (the program has no scalars besides its inputs: add avg(…) or run `nexort "
+              "backprop` first)")
+    if n_train > 1:
+        lines.append(f"inputs 0..{n_train - 1} are training rows; later rows are test rows")
+    if lim.get("plot"):
+        lines.append(f"plot: {lim['plot']}")
+    return "\n".join(lines) + "\n"
