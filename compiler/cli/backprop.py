@@ -10,10 +10,11 @@ from typing import Any
 
 from compiler.cli.common import Report, arch_summary, command, load
 from compiler.cli.options import file_options, output_choice
-from compiler.passes.backprop import GradientMap, backprop_map
+from compiler.passes.backprop import BackpropOptions
+from compiler.passes.gradients import GradientMap
+from compiler.passes.pipeline import run_pass
 from compiler.printer import print_program
 from compiler.serialize import program_dict
-from compiler.verify import verify
 
 
 def gradient_options(p: argparse.ArgumentParser) -> None:
@@ -41,8 +42,7 @@ def grads_dict(grads: GradientMap) -> dict[str, Any]:
          gradient_options)
 def cmd_backprop(args: argparse.Namespace) -> Report:
     program = load(args)
-    result = backprop_map(program, args.output, not args.no_input_gradients)
-    verify(result.program)  # a pass's result is verified before anyone sees it
+    result = run_pass(program, BackpropOptions(args.output, not args.no_input_gradients))
     doc = {**arch_summary(program), "program": program_dict(result.program),
            **grads_dict(result.grads)}
     head = (f"backpropagation of {args.file} by nexort: dx = n·∂F/∂x, dθ = ∂F/∂θ, "

@@ -30,7 +30,9 @@ from compiler.cli.options import (
 )
 from compiler.cli.progress import Progress
 from compiler.errors import UsageError
-from compiler.kets.lowering import KetProgram, lower
+from compiler.kets.lowering import KetProgram
+from compiler.passes.lower import LowerOptions
+from compiler.passes.pipeline import run_pass
 
 
 def _options(p: argparse.ArgumentParser) -> None:
@@ -75,7 +77,7 @@ def cmd_limit_scalars(args: argparse.Namespace) -> Report:
     shown = None
     if args.kernels:
         program, x, shown = _kernel_program(program, x, args.output)
-    kets = lower(program)
+    kets = run_pass(program, LowerOptions())
     given = parse_assignments(args.scalar, "--scalar", exact_number, "a number")
     unknown = set(given) - set(program.param_names("scalar"))
     if unknown:
@@ -105,13 +107,13 @@ def cmd_limit_scalars(args: argparse.Namespace) -> Report:
 def _kernel_program(program: Any, x: Any, output: str | None) -> tuple[Any, Any, set[str]]:
     """The total program of ``program`` for the rows of ``x`` with one scalar per NNGP and NTK
     entry (compiler.passes.kernel_program), its inputs bound, and the names of those scalars."""
-    from compiler.passes.kernel_program import kernel_program
+    from compiler.passes.kernel_program import KernelOptions
 
     if x is None:
         raise UsageError("--kernels needs --inputs (the kernel is between inputs)")
     if len(x) > 16:
         raise UsageError(f"--kernels with {len(x)} inputs: at most 16 (the program grows as B²)")
-    kp = kernel_program(program, len(x), output)
+    kp = run_pass(program, KernelOptions(len(x), output))
     return kp.program, kp.bind(x), {*kp.nngp.values(), *kp.ntk.values()}
 
 

@@ -8,7 +8,9 @@ from typing import Any
 
 from compiler.cli.common import Report, arch_summary, command, load
 from compiler.cli.options import file_options
-from compiler.kets.lowering import KetProgram, MatMulKet, lower
+from compiler.kets.lowering import KetProgram, MatMulKet
+from compiler.passes.lower import LowerOptions
+from compiler.passes.pipeline import run_pass
 
 
 def _options(p: argparse.ArgumentParser) -> None:
@@ -20,7 +22,7 @@ def _options(p: argparse.ArgumentParser) -> None:
 def cmd_lower(args: argparse.Namespace) -> Report:
     from compiler.kets.printer import print_kets
 
-    kets = lower(load(args))
+    kets = run_pass(load(args), LowerOptions())
     return Report(_kets_json(kets), print_kets(kets, latex=args.latex))
 
 

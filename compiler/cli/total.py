@@ -10,10 +10,10 @@ from typing import Any
 from compiler.cli.backprop import gradient_options, grads_dict
 from compiler.cli.common import Report, command, load
 from compiler.cli.options import data_options, integer_at_least
-from compiler.passes.total import total_map
+from compiler.passes.pipeline import run_pass
+from compiler.passes.total import TotalOptions, batch_size
 from compiler.printer import print_program
 from compiler.serialize import program_dict
-from compiler.verify import verify
 
 
 def _options(p: argparse.ArgumentParser) -> None:
@@ -36,9 +36,9 @@ def cmd_total(args: argparse.Namespace) -> Report:
     else:
         data, _ = load_inputs(args.inputs)
         inputs = data
-    result = total_map(program, inputs, args.output, not args.forward_only,
-                       not args.no_input_gradients)
-    verify(result.program)
+    options = TotalOptions(batch_size(program, inputs), args.output, not args.forward_only,
+                           not args.no_input_gradients)
+    result = run_pass(program, options)
     doc: dict[str, Any] = {
         "arch": program.name,
         "inputs": list(result.program.input_names),
