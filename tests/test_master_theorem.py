@@ -266,7 +266,9 @@ def sweep(n_plain: int, n_order2: int, every: int, groups: int, limit: LimitOpti
     progs = distinct_programs(n_plain, False)[::every] + distinct_programs(n_order2, True)[::every]
     group = [i % groups for i in range(len(progs))]
     kets = [lower(p) for p in progs]
-    lims = [evaluate(kp, method="mc", options=replace(limit, seed=g)) for kp, g in zip(kets, group, strict=True)]
+    lims = [
+        evaluate(kp, None, "mc", replace(limit, seed=g)) for kp, g in zip(kets, group, strict=True)
+    ]
     rows: list[Row] = []
     values: list = [None] * len(progs)
     for order2, widths in ((False, WIDTHS), (True, WIDTHS_ORDER2)):
@@ -282,7 +284,8 @@ def sweep(n_plain: int, n_order2: int, every: int, groups: int, limit: LimitOpti
         informative = {r.name for r in rows if r.program == i and r.kind == "informative"}
         dot_fed.append(bool(feeds(p, mms) & informative))
         if nonzero[i]:  # the same comparison without the dot terms must fail
-            off = evaluate(kets[i], None, "mc", replace(limit, seed=group[i], gradient_independence=True))
+            dots_off = replace(limit, seed=group[i], gradient_independence=True)
+            off = evaluate(kets[i], None, "mc", dots_off)
             v, widths = values[i]
             failures += max(r.z for r in compare(i, p, group[i], v, off, widths)) > Z
     live = [live_dots(kp) for kp in kets]
