@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import pytest
@@ -89,10 +89,11 @@ def test_both_engines_give_the_same_result_type_and_conditioning():
         evaluate(k, scalars={"q": 1.0})
 
 
-def test_options_are_validated():
-    for bad in (dict(particles=2), dict(replicas=0), dict(outer2_pool=1), dict(seed=-1)):
-        with pytest.raises(UsageError, match=next(iter(bad))):
-            LimitOptions(**bad)
+@pytest.mark.parametrize(("name", "value"), [("particles", 2), ("replicas", 0),
+                                             ("outer2_pool", 1), ("seed", -1)])
+def test_options_are_validated(name, value):
+    with pytest.raises(UsageError, match=name):
+        replace(LimitOptions(), **{name: value})
 
 
 @dataclass(frozen=True)

@@ -29,7 +29,7 @@ from __future__ import annotations
 import os
 import zlib
 from collections.abc import Callable, Mapping
-from typing import assert_never
+from typing import Any, assert_never
 
 import numpy as np
 
@@ -202,7 +202,8 @@ class _Run:
         self.values: dict[str, np.ndarray] = {}
         self.hatvals: dict[str, np.ndarray] = {}
         self.scal: dict[str, np.ndarray] = {}
-        self.tan: dict[str, dict[str, np.ndarray]] = {}
+        # tangents ∂|x⟩/∂H: arrays, or 0.0 for a hat that does not reach x
+        self.tan: dict[str, dict[str, Any]] = {}
         self.orient: dict[tuple[str, bool], ParticleHats] = {}
         self.methods: dict[str, ScalarMethod] = {}
         self.dots: dict[tuple[str, str], tuple[np.ndarray, np.ndarray]] = {}

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import assert_never
+from typing import assert_never, cast
 
 import numpy as np
 import sympy
@@ -216,8 +216,12 @@ class _Column:
     def _linear(self, s: FormulaKet) -> Lin | None:
         """The affine form of a formula that is linear in Gaussian (linear) kets, else None."""
         vec = [(x, v) for x, v, _ in formula_args(s.ins) if self.kets.kind(v) == "vector"]
-        if any(not isinstance(self.ket[v], Lin) for _, v in vec):
-            return None
+        lins: dict[str, Lin] = {}
+        for _, v in vec:
+            form = self.ket[v]
+            if not isinstance(form, Lin):
+                return None
+            lins[v] = form
         f = s.formula
         coef = np.zeros(self.dim)
         for x, v in vec:
@@ -225,18 +229,18 @@ class _Column:
             if any(
                 self.kets.kind(str(a)) == "vector"
                 for a in d.free_symbols
-                if a.name in self.kets.source.kinds
+                if str(a) in self.kets.source.kinds
             ):
                 return None
-            coef += self._number(d) * self.ket[v].padded(self.dim)  # type: ignore[union-attr]
+            coef += self._number(d) * lins[v].padded(self.dim)
         const = self._number(f.xreplace({x: 0 for x, _ in vec}))
-        const += sum(self._number(sympy.diff(f, x)) * self.ket[v].const for x, v in vec)  # type: ignore[union-attr]
+        const += sum((self._number(sympy.diff(f, x)) * lins[v].const for x, v in vec), 0.0)
         return Lin(coef, const)
 
-    def _number(self, expr: sympy.Expr) -> float:
+    def _number(self, expr: sympy.Basic) -> float:
         expr = sympy.sympify(expr)
-        subs = {a: self.scal[a.name] for a in expr.free_symbols if a.name in self.scal}
-        val = expr.xreplace({a: sympy.Float(v, 30) for a, v in subs.items()})
+        subs = {a: self.scal[str(a)] for a in expr.free_symbols if str(a) in self.scal}
+        val = cast(sympy.Expr, expr.xreplace({a: sympy.Float(v, 30) for a, v in subs.items()}))
         try:
             return float(val)
         except TypeError:
