@@ -11,12 +11,13 @@ first ``count`` distinct printed forms, and the test asserts the count.  The fas
 every tenth program of the full variant's stream (the stream starts with hypothesis's smallest
 examples), so it is a subset of the full one.
 
-Dot coverage.  A program has a *live* dot when some MatMul of its lowering (compiler/kets.py)
-has a coefficient E[∂|x⟩/∂|Ŵᵀz⟩] not proven 0 by a sign flip (compiler/ketsym.py), and a
-*non-zero* one when the evaluator's estimate is more than 4 replica standard errors from 0
-(a coefficient held constant by the recursion, e.g. E[∂y/∂ŷ] = 1, is exact).  Both fractions are
-asserted, and a mutation check proves the sweep sees the dot terms: with the dot coefficients
-set to 0 (``gradient_independence``) most programs with a non-zero dot fail the same test.
+Dot coverage.  A program has a *live* dot when some MatMul of its lowering
+(compiler/kets/lowering.py) has a coefficient E[∂|x⟩/∂|Ŵᵀz⟩] not proven 0 by a sign flip
+(compiler/kets/parity.py), and a *non-zero* one when the evaluator's estimate is more than 4
+replica standard errors from 0 (a coefficient held constant by the recursion, e.g. E[∂y/∂ŷ] = 1,
+is exact).  Both fractions are asserted, and a mutation check proves the sweep sees the dot
+terms: with the dot coefficients set to 0 (``gradient_independence``) most programs with a
+non-zero dot fail the same test.
 
 Scalars.  Every Avg is compared.  Avgs of odd kets (``LimitResult.exact_zero``: limit exactly 0
 by a sign flip) and deterministic ones (a constant vector's Avg: no spread at any width) are
@@ -70,7 +71,7 @@ LIMIT_FULL = replace(LIMIT, replicas=16)
 """The full variant's: P = 4096, so the limit's own finite-P bias is 4 times smaller."""
 CONSTANT_MATMULS = True
 """Programs may apply W to constant vectors vec(ψ(θ)) (their hats are drawn per replica and
-join the Gram of later hats: runtime/hats.py)."""
+join the Gram of later hats: runtime/limits/hats.py)."""
 SETTINGS = dict(
     deadline=None,
     derandomize=True,
