@@ -15,7 +15,7 @@
 from __future__ import annotations
 
 from collections.abc import Container, Mapping
-from typing import TypeVar
+from typing import TypeVar, assert_never
 
 import numpy as np
 
@@ -57,7 +57,7 @@ def initial_scalar(
         case "random":
             return given[s.out]
         case _:
-            raise AssertionError(f"unknown scalar source {s.source!r}")
+            assert_never(s.source)
 
 
 def odd_avg(kets: KetProgram, arg: str) -> bool:
