@@ -20,9 +20,8 @@ from compiler.kets.lowering import lower
 from compiler.passes.backprop import backprop
 from compiler.passes.kernel_program import kernel_program
 from runtime.executor import execute
+from runtime.limits import LimitOptions, NotApplicableError, evaluate
 from runtime.limits.closed_forms import mlp_kernels
-from runtime.limits.montecarlo import LimitOptions, evaluate
-from runtime.limits.quadrature import NotExactError, evaluate_exact
 from tests.conftest import ROOT
 from tests.strategies import programs
 
@@ -55,7 +54,7 @@ def kernel_errors(res, kp, k):
 @pytest.mark.parametrize(("name", "depth", "act"), MLPS)
 def test_nngp_and_ntk_exact_path_matches_closed_forms(name, depth, act):
     kp = kernel_program(mlp(name), len(X))
-    res = evaluate_exact(lower(kp.program), kp.bind(X))
+    res = evaluate(lower(kp.program), kp.bind(X), method="exact")
     ntk, nngp = kernel_errors(res, kp, mlp_kernels(X, depth, act))
     assert ntk < 1e-8 and nngp < 1e-8, (ntk, nngp)
 
@@ -63,7 +62,8 @@ def test_nngp_and_ntk_exact_path_matches_closed_forms(name, depth, act):
 @pytest.mark.parametrize(("name", "depth", "act"), MLPS)
 def test_nngp_and_ntk_monte_carlo_within_4_standard_errors(name, depth, act):
     kp = kernel_program(mlp(name), len(X))
-    res = evaluate(lower(kp.program), kp.bind(X), opts=LimitOptions(particles=16384, seed=1))
+    opts = LimitOptions(particles=16384, seed=1)
+    res = evaluate(lower(kp.program), kp.bind(X), method="mc", options=opts)
     k = mlp_kernels(X, depth, act)
     for table, ref in ((kp.ntk, k.ntk), (kp.nngp, k.nngp)):
         for (i, j), n in table.items():
@@ -87,8 +87,9 @@ def test_transposes_rnn_backward_needs_its_dot_terms():
     kets = lower(p)
     assert {c.rule for s in kets.stmts for c in getattr(s, "dots", ())} == {"derivative"}
     x = np.load(ROOT / "samples" / "data" / "seq3x4.npz")["X_train"][:1]
-    lim = evaluate(kets, x, opts=LimitOptions(particles=32768))
-    gia = evaluate(kets, x, opts=LimitOptions(particles=32768, gradient_independence=True))
+    lim = evaluate(kets, x, method="mc", options=LimitOptions(particles=32768))
+    off = LimitOptions(particles=32768, gradient_independence=True)
+    gia = evaluate(kets, x, method="mc", options=off)
     seeds = 8
     runs = [execute(p, 4096, s, x) for s in range(seeds)]
     z_true, z_gia = [], []
@@ -121,8 +122,8 @@ STEIN_PROGRAM = """
 def test_derivative_and_stein_estimators_agree():
     kets = lower(prog(STEIN_PROGRAM))
     # independent seeds: with a shared seed the two estimates are correlated and agree trivially
-    d = evaluate(kets, opts=LimitOptions(particles=32768, seed=3))
-    s = evaluate(kets, opts=LimitOptions(particles=32768, seed=4, stein=True))
+    d = evaluate(kets, method="mc", options=LimitOptions(particles=32768, seed=3))
+    s = evaluate(kets, method="mc", options=LimitOptions(particles=32768, seed=4, stein=True))
     assert len(d.dots) == 4
     for key, (val, se) in d.dots.items():
         sval, sse = s.dots[key]
@@ -137,11 +138,11 @@ def test_dirac_delta_coefficient_is_the_density_at_zero():
     """E[∂ step(Ŵx)/∂Ŵx] = φ(0) = 1/√(2π), not the a.e. derivative 0."""
     kets = lower(prog("h = W @ x\n g = W.T @ step(h)\n s = avg(g*x)\n output g"))
     want = 1 / np.sqrt(2 * np.pi)
-    mc = evaluate(kets, opts=LimitOptions(particles=65536))
+    mc = evaluate(kets, method="mc", options=LimitOptions(particles=65536))
     val, se = mc.dots[("g", "h")]
     assert abs(val[0] - want) < 4 * se[0] and se[0] < 0.01
-    ex = evaluate_exact(kets)
-    assert abs(ex.dots[("g", "h")][0] - want) < 1e-10
+    ex = evaluate(kets, method="exact")
+    assert abs(ex.dots[("g", "h")][0][0] - want) < 1e-10 and ex.dots[("g", "h")][1][0] == 0
     assert abs(ex.scalars["s"][0] - want) < 1e-10  # E[g x] = E[x²]·φ(0)
 
 
@@ -153,11 +154,11 @@ def test_outer_nonlin_orders_1_and_2():
             "param x : vector",
         )
     )
-    res = evaluate(kets, opts=LimitOptions(particles=16384, outer2_pool=128))
+    res = evaluate(kets, method="mc", options=LimitOptions(particles=16384, outer2_pool=128))
     for name, want in (("s", 1 / np.sqrt(2 * np.pi)), ("t", 1 / (2 * np.pi))):
         assert abs(res.scalars[name][0] - want) < 4 * res.stderr[name][0], (name, res.scalars[name])
-    with pytest.raises(NotExactError, match="OuterNonlin"):
-        evaluate_exact(kets)
+    with pytest.raises(NotApplicableError, match="OuterNonlin"):
+        evaluate(kets, method="exact")
 
 
 def test_rank_deficient_gram_same_vector_twice_and_collinear_inputs():
@@ -167,31 +168,31 @@ def test_rank_deficient_gram_same_vector_twice_and_collinear_inputs():
             "c = avg((h - k)^2)\n output h"
         )
     )
-    res = evaluate(kets, opts=LimitOptions(particles=8192))
+    res = evaluate(kets, method="mc", options=LimitOptions(particles=8192))
     assert abs(res.scalars["c"][0]) < 1e-20
     assert abs(res.scalars["b"][0] - 2 * res.scalars["a"][0]) < 1e-9
-    ex = evaluate_exact(kets)
+    ex = evaluate(kets, method="exact")
     assert ex.scalars["a"][0] == pytest.approx(1.0) and ex.scalars["c"][0] == pytest.approx(
         0.0, abs=1e-12
     )
     kp = kernel_program(mlp("mlp2"), 2)  # two identical inputs: every Gram is singular
     same = np.vstack([X[0], X[0]])
-    res = evaluate(lower(kp.program), kp.bind(same), opts=LimitOptions(particles=4096))
+    res = evaluate(lower(kp.program), kp.bind(same), "mc", LimitOptions(particles=4096))
     assert all(np.isfinite(v).all() for v in res.scalars.values())
 
 
 def test_deterministic_for_a_seed_and_seed_dependent():
     kets = lower(prog(STEIN_PROGRAM))
-    a = evaluate(kets, opts=LimitOptions(particles=2048, seed=5))
-    b = evaluate(kets, opts=LimitOptions(particles=2048, seed=5))
-    c = evaluate(kets, opts=LimitOptions(particles=2048, seed=6))
+    a = evaluate(kets, method="mc", options=LimitOptions(particles=2048, seed=5))
+    b = evaluate(kets, method="mc", options=LimitOptions(particles=2048, seed=5))
+    c = evaluate(kets, method="mc", options=LimitOptions(particles=2048, seed=6))
     assert a.scalars["f"][0] == b.scalars["f"][0] != c.scalars["f"][0]
 
 
 def test_nan_names_the_ket_and_instruction():
     kets = lower(prog("h = W @ x\n y = log(h - 100)\n s = avg(y)\n output y"))
     with pytest.raises(NumericError, match=r"ket \|y⟩.*log"):
-        evaluate(kets, opts=LimitOptions(particles=1024))
+        evaluate(kets, method="mc", options=LimitOptions(particles=1024))
 
 
 def test_nan_on_the_exact_path_names_the_ket_and_instruction():
@@ -199,24 +200,25 @@ def test_nan_on_the_exact_path_names_the_ket_and_instruction():
     expectation with a small particle run; it must never print a NaN limit."""
     kets = lower(prog("h = W @ x\n y = log(h - 100)\n s = avg(y)\n output y"))
     with pytest.raises(NumericError, match=r"ket \|y⟩.*log"):
-        evaluate_exact(kets)
+        evaluate(kets, method="exact")
     inf = lower(prog("h = W @ x\n s = avg(1/step(h))\n output h"))
     with pytest.raises(NumericError, match=r"(NaN|Inf) in the limit"):
-        evaluate_exact(inf)
+        evaluate(inf, method="exact")
 
 
 def test_memory_estimate_refuses_clearly():
     kets = lower(prog(STEIN_PROGRAM))
     with pytest.raises(UsageError, match=r"needs about .* GiB, more than the budget"):
-        evaluate(kets, opts=LimitOptions(particles=1 << 20, memory_budget=1 << 20))
+        evaluate(kets, None, "mc", LimitOptions(particles=1 << 20, memory_budget=1 << 20))
 
 
 def test_random_scalar_parameter_is_conditioned_on():
     kets = lower(prog("s = avg(b*x*x)\n output x", "param x : vector\n param b : scalar"))
-    assert evaluate(kets, scalars={"b": 0.25}, opts=LimitOptions(particles=4096)).scalars["s"][
-        0
-    ] == pytest.approx(0.25, rel=0.1)
-    assert evaluate_exact(kets, scalars={"b": 0.25}).scalars["s"][0] == pytest.approx(0.25)
+    mc = evaluate(kets, None, "mc", LimitOptions(particles=4096), scalars={"b": 0.25})
+    assert mc.scalars["s"][0] == pytest.approx(0.25, rel=0.1)
+    ex = evaluate(kets, scalars={"b": 0.25}, method="exact")
+    assert ex.scalars["s"][0] == pytest.approx(0.25)
+    assert mc.given == ex.given == {"b": 0.25}
 
 
 def test_cli_limit_scalars_exact_mc_and_compare(capsys, tmp_path):
@@ -261,10 +263,10 @@ def test_exact_path_and_monte_carlo_agree_on_random_programs(p):
     kets = lower(p)
     x = np.full((1, len(p.input_names)), 0.5) if p.input_names else None
     try:
-        ex = evaluate_exact(kets, x)
-    except NotExactError:
+        ex = evaluate(kets, x, method="exact")
+    except NotApplicableError:
         return
-    mc = evaluate(kets, x, opts=LimitOptions(particles=8192))
+    mc = evaluate(kets, x, method="mc", options=LimitOptions(particles=8192))
     for name in kets.avg_names:
         gap = abs(ex.scalars[name][0] - mc.scalars[name][0])
         assert gap < 5 * mc.stderr[name][0] + 1e-9, (name, ex.scalars[name], mc.scalars[name])
@@ -295,27 +297,27 @@ def test_matmul_of_a_constant_vector_has_a_hat_per_replica():
     """W·vec(θ): the argument has one replica column; its hat must still be drawn per replica
     (else the replicas share one draw and the s.e. is 0), and it must join later hats' Grams."""
     kets = lower(prog("k = vec(1)\n y = W @ k\n s = avg(y*y)\n output y"))
-    res = evaluate(kets, opts=LimitOptions(particles=16384))
+    res = evaluate(kets, method="mc", options=LimitOptions(particles=16384))
     assert res.stderr["s"][0] > 0.003  # Var(y²)/M: √(2/16384) ≈ 0.011
     assert abs(res.scalars["s"][0] - 1.0) < 4 * res.stderr["s"][0]
     mixed = lower(prog("k = vec(tanh(c))\n y2 = W @ k\n y1 = W @ x\n y3 = W @ y2\n"
                        " s = avg(y3*y1 + y3*y3)\n output y3", WITH_C))
-    exact = evaluate_exact(mixed).scalars["s"][0]  # = tanh(1/2)², the hats are independent
+    exact = evaluate(mixed, method="exact").scalars["s"][0]  # = tanh(1/2)²: independent hats
     assert exact == pytest.approx(np.tanh(0.5) ** 2, rel=1e-10)
-    mc = evaluate(mixed, opts=LimitOptions(particles=16384))
+    mc = evaluate(mixed, method="mc", options=LimitOptions(particles=16384))
     assert abs(mc.scalars["s"][0] - exact) < 4 * mc.stderr["s"][0]
 
 
 def test_outer_nonlin_that_reads_no_copy_is_pointwise():
     kets = lower(prog("y = mean[b](c)\n s = avg(y*x + y)\n output y", WITH_C))
-    res = evaluate(kets, opts=LimitOptions(particles=4096))
+    res = evaluate(kets, method="mc", options=LimitOptions(particles=4096))
     assert abs(res.scalars["s"][0] - 0.5) < 4 * res.stderr["s"][0]
 
 
 def test_a_deterministic_dot_coefficient_has_standard_error_zero():
     """g = Wᵀ W x: E[∂h/∂ĥ] = 1 exactly, in every replica (not a NaN standard error)."""
     kets = lower(prog("h = W @ x\n g = W.T @ h\n s = avg(g*x)\n output g"))
-    res = evaluate(kets, opts=LimitOptions(particles=4096))
+    res = evaluate(kets, method="mc", options=LimitOptions(particles=4096))
     val, se = res.dots[("g", "h")]
     assert val[0] == 1.0 and se[0] == 0.0
     assert abs(res.scalars["s"][0] - 1.0) < 4 * res.stderr["s"][0]  # E[g x] = E[x²] = 1

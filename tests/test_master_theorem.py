@@ -11,12 +11,13 @@ first ``count`` distinct printed forms, and the test asserts the count.  The fas
 every tenth program of the full variant's stream (the stream starts with hypothesis's smallest
 examples), so it is a subset of the full one.
 
-Dot coverage.  A program has a *live* dot when some MatMul of its lowering (compiler/kets.py)
-has a coefficient E[∂|x⟩/∂|Ŵᵀz⟩] not proven 0 by a sign flip (compiler/ketsym.py), and a
-*non-zero* one when the evaluator's estimate is more than 4 replica standard errors from 0
-(a coefficient held constant by the recursion, e.g. E[∂y/∂ŷ] = 1, is exact).  Both fractions are
-asserted, and a mutation check proves the sweep sees the dot terms: with the dot coefficients
-set to 0 (``gradient_independence``) most programs with a non-zero dot fail the same test.
+Dot coverage.  A program has a *live* dot when some MatMul of its lowering
+(compiler/kets/lowering.py) has a coefficient E[∂|x⟩/∂|Ŵᵀz⟩] not proven 0 by a sign flip
+(compiler/kets/parity.py), and a *non-zero* one when the evaluator's estimate is more than 4
+replica standard errors from 0 (a coefficient held constant by the recursion, e.g. E[∂y/∂ŷ] = 1,
+is exact).  Both fractions are asserted, and a mutation check proves the sweep sees the dot
+terms: with the dot coefficients set to 0 (``gradient_independence``) most programs with a
+non-zero dot fail the same test.
 
 Scalars.  Every Avg is compared.  Avgs of odd kets (``LimitResult.exact_zero``: limit exactly 0
 by a sign flip) and deterministic ones (a constant vector's Avg: no spread at any width) are
@@ -58,7 +59,7 @@ from compiler.ir import Avg, MatMul, OuterNonlin, Program, reads
 from compiler.kets.lowering import KetProgram, MatMulKet, lower
 from compiler.printer import format_decl, format_instruction, print_program
 from runtime.executor import execute
-from runtime.limits.montecarlo import LimitOptions, LimitResult, evaluate
+from runtime.limits import LimitOptions, LimitResult, evaluate
 from runtime.params import draw_matrix, draw_parameters, stream
 from tests.strategies import master_programs
 
@@ -70,7 +71,7 @@ LIMIT_FULL = replace(LIMIT, replicas=16)
 """The full variant's: P = 4096, so the limit's own finite-P bias is 4 times smaller."""
 CONSTANT_MATMULS = True
 """Programs may apply W to constant vectors vec(ψ(θ)) (their hats are drawn per replica and
-join the Gram of later hats: runtime/hats.py)."""
+join the Gram of later hats: runtime/limits/hats.py)."""
 SETTINGS = dict(
     deadline=None,
     derandomize=True,
@@ -266,7 +267,9 @@ def sweep(n_plain: int, n_order2: int, every: int, groups: int, limit: LimitOpti
     progs = distinct_programs(n_plain, False)[::every] + distinct_programs(n_order2, True)[::every]
     group = [i % groups for i in range(len(progs))]
     kets = [lower(p) for p in progs]
-    lims = [evaluate(kp, opts=replace(limit, seed=g)) for kp, g in zip(kets, group, strict=True)]
+    lims = [
+        evaluate(kp, None, "mc", replace(limit, seed=g)) for kp, g in zip(kets, group, strict=True)
+    ]
     rows: list[Row] = []
     values: list = [None] * len(progs)
     for order2, widths in ((False, WIDTHS), (True, WIDTHS_ORDER2)):
@@ -282,7 +285,8 @@ def sweep(n_plain: int, n_order2: int, every: int, groups: int, limit: LimitOpti
         informative = {r.name for r in rows if r.program == i and r.kind == "informative"}
         dot_fed.append(bool(feeds(p, mms) & informative))
         if nonzero[i]:  # the same comparison without the dot terms must fail
-            off = evaluate(kets[i], opts=replace(limit, seed=group[i], gradient_independence=True))
+            dots_off = replace(limit, seed=group[i], gradient_independence=True)
+            off = evaluate(kets[i], None, "mc", dots_off)
             v, widths = values[i]
             failures += max(r.z for r in compare(i, p, group[i], v, off, widths)) > Z
     live = [live_dots(kp) for kp in kets]

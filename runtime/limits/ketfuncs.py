@@ -15,16 +15,25 @@ dropped.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from functools import cache
+from typing import assert_never
 
 import numpy as np
 import sympy
 
 from compiler.errors import NumericError, UsageError
-from compiler.ir import formula_args
-from compiler.kets.lowering import FormulaKet, KetProgram, MatMulKet, slot0_vectors
+from compiler.ir import OuterNonlin, formula_args
+from compiler.kets.lowering import (
+    AvgLimit,
+    FormulaKet,
+    InitKet,
+    KetProgram,
+    MatMulKet,
+    ScalarLimit,
+    slot0_vectors,
+)
 from compiler.printer import format_instruction
 from compiler.symbols import WIDTH
 from runtime.codegen import lower_formula
@@ -56,7 +65,8 @@ class KetFunctions:
 
     def args(self, s: FormulaKet) -> list[tuple[str, int | None, str]]:
         """(variable, copy number 1…r or None, kind) per formula argument, in kernel order."""
-        copies = {c: i + 1 for i, c in enumerate(getattr(s.ins, "copies", ()))}
+        own = s.ins.copies if isinstance(s.ins, OuterNonlin) else ()
+        copies = {c: i + 1 for i, c in enumerate(own)}
         return [
             (var, copies[c] if c else None, self.kinds[var]) for _, var, c in formula_args(s.ins)
         ]
@@ -106,27 +116,30 @@ def tangent_plan(kets: KetProgram, stein_only: bool = False) -> TangentPlan:
     """Which tangents to carry (see module docstring); with ``stein_only`` none are needed."""
     need: dict[str, set[str]] = {}
     last: dict[str, int] = {}
-    kinds = kets.source.kinds
+
+    def carry(name: str, hats: Iterable[str], i: int) -> None:
+        for h in hats:
+            if h in kets.dep[name]:
+                need.setdefault(name, set()).add(h)
+                last.setdefault(name, i)
+
     for i in reversed(range(len(kets.stmts))):
         s = kets.stmts[i]
         mine = need.get(s.out, set())
-        if isinstance(s, MatMulKet):
-            x = s.hat.arg
-            for c in s.live_dots:
-                if c.rule == "derivative" and not stein_only:
-                    need.setdefault(x, set()).add(c.hat.out)
-                    last.setdefault(x, i)
-                z = c.hat.arg
-                for h in mine - {s.out}:
-                    if h in kets.dep[z]:
-                        need.setdefault(z, set()).add(h)
-                        last.setdefault(z, i)
-        elif isinstance(s, FormulaKet):
-            for a in slot0_vectors(s.ins, kinds):
-                for h in mine:
-                    if h in kets.dep[a]:
-                        need.setdefault(a, set()).add(h)
-                        last.setdefault(a, i)
+        match s:
+            case MatMulKet():
+                for c in s.live_dots:
+                    if c.rule == "derivative" and not stein_only:
+                        need.setdefault(s.hat.arg, set()).add(c.hat.out)
+                        last.setdefault(s.hat.arg, i)
+                    carry(c.hat.arg, mine - {s.out}, i)
+            case FormulaKet():
+                for a in slot0_vectors(s.ins, kets.source.kinds):
+                    carry(a, mine, i)
+            case ScalarLimit() | InitKet() | AvgLimit():
+                pass  # no tangent flows through an initial object or an Avg (held fixed)
+            case _:
+                assert_never(s)
     free: dict[int, list[str]] = {}
     for name, i in last.items():
         free.setdefault(i, []).append(name)

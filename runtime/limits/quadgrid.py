@@ -19,14 +19,15 @@ placeholder symbols standing for kets of :mod:`runtime.limits.quadrature`:
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from functools import cache
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 import numpy as np
 import sympy
 
 from compiler.ir import formula_args
-from compiler.kets.lowering import FormulaKet
+from compiler.kets.lowering import FormulaKet, MatMulKet
 from runtime.codegen import lower_formula
 
 if TYPE_CHECKING:
@@ -56,10 +57,11 @@ def _not_exact(msg: str) -> Exception:
     return NotExactError(msg)
 
 
-def integrate(col: _Column, expr: sympy.Expr, items: dict[sympy.Symbol, object]) -> float:
+def integrate(col: _Column, expr: sympy.Expr, items: Mapping[sympy.Symbol, object]) -> float:
     leaves: dict[sympy.Symbol, object] = {}
     memo: dict[int, sympy.Expr] = {}
-    full = expr.xreplace({s: _compose(col, it, leaves, memo) for s, it in items.items()})
+    composed = {s: _compose(col, it, leaves, memo) for s, it in items.items()}
+    full = cast(sympy.Expr, expr.xreplace(composed))
     if sympy.count_ops(full) > MAX_OPS:
         raise _not_exact(f"the integrand has {sympy.count_ops(full)} operations (max {MAX_OPS})")
     total = 1.0
@@ -69,29 +71,31 @@ def integrate(col: _Column, expr: sympy.Expr, items: dict[sympy.Symbol, object])
 
 
 def _compose(col: _Column, item: object, leaves: dict, memo: dict) -> sympy.Expr:
-    from runtime.limits.quadrature import Lin
+    """``item`` (a linear form or a node) as a sympy expression in leaf symbols ℓ_k."""
+    from runtime.limits.quadrature import Lin, Node
 
     if id(item) in memo:
         return memo[id(item)]
-    if isinstance(item, Lin):
-        sym = sympy.Symbol(f"ℓ{len(leaves)}", real=True)
-        leaves[sym] = item
-        memo[id(item)] = sym
-        return sym
-    s = item.stmt  # type: ignore[attr-defined]
-    if isinstance(s, FormulaKet):
-        subs = {}
-        for x, var, _ in formula_args(s.ins):
-            subs[x] = (
-                _compose(col, col.ket[var], leaves, memo)
-                if col.kets.kind(var) == "vector"
-                else sympy.Float(col.scal[var], 30)
+    out: sympy.Expr
+    match item:
+        case Lin():
+            out = sympy.Symbol(f"ℓ{len(leaves)}", real=True)
+            leaves[out] = item
+        case Node(stmt=FormulaKet() as s):
+            subs = {}
+            for x, var, _ in formula_args(s.ins):
+                subs[x] = (
+                    _compose(col, col.ket[var], leaves, memo)
+                    if col.kets.kind(var) == "vector"
+                    else sympy.Float(col.scal[var], 30)
+                )
+            out = cast(sympy.Expr, s.formula.xreplace(subs))
+        case Node(stmt=MatMulKet(), hat=hat, coeffs=coeffs):
+            out = _compose(col, hat, leaves, memo) + sum(
+                sympy.Float(c, 30) * _compose(col, col.ket[z], leaves, memo) for z, c in coeffs
             )
-        out = s.formula.xreplace(subs)
-    else:
-        out = _compose(col, item.hat, leaves, memo) + sum(  # type: ignore[attr-defined]
-            sympy.Float(c, 30) * _compose(col, col.ket[z], leaves, memo) for z, c in item.coeffs
-        )  # type: ignore[attr-defined]
+        case _:
+            raise TypeError(f"not a ket of the exact path: {item!r}")
     memo[id(item)] = out
     return out
 
@@ -173,15 +177,16 @@ def _kink_normals(expr: sympy.Expr, syms: list, coords: np.ndarray, consts: np.n
     for sub in sympy.preorder_traversal(expr):
         if not isinstance(sub, KINKS):
             continue
-        arg = sub.args[0] - sub.args[1] if isinstance(sub, sympy.Max | sympy.Min) else sub.args[0]
+        args = cast(tuple[sympy.Expr, ...], sub.args)
+        arg = args[0] - args[1] if isinstance(sub, sympy.Max | sympy.Min) else args[0]
         used = arg.free_symbols & set(syms)
-        grads = {s: sympy.diff(arg, s) for s in used}
+        grads = {s: cast(sympy.Expr, sympy.diff(arg, s)) for s in used}
         if any(g.free_symbols for g in grads.values()):
             raise _not_exact(f"the kink {sub} is not at a hyperplane of Gaussian kets")
         normal = sum(
             (float(g) * coords[index[s]] for s, g in grads.items()), np.zeros(coords.shape[1])
         )
-        offset = float(arg.xreplace(dict.fromkeys(used, 0))) + sum(
+        offset = float(cast(sympy.Expr, arg.xreplace(dict.fromkeys(used, 0)))) + sum(
             float(g) * consts[index[s]] for s, g in grads.items()
         )
         if abs(offset) > 1e-12 * (1 + np.linalg.norm(normal)):

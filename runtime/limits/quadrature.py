@@ -10,36 +10,86 @@ function of earlier kets.  An expectation E[F] of nodes is an integral over the 
   (≈1e-13 for smooth integrands such as erf);
 * if the kinks are hyperplanes through the origin spanning q ≤ 2 dimensions, those dimensions
   are integrated piecewise — two half-lines (q = 1) or angular sectors in polar coordinates
-  (q = 2), with the half-line Gauss rules of :mod:`runtime.gaussrules` in r and Gauss–Legendre in
-  the angle — and the rest by Gauss–Hermite: exact to round-off for positively homogeneous
-  pieces (relu, step), the cases of 07 §7.1.
+  (q = 2), with composite Gauss–Legendre panels in r and Gauss–Legendre in the angle
+  (:mod:`runtime.limits.quadgrid`) — and the rest by Gauss–Hermite: exact to round-off for
+  positively homogeneous pieces (relu, step), the cases of 07 §7.1.
 
 Dot coefficients come from Stein's lemma with exact expectations, (E[∂x/∂G_j])_j = C⁺(E[x G_j])_j
-(no derivatives, so step/sign are fine), and are 0 where a sign-flip symmetry proves it.  Anything
-else (OuterNonlin, kinks off the origin or on non-Gaussian kets, too many dimensions) raises
-:class:`NotExactError` naming the ket and the reason; callers fall back to Monte Carlo.
+(no derivatives, so step/sign are fine), and are 0 where a sign-flip symmetry proves it; initial
+scalars, odd Avgs and the Stein regressors follow the shared rules of
+:mod:`runtime.limits.ketrules`.  Anything else (OuterNonlin, kinks off the origin or on
+non-Gaussian kets, too many dimensions) raises :class:`NotExactError` naming the ket and the
+reason; :func:`runtime.limits.evaluate` with ``method="auto"`` then falls back to Monte Carlo.
+Every standard error of the result is a real 0.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import assert_never, cast
 
 import numpy as np
 import sympy
 
 from compiler.ir import formula_args
-from compiler.kets.lowering import AvgLimit, FormulaKet, InitKet, KetProgram, MatMulKet, ScalarLimit
+from compiler.kets.lowering import (
+    AvgLimit,
+    DotCoeff,
+    FormulaKet,
+    InitKet,
+    Ket,
+    KetProgram,
+    MatMulKet,
+    ScalarLimit,
+)
 from compiler.symbols import relu, step
 from runtime.data import input_batch
 from runtime.limits.hats import extend_factor, grow
 from runtime.limits.ketfuncs import KetFunctions, check_finite
+from runtime.limits.ketrules import (
+    condition_scalars,
+    initial_scalar,
+    odd_avg,
+    split_dots,
+    stein_hats,
+    stein_solve,
+)
+from runtime.limits.result import (
+    LimitOptions,
+    LimitResult,
+    NotApplicableError,
+    Progress,
+    ScalarMethod,
+)
 
 KINKS = (relu, step, sympy.sign, sympy.Abs, sympy.Heaviside, sympy.Max, sympy.Min)
 
 
-class NotExactError(Exception):
+class NotExactError(NotApplicableError):
     """The program (or one of its expectations) is outside the exact path; says why."""
+
+
+class ExactEngine:
+    """The exact engine behind :func:`runtime.limits.evaluate` (``method="exact"``, and the
+    first choice of ``"auto"``): quadrature, or :class:`NotExactError`."""
+
+    name = "exact"
+    label = "exact path"
+    takes = KetProgram
+
+    def evaluate(
+        self,
+        program: KetProgram,
+        inputs: object,
+        scalars: Mapping[str, float],
+        options: LimitOptions,
+        progress: Progress | None,
+    ) -> LimitResult:
+        res = evaluate_exact(program, inputs, scalars, options)
+        if options.particles is not None:
+            return res.noted("particles are ignored on the exact path (method mc uses them)")
+        return res
 
 
 @dataclass
@@ -63,37 +113,36 @@ class Node:
     coeffs: tuple[tuple[str, float], ...] = ()
 
 
-@dataclass
-class ExactResult:
-    batch: int
-    scalars: dict[str, np.ndarray]
-    dots: dict[tuple[str, str], np.ndarray]
-
-
 def evaluate_exact(
-    kets: KetProgram, inputs: object = None, scalars: Mapping[str, float] | None = None
-) -> ExactResult:
-    """Every scalar limit (and live dot coefficient) of ``kets`` exactly, one input at a time."""
+    kets: KetProgram,
+    inputs: object = None,
+    scalars: Mapping[str, float] | None = None,
+    opts: LimitOptions | None = None,
+) -> LimitResult:
+    """Every scalar limit (and live dot coefficient) of ``kets`` exactly, one input at a time;
+    ``scalars`` as for Monte Carlo (the limit conditions on random scalar parameters)."""
+    opts = opts or LimitOptions()
     batch, cols = input_batch(kets.source, inputs)
-    res = ExactResult(batch, {}, {})
+    given = condition_scalars(kets, scalars)
+    res = LimitResult("exact", "exact (quadrature)", batch, given=given)
     for b in range(batch):
-        col = _Column(kets, {k: float(v[b]) for k, v in cols.items()}, dict(scalars or {}))
+        col = _Column(kets, {k: float(v[b]) for k, v in cols.items()}, given, opts)
         with np.errstate(all="ignore"):  # NaN/Inf are reported per limit, not as warnings
             for i, s in enumerate(kets.stmts):
                 col.step(i, s)
-                _check_step(col, s, inputs, scalars)
+                _check_step(col, s, inputs, given)
         for name in kets.scalar_names:
             res.scalars.setdefault(name, np.empty(batch))[b] = col.scal[name]
         for key, val in col.dots.items():
-            res.dots.setdefault(key, np.empty(batch))[b] = val
+            res.dots.setdefault(key, (np.empty(batch), np.zeros(batch)))[0][b] = val
+        res.methods.update(col.methods)
+    res.stderr = {k: np.zeros(batch) for k in res.scalars}
     return res
 
 
-def _check_step(
-    col: _Column, s: object, inputs: object, scalars: Mapping[str, float] | None
-) -> None:
+def _check_step(col: _Column, s: Ket, inputs: object, scalars: Mapping[str, float]) -> None:
     """NaN/Inf in the scalar or the dot coefficients that statement ``s`` just defined."""
-    out = getattr(s, "out", None)
+    out = s.out
     if out in col.scal and not np.isfinite(col.scal[out]):
         _localise(col.kets, inputs, scalars)
         check_finite(col.kets, out, col.scal[out], s)
@@ -103,21 +152,30 @@ def _check_step(
                 check_finite(col.kets, f"E[∂{s.hat.arg}/∂{h}]", val, s)
 
 
-def _localise(kets: KetProgram, inputs: object, scalars: Mapping[str, float] | None) -> None:
+def _localise(kets: KetProgram, inputs: object, scalars: Mapping[str, float]) -> None:
     """Name the first ket whose values are non-finite: a small Monte Carlo run raises the
     evaluator's NumericError at that ket (quadrature composes kets, so it cannot tell)."""
-    from runtime.limits.montecarlo import LimitOptions, evaluate
+    from runtime.limits.engines import evaluate  # through the interface: engines import this
 
-    evaluate(kets, inputs, scalars, LimitOptions(particles=4096, replicas=1))
+    evaluate(kets, inputs, "mc", LimitOptions(particles=4096, replicas=1), scalars=scalars)
 
 
 class _Column:
-    def __init__(self, kets: KetProgram, inputs: dict[str, float], given: dict[str, float]) -> None:
-        self.kets, self.inputs, self.given = kets, inputs, given
+    """The kets of one input column: linear forms and nodes, scalars, hats, dot coefficients."""
+
+    def __init__(
+        self,
+        kets: KetProgram,
+        inputs: dict[str, float],
+        given: dict[str, float],
+        opts: LimitOptions,
+    ) -> None:
+        self.kets, self.inputs, self.given, self.opts = kets, inputs, given, opts
         self.funcs = KetFunctions(kets)
         self.dim = 0
         self.ket: dict[str, Lin | Node] = {}
         self.scal: dict[str, float] = {}
+        self.methods: dict[str, ScalarMethod] = {}
         self.rows: dict[tuple[str, bool], np.ndarray] = {}
         self.zetas: dict[tuple[str, bool], list[int]] = {}
         self.hats: dict[str, Lin] = {}
@@ -127,27 +185,25 @@ class _Column:
         self.dim += 1
         return Lin(np.eye(self.dim)[-1])
 
-    def step(self, i: int, s: object) -> None:
+    def step(self, i: int, s: Ket) -> None:
         match s:
-            case ScalarLimit(out=name, source=src, value=v):
-                if src == "input":
-                    self.scal[name] = self.inputs[name]
-                elif src == "fixed":
-                    self.scal[name] = float(v)  # type: ignore[arg-type]
-                else:
-                    from runtime.params import stream
-
-                    self.scal[name] = float(self.given.get(name, stream(0, name).standard_normal()))
+            case ScalarLimit(out=name):
+                self.scal[name] = float(initial_scalar(s, self.inputs, self.given))
+                self.methods[name] = "data"
             case InitKet(out=name):
                 self.ket[name] = self.fresh()
             case AvgLimit(out=y, arg=x):
-                odd = any(v == -1 for v in self.kets.parity[x].values())
-                t = sympy.Symbol("t_", real=True)
-                self.scal[y] = 0.0 if odd else self.expect(t, {t: self.ket[x]})
+                if odd_avg(self.kets, x):
+                    self.scal[y], self.methods[y] = 0.0, "symmetry"
+                else:
+                    t = sympy.Symbol("t_", real=True)
+                    self.scal[y], self.methods[y] = self.expect(t, {t: self.ket[x]}), "exact"
             case FormulaKet():
                 self._formula(i, s)
             case MatMulKet():
                 self._matmul(i, s)
+            case _:
+                assert_never(s)
 
     def _formula(self, i: int, s: FormulaKet) -> None:
         if s.order:
@@ -160,8 +216,12 @@ class _Column:
     def _linear(self, s: FormulaKet) -> Lin | None:
         """The affine form of a formula that is linear in Gaussian (linear) kets, else None."""
         vec = [(x, v) for x, v, _ in formula_args(s.ins) if self.kets.kind(v) == "vector"]
-        if any(not isinstance(self.ket[v], Lin) for _, v in vec):
-            return None
+        lins: dict[str, Lin] = {}
+        for _, v in vec:
+            form = self.ket[v]
+            if not isinstance(form, Lin):
+                return None
+            lins[v] = form
         f = s.formula
         coef = np.zeros(self.dim)
         for x, v in vec:
@@ -169,18 +229,18 @@ class _Column:
             if any(
                 self.kets.kind(str(a)) == "vector"
                 for a in d.free_symbols
-                if a.name in self.kets.source.kinds
+                if str(a) in self.kets.source.kinds
             ):
                 return None
-            coef += self._number(d) * self.ket[v].padded(self.dim)  # type: ignore[union-attr]
+            coef += self._number(d) * lins[v].padded(self.dim)
         const = self._number(f.xreplace({x: 0 for x, _ in vec}))
-        const += sum(self._number(sympy.diff(f, x)) * self.ket[v].const for x, v in vec)  # type: ignore[union-attr]
+        const += sum((self._number(sympy.diff(f, x)) * lins[v].const for x, v in vec), 0.0)
         return Lin(coef, const)
 
-    def _number(self, expr: sympy.Expr) -> float:
+    def _number(self, expr: sympy.Basic) -> float:
         expr = sympy.sympify(expr)
-        subs = {a: self.scal[a.name] for a in expr.free_symbols if a.name in self.scal}
-        val = expr.xreplace({a: sympy.Float(v, 30) for a, v in subs.items()})
+        subs = {a: self.scal[str(a)] for a in expr.free_symbols if str(a) in self.scal}
+        val = cast(sympy.Expr, expr.xreplace({a: sympy.Float(v, 30) for a, v in subs.items()}))
         try:
             return float(val)
         except TypeError:
@@ -213,20 +273,16 @@ class _Column:
         else:
             self.ket[s.out] = Node(s, i, hat, tuple(zs))
 
-    def _coefficients(self, s: MatMulKet) -> list:
-        live = s.live_dots
+    def _coefficients(self, s: MatMulKet) -> list[tuple[DotCoeff, float]]:
+        """Every live coefficient by Stein's lemma with exact covariances (no derivatives)."""
+        _, live = split_dots(s, stein=True, gradient_independence=self.opts.gradient_independence)
         if not live:
             return []
-        other = (s.hat.matrix, not s.hat.transpose)
-        group = [
-            h
-            for h, hk in self.kets.hats.items()
-            if hk.orientation == other and h in self.kets.dep[s.hat.arg] and h in self.hats
-        ]
+        group = stein_hats(self.kets, s, self.hats)
         forms = np.stack([self.hats[h].padded(self.dim) for h in group])
         cov = forms @ forms.T
         b = np.array([self.inner(s.hat.arg, self.hats[h]) for h in group])
-        sol = np.linalg.pinv(cov, rcond=1e-12, hermitian=True) @ b
+        sol = stein_solve(cov, b, rcond=1e-12)
         out = [(c, float(sol[group.index(c.hat.out)])) for c in live]
         for c, v in out:
             self.dots[(s.out, c.hat.out)] = v

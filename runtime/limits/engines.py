@@ -1,0 +1,117 @@
+"""One interface to every limit engine, and the choice between them (spec 01 §1.5).
+
+A limit engine evaluates the infinite-width limit of every scalar of a program representation it
+declares (``takes``): the ket program for the exact engine (quadrature,
+:mod:`runtime.limits.quadrature`) and the Monte Carlo engine (:mod:`runtime.limits.montecarlo`);
+a training representation for the neural-tangent and μ-limit engines to come.  Every engine gives
+one :class:`~runtime.limits.result.LimitResult`, and refuses a program outside its reach with
+:class:`~runtime.limits.result.NotApplicableError` saying why.
+
+``evaluate(program, inputs, method)``: an engine by name, or ``"auto"``: the registered engines
+that take the program, in registration order (exact ones first), the first that applies; each
+engine passed over leaves a note in the result saying why.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, Protocol, TypeVar
+
+from compiler.errors import UsageError
+from runtime.limits.montecarlo import MonteCarloEngine
+from runtime.limits.quadrature import ExactEngine
+from runtime.limits.result import LimitOptions, LimitResult, NotApplicableError, Progress
+
+P_contra = TypeVar("P_contra", contravariant=True)
+
+
+class LimitEngine(Protocol[P_contra]):
+    """``name``: the method that selects it; ``label``: what it is called in messages ("exact
+    path"); ``takes``: the program type it evaluates.  ``evaluate`` conditions on ``scalars``
+    (values of random scalar parameters), reports ``progress`` if it can, and raises
+    :class:`NotApplicableError` for a program outside its reach."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def label(self) -> str: ...
+
+    @property
+    def takes(self) -> type: ...
+
+    def evaluate(
+        self,
+        program: P_contra,
+        inputs: object,
+        scalars: Mapping[str, float],
+        options: LimitOptions,
+        progress: Progress | None,
+    ) -> LimitResult: ...
+
+
+ENGINES: dict[str, LimitEngine[Any]] = {}
+"""Every engine by method name, in the order ``"auto"`` tries them."""
+
+
+def register(engine: LimitEngine[Any]) -> None:
+    """Add an engine; ``"auto"`` tries it after those registered before it."""
+    if engine.name in ENGINES or engine.name == "auto":
+        raise ValueError(f"a limit engine named {engine.name!r} is already registered")
+    ENGINES[engine.name] = engine
+
+
+register(ExactEngine())
+register(MonteCarloEngine())
+
+
+def methods() -> tuple[str, ...]:
+    """Every value ``method`` may take."""
+    return ("auto", *ENGINES)
+
+
+def evaluate(
+    program: object,
+    inputs: object = None,
+    method: str = "auto",
+    options: LimitOptions | None = None,
+    *,
+    scalars: Mapping[str, float] | None = None,
+    progress: Progress | None = None,
+) -> LimitResult:
+    """Every scalar limit of ``program`` by the engine ``method`` (``"auto"``: the first engine
+    that applies; the result's ``method`` and ``notes`` say which, and why not the others).
+    ``inputs`` as for the executor; ``scalars``: values of random scalar parameters."""
+    options = options or LimitOptions()
+    given = dict(scalars or {})
+    if method != "auto":
+        engine = _engine(method, program)
+        try:
+            return engine.evaluate(program, inputs, given, options, progress)
+        except NotApplicableError as e:
+            raise NotApplicableError(f"no {engine.label} for this program: {e.message}") from None
+    engines = [e for e in ENGINES.values() if isinstance(program, e.takes)]
+    if not engines:
+        raise UsageError(f"no limit engine evaluates a {type(program).__name__}")
+    notes: list[str] = []
+    for k, engine in enumerate(engines):
+        try:
+            return engine.evaluate(program, inputs, given, options, progress).noted(*notes)
+        except NotApplicableError as e:
+            if k + 1 == len(engines):
+                raise
+            after = engines[k + 1].label
+            notes.append(f"{engine.label} not applicable ({e.message}); {after} instead")
+    raise AssertionError("unreachable: the last engine returns or raises")
+
+
+def _engine(method: str, program: object) -> LimitEngine[Any]:
+    engine = ENGINES.get(method)
+    if engine is None:
+        raise UsageError(f"unknown limit method {method!r}: one of {', '.join(methods())}")
+    if not isinstance(program, engine.takes):
+        raise UsageError(
+            f"the {engine.label} evaluates a {engine.takes.__name__}, "
+            f"not a {type(program).__name__}"
+        )
+    return engine

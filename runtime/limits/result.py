@@ -1,0 +1,135 @@
+"""What every limit engine takes and gives (spec 01 §1.5: a scalar's limit is one number per input).
+
+``LimitOptions``: the knobs of an evaluation (the Monte Carlo ones are ignored by exact engines).
+``LimitResult``: the one result type of every engine — per scalar its value, its standard error
+and how it was obtained.  A standard error is 0 only where the value is exact (quadrature, a
+sign-flip zero, an input or a fixed or conditioned scalar); a Monte Carlo value whose error the
+run cannot measure (one replica) has NaN, never 0.  ``NotApplicableError``: an engine cannot
+evaluate this program (it says why); ``method="auto"`` then falls back to the next engine.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field, replace
+from typing import Any, Literal
+
+import numpy as np
+
+from compiler.errors import UsageError
+
+Progress = Callable[[float, float, str], None]
+"""progress(done, total, label): work done so far of the total (an engine's own unit)."""
+
+ScalarMethod = Literal["exact", "mc", "symmetry", "data"]
+"""How one scalar's limit was obtained: quadrature; Monte Carlo; exactly 0 by a sign-flip
+symmetry (an odd Avg, :mod:`compiler.kets.parity`); or known without integration (an input,
+a fixed init, a conditioned random scalar).  Only "mc" values have a non-zero standard error."""
+
+DEFAULT_PARTICLES = 16384
+
+
+class NotApplicableError(UsageError):
+    """This engine cannot evaluate this program (the message says why); ``evaluate`` with
+    ``method="auto"`` tries the next engine, with an explicit method it reports it."""
+
+
+@dataclass(frozen=True)
+class LimitOptions:
+    """``particles`` M in total (None: 16384; Monte Carlo only, and noted as ignored when given
+    to an exact engine); ``replicas`` R (None: 16 when M ≥ 2048, else M // 128, at least 1);
+    ``stein``: every dot coefficient by Stein's lemma; ``outer2_pool``: copy pool K of order-2
+    OuterNonlins; ``memory_budget`` in bytes (None: half of physical memory);
+    ``keep_values``: keep the particle values of every ket; ``gradient_independence``: set every
+    dot coefficient to 0 (the classical approximation, for comparison only — wrong when W and Wᵀ
+    interact, 05 §5.2)."""
+
+    particles: int | None = None
+    replicas: int | None = None
+    seed: int = 0
+    stein: bool = False
+    outer2_pool: int = 96
+    memory_budget: int | None = None
+    keep_values: bool = False
+    gradient_independence: bool = False
+
+    def __post_init__(self) -> None:
+        checks = (
+            ("particles", self.particles, 4),
+            ("replicas", self.replicas, 1),
+            ("outer2_pool", self.outer2_pool, 2),
+            ("memory_budget", self.memory_budget, 1),
+        )
+        for name, value, least in checks:
+            if value is not None and value < least:
+                raise UsageError(f"{name} must be at least {least}, got {value}")
+        if self.seed < 0:
+            raise UsageError(f"seed must be a non-negative integer, got {self.seed}")
+
+    @property
+    def particle_count(self) -> int:
+        return DEFAULT_PARTICLES if self.particles is None else self.particles
+
+
+@dataclass
+class LimitResult:
+    """Every scalar's limit and standard error ((B,) arrays, B the number of inputs), how each
+    was obtained (``methods``), every live dot coefficient with its standard error (keyed by
+    (MatMul out, hat out)), the values the limit was conditioned on (``given``: every random
+    scalar parameter), and notes (e.g. why ``auto`` fell back).  ``method`` names the engine,
+    ``description`` says it in words; ``particles``/``replicas`` are None for exact engines;
+    ``values`` holds particle values when asked for (``LimitOptions.keep_values``)."""
+
+    method: str
+    description: str
+    batch: int
+    scalars: dict[str, np.ndarray] = field(default_factory=dict)
+    stderr: dict[str, np.ndarray] = field(default_factory=dict)
+    methods: dict[str, ScalarMethod] = field(default_factory=dict)
+    dots: dict[tuple[str, str], tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
+    given: dict[str, float] = field(default_factory=dict)
+    notes: tuple[str, ...] = ()
+    particles: int | None = None
+    replicas: int | None = None
+    values: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
+
+    @property
+    def exact_zero(self) -> set[str]:
+        """The scalars that are exactly 0 by a sign-flip symmetry."""
+        return {k for k, m in self.methods.items() if m == "symmetry"}
+
+    @property
+    def exact(self) -> bool:
+        """Every scalar is exact (standard errors all real zeros)."""
+        return all(m != "mc" for m in self.methods.values())
+
+    def noted(self, *notes: str) -> LimitResult:
+        return replace(self, notes=(*self.notes, *(n for n in notes if n)))
+
+    def only(self, names: Iterable[str]) -> LimitResult:
+        """The same result restricted to the scalars ``names`` (dots kept)."""
+        keep = set(names)
+        return replace(
+            self,
+            scalars={k: v for k, v in self.scalars.items() if k in keep},
+            stderr={k: v for k, v in self.stderr.items() if k in keep},
+            methods={k: v for k, v in self.methods.items() if k in keep},
+        )
+
+    def as_json(self) -> dict[str, Any]:
+        """The JSON form: lists per scalar, an unknown standard error as null."""
+        return {
+            "engine": self.method,
+            "method": self.description,
+            "note": "; ".join(self.notes),
+            "given": dict(self.given),
+            "scalars": {k: v.tolist() for k, v in self.scalars.items()},
+            "stderr": {k: [_json_float(e) for e in v.tolist()] for k, v in self.stderr.items()},
+            "per_scalar": dict(self.methods),
+            "exact_zero": sorted(self.exact_zero),
+        }
+
+
+def _json_float(x: float) -> float | None:
+    return x if math.isfinite(x) else None
