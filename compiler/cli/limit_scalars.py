@@ -16,8 +16,6 @@ import argparse
 import time
 from typing import Any
 
-import numpy as np
-
 from compiler.cli.common import Report, command, exact_number, load, parse_assignments
 from compiler.cli.options import (
     data_options,
@@ -33,6 +31,7 @@ from compiler.errors import UsageError
 from compiler.kets.lowering import KetProgram
 from compiler.passes.lower import LowerOptions
 from compiler.passes.pipeline import run_pass
+from runtime.limits import LimitResult
 
 
 def _options(p: argparse.ArgumentParser) -> None:
@@ -79,14 +78,16 @@ def cmd_limit_scalars(args: argparse.Namespace) -> Report:
         program, x, shown = _kernel_program(program, x, args.output)
     kets = run_pass(program, LowerOptions())
     given = parse_assignments(args.scalar, "--scalar", exact_number, "a number")
-    unknown = set(given) - set(program.param_names("scalar"))
-    if unknown:
-        raise UsageError(f"--scalar names {', '.join(sorted(unknown))}: not scalar parameters")
     start = time.perf_counter()
-    lim = _limits(args, kets, x, given)
+    res = _limits(args, kets, x, given)
+    lim = res.as_json()
     lim["seconds"] = time.perf_counter() - start
     lim["inputs"] = list(program.input_names)
-    cmp = _compare(args, program, x, lim["given"]) if args.compare_widths else None
+    cmp = None
+    if args.compare_widths:
+        from runtime.limits import compare_widths
+
+        cmp = compare_widths(program, x, args.compare_widths, args.seeds, res.given).as_json()
     if shown is not None:  # only the kernel entries, not the total program's own scalars
         lim["scalars"] = {k: v for k, v in lim["scalars"].items() if k in shown}
         cmp = {n: {k: v for k, v in c.items() if k in shown} for n, c in (cmp or {}).items()}
@@ -98,9 +99,8 @@ def cmd_limit_scalars(args: argparse.Namespace) -> Report:
                  if k not in lim["inputs"] and k not in set(lim.get("exact_zero", ()))}
         plot_master_theorem(program.name, drawn, cmp, args.plot)
         lim["plot"] = args.plot
-    # ``method`` is abcd's analysis; here the key names the limit engine that ran
-    doc = {"arch": program.name, "engine": lim["method"],
-           **{k: v for k, v in lim.items() if k != "method"}, "compare": cmp}
+    # ``engine`` names the limit engine that ran (``method`` is abcd's analysis)
+    doc = {"arch": program.name, **lim, "compare": cmp}
     return Report(doc, _limits_text(program.name, lim, cmp, n_train))
 
 
@@ -119,97 +119,23 @@ def _kernel_program(program: Any, x: Any, output: str | None) -> tuple[Any, Any,
 
 def _limits(
     args: argparse.Namespace, kets: KetProgram, x: Any, given: dict[str, float]
-) -> dict[str, Any]:
-    from runtime.limits.quadrature import NotExactError, evaluate_exact
+) -> LimitResult:
+    """The limits by the engine ``--engine`` asks for (auto: exact where it applies)."""
+    from runtime.limits import LimitOptions, evaluate
 
-    note = ""
-    if args.method in ("auto", "exact"):
-        try:
-            res = evaluate_exact(kets, x, given)
-            se = {k: [0.0] * res.batch for k in res.scalars}
-            ignored = "--particles is ignored on the exact path (--method mc to use it)"
-            return {
-                "method": "exact (quadrature)",
-                "note": ignored if args.particles is not None else "",
-                "given": given,
-                "scalars": {k: v.tolist() for k, v in res.scalars.items()},
-                "stderr": se,
-            }
-        except NotExactError as e:
-            if args.method == "exact":
-                raise UsageError(f"no exact path for this program: {e}") from None
-            note = f"exact path not applicable ({e}); Monte Carlo instead"
-    return _monte_carlo(args, kets, x, given, note)
-
-
-def _monte_carlo(
-    args: argparse.Namespace, kets: KetProgram, x: Any, given: dict[str, float], note: str
-) -> dict[str, Any]:
-    from runtime.limits.montecarlo import LimitOptions, evaluate
-
-    particles = 16384 if args.particles is None else args.particles
-    if particles < 4:
-        raise UsageError("--particles must be at least 4")
-    if args.outer2_pool < 2:
-        raise UsageError("--outer2-pool must be at least 2")
     budget = int(args.memory_limit * 2**30) if args.memory_limit else None
-    opts = LimitOptions(
-        particles=particles,
-        outer2_pool=args.outer2_pool,
-        replicas=args.replicas,
-        seed=args.seed,
-        stein=args.stein,
-        memory_budget=budget,
-    )
+    opts = LimitOptions(particles=args.particles, replicas=args.replicas, seed=args.seed,
+                        stein=args.stein, outer2_pool=args.outer2_pool, memory_budget=budget)
     progress = Progress("limit")
-    res = evaluate(kets, x, given, opts, progress)
-    progress.done()
-    method = (
-        f"Monte Carlo, M = {res.particles} particles in {res.replicas} replicas, seed {args.seed}"
-    )
-    return {
-        "method": method,
-        "note": note,
-        "given": given,
-        "scalars": {k: v.tolist() for k, v in res.scalars.items()},
-        "stderr": {k: v.tolist() for k, v in res.stderr.items()},
-        "exact_zero": sorted(res.exact_zero),
-    }
-
-
-def _compare(
-    args: argparse.Namespace, program: Any, x: Any, given: dict[str, float]
-) -> dict[str, Any]:
-    from runtime.executor import execute
-    from runtime.params import draw_parameters
-
-    if args.seeds < 2:
-        raise UsageError("--seeds must be at least 2 for a standard error")
-    out: dict[str, Any] = {}
-    names = [n for n, k in program.kinds.items() if k == "scalar" and n not in program.input_names]
-    for w, n in enumerate(args.compare_widths):
-        vals: dict[str, list[np.ndarray]] = {k: [] for k in names}
-        # distinct seeds per width: the same seed at two widths shares its first coordinates
-        for s in range(w * args.seeds, (w + 1) * args.seeds):
-            params = draw_parameters(program, n, s)
-            for k, v in given.items():
-                params[k] = np.array(v)
-            ex = execute(program, n, s, x, params=params)
-            for k in names:
-                vals[k].append(np.broadcast_to(ex[k], (ex.batch,)))
-        out[str(n)] = {
-            k: {
-                "mean": np.mean(v, axis=0).tolist(),
-                "stderr": (np.std(v, axis=0, ddof=1) / np.sqrt(len(v))).tolist(),
-            }
-            for k, v in vals.items()
-        }
-    return out
+    try:
+        return evaluate(kets, x, args.method, opts, scalars=given, progress=progress)
+    finally:
+        progress.done()
 
 
 def _limits_text(arch: str, lim: dict[str, Any], cmp: dict[str, Any] | None, n_train: int) -> str:
     lines: list[str] = []
-    lines.append(f"limits of {arch}: {lim['method']} ({lim['seconds']:.2f} s)")
+    lines.append(f"limits of {arch}: {lim['description']} ({lim['seconds']:.2f} s)")
     if lim["note"]:
         lines.append(f"note: {lim['note']}")
     for k, v in lim["given"].items():
@@ -220,13 +146,14 @@ def _limits_text(arch: str, lim: dict[str, Any], cmp: dict[str, Any] | None, n_t
     for n in widths:
         head += f"  {'n=' + n:>12} {'± s.e.':>10}"
     lines.append(head)
-    exact = lim["method"].startswith("exact")
+    exact = {k for k, m in lim["per_scalar"].items() if m == "exact"}
     for name, vals in lim["scalars"].items():
         if name in lim["inputs"]:
             continue
         for i, val in enumerate(vals):
             se = lim["stderr"][name][i]
-            tag = "0 by sym." if name in zero else ("exact" if exact else f"{se:10.2e}")
+            shown_se = "unknown" if se is None else f"{se:10.2e}"
+            tag = "0 by sym." if name in zero else ("exact" if name in exact else shown_se)
             row = f"  {name:<16} {i:>5}  {val:12.6f} {tag:>10}"
             for n in widths:
                 c = cmp[n].get(name) if cmp else None  # type: ignore[index]

@@ -121,7 +121,7 @@ class LimitResult:
         """The JSON form: lists per scalar, an unknown standard error as null."""
         return {
             "engine": self.method,
-            "method": self.description,
+            "description": self.description,
             "note": "; ".join(self.notes),
             "given": dict(self.given),
             "scalars": {k: v.tolist() for k, v in self.scalars.items()},
