@@ -52,11 +52,10 @@ from compiler.abcd.sizes import (
     eadd,
     emax,
     emin,
-    mean_zero,
-    parities,
 )
 from compiler.abcd.verdict import Analysis
 from compiler.ir import Avg, Instruction, MatMul, Nonlin, OuterNonlin, Program, split_symbol
+from compiler.kets.parity import is_odd, parities, sign_flips
 from compiler.passes.backprop import Backprop, backprop_each
 
 MAX_PASSES = 3
@@ -85,7 +84,7 @@ class SizeCalculus:
         self.group = {name: p.name for p in program.params for name in p.names}
         self.decl = {name: p for p in program.params for name in p.names}
         self.bps: tuple[Backprop, ...] = backprop_each(program, input_gradients=False)
-        self.parity = {id(bp): parities(bp.program) for bp in self.bps}
+        self.parity = {id(bp): parities(bp.program, sign_flips(bp.program)) for bp in self.bps}
         self.forward = tuple(ins.out for ins in program.body)
         self.copies = tuple({c for ins in program.body if isinstance(ins, OuterNonlin)
                              for c in ins.copies})
@@ -115,7 +114,7 @@ class SizeCalculus:
                     sizes[ins.out] = Sized(eadd(HALF - self.exps(w).A, sizes[x].e0))
                 case Avg(arg=x):
                     e0 = sizes[x].e0
-                    if e0 is not None and ins.out in forward and mean_zero(par[x]):
+                    if e0 is not None and ins.out in forward and is_odd(par[x]):
                         e0 = e0 - HALF
                     sizes[ins.out] = Sized(e0)
                 case Nonlin() | OuterNonlin():
@@ -213,7 +212,7 @@ class SizeCalculus:
         out = []
         for bp, sz in zip(self.bps, self.init, strict=True):
             o = bp.grads.output
-            zero_mean = mean_zero(self.parity[id(bp)][o])
+            zero_mean = is_odd(self.parity[id(bp)][o])
             out.append(eadd(sz[o].e0, HALF if zero_mean else sympy.S.One, -self.param.e_out))
         return emax(*out)
 
