@@ -19,7 +19,7 @@ import itertools
 import re
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Literal
+from typing import Literal, assert_never
 
 import sympy
 
@@ -162,7 +162,8 @@ def reads(instr: Instruction) -> tuple[str, ...]:
             return (x,)
         case Nonlin() | OuterNonlin():
             return tuple(dict.fromkeys(var for _, var, _ in formula_args(instr)))
-    raise TypeError(f"not an instruction: {instr!r}")
+        case _:
+            assert_never(instr)
 
 
 def out_kind(instr: Instruction) -> Kind:
@@ -172,7 +173,8 @@ def out_kind(instr: Instruction) -> Kind:
             return "scalar"
         case MatMul() | Nonlin() | OuterNonlin():
             return "vector"
-    raise TypeError(f"not an instruction: {instr!r}")
+        case _:
+            assert_never(instr)
 
 
 @dataclass(frozen=True)

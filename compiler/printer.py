@@ -12,6 +12,7 @@ import collections
 import functools
 import itertools
 from collections.abc import Mapping
+from typing import assert_never
 
 import sympy
 from sympy.printing.precedence import PRECEDENCE
@@ -148,7 +149,8 @@ def format_instruction(
             return f"{y} = {text}" if vector else f"{y} = vec({text})"
         case OuterNonlin(out=y, copies=copies, formula=f):
             return f"{y} = mean[{', '.join(copies)}]({format_formula(f)})"
-    raise TypeError(f"not an instruction: {ins!r}")
+        case _:
+            assert_never(ins)
 
 
 def _rows(program: Program) -> tuple[tuple[str, ...], ...]:

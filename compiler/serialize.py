@@ -6,7 +6,7 @@ list, so a consumer never has to parse sympy's own syntax.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, assert_never
 
 from compiler.ir import Avg, Instruction, MatMul, Nonlin, OuterNonlin, Program, formula_args
 from compiler.printer import format_formula, format_instruction
@@ -29,7 +29,8 @@ def instruction_dict(ins: Instruction, kinds: dict[str, str]) -> dict[str, Any]:
             op = "nonlin" if isinstance(ins, Nonlin) else "outer_nonlin"
             extra = {"copies": list(ins.copies)} if isinstance(ins, OuterNonlin) else {}
             return {"op": op, **base, **extra, "formula": format_formula(ins.formula), "args": args}
-    raise TypeError(f"not an instruction: {ins!r}")
+        case _:
+            assert_never(ins)
 
 
 def program_dict(program: Program) -> dict[str, Any]:

@@ -12,7 +12,17 @@ from __future__ import annotations
 import re
 
 from compiler.errors import VerifyError
-from compiler.ir import Avg, Instruction, Kind, MatMul, Nonlin, OuterNonlin, Program, formula_args
+from compiler.ir import (
+    Avg,
+    Instruction,
+    Kind,
+    MatMul,
+    Nonlin,
+    OuterNonlin,
+    Program,
+    formula_args,
+    out_kind,
+)
 from compiler.printer import format_instruction
 from compiler.symbols import BAD_ATOMS
 
@@ -70,7 +80,7 @@ def _check_instruction(ins: Instruction, kinds: dict[str, Kind]) -> None:
             _check_formula(ins, kinds)
         case _:
             raise VerifyError(f"not an instruction: {ins!r}")
-    kinds[ins.out] = "scalar" if isinstance(ins, Avg) else "vector"
+    kinds[ins.out] = out_kind(ins)
 
 
 def _check_formula(ins: Nonlin | OuterNonlin, kinds: dict[str, Kind]) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from typing import assert_never
 
 import numpy as np
 
@@ -109,7 +110,8 @@ def _run(
             return _nonlin(ins, values, n)
         case OuterNonlin():
             return _outer(ins, values, kinds, n)
-    raise TypeError(f"not an instruction: {ins!r}")
+        case _:
+            assert_never(ins)
 
 
 def _batch_of(arrays: list[np.ndarray]) -> int:

@@ -39,6 +39,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import assert_never
 
 import sympy
 
@@ -119,6 +120,8 @@ class SizeCalculus:
                     sizes[ins.out] = Sized(e0)
                 case Nonlin() | OuterNonlin():
                     sizes[ins.out] = Sized(fs(ins.formula).e0)
+                case _:
+                    assert_never(ins)
         return sizes
 
     # -- Q inputs -----------------------------------------------------------------------------
@@ -184,7 +187,10 @@ class SizeCalculus:
                 return emax(hat, upd)
             case Avg(arg=x):
                 return sizes[x].ed
-        return fs(ins.formula).ed
+            case Nonlin() | OuterNonlin():
+                return fs(ins.formula).ed
+            case _:
+                assert_never(ins)
 
     def run(self) -> Step:
         """Update passes until the Q inputs settle."""

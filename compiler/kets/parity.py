@@ -51,6 +51,7 @@ Generators = Mapping[str, frozenset[str]]
 """generator name → the initial objects it flips."""
 Parities = dict[str, dict[str, Sign]]
 """object name → {generator: −1 (odd) or 0 (neither/unknown)}; a generator absent is +1 (even)."""
+_NEGATED: dict[Sign, Sign] = {1: -1, -1: 1, 0: 0}
 
 
 def sign_flips(program: Program) -> dict[str, frozenset[str]]:
@@ -87,7 +88,8 @@ def parities(program: Program, generators: Generators) -> Parities:
             case MatMul(out=y, matrix=w, arg=x):
                 par[y] = {}
                 for g, members in generators.items():
-                    s = par[x].get(g, 1) * (-1 if w in members else 1)
+                    s = par[x].get(g, 1)
+                    s = _NEGATED[s] if w in members else s
                     if s != 1:
                         par[y][g] = s
             case Avg(out=y, arg=x):

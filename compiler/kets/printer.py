@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from typing import assert_never
 
 import sympy
 
@@ -175,7 +176,8 @@ def format_ket(k: Ket, program: KetProgram, nt: Notation) -> list[str]:
             ]
         case MatMulKet():
             return _matmul_lines(k, nt)
-    raise TypeError(f"not a ket statement: {k!r}")
+        case _:
+            assert_never(k)
 
 
 def _matmul_lines(k: MatMulKet, nt: Notation) -> list[str]:
