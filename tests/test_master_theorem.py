@@ -11,9 +11,10 @@ first ``count`` distinct printed forms, and the test asserts the count.  The fas
 every tenth program of the full variant's stream (the stream starts with hypothesis's smallest
 examples), so it is a subset of the full one.
 
-Dot coverage.  A program has a *live* dot when some MatMul of its lowering (compiler/kets.py)
-has a coefficient E[∂|x⟩/∂|Ŵᵀz⟩] not proven 0 by a sign flip (compiler/ketsym.py), and a
-*non-zero* one when the evaluator's estimate is more than 4 replica standard errors from 0
+Dot coverage.  A program has a *live* dot when some MatMul of its lowering
+(compiler/kets/lowering.py) has a coefficient E[∂|x⟩/∂|Ŵᵀz⟩] not proven 0 by a sign flip
+(compiler/kets/parity.py), and a *non-zero* one when the evaluator's estimate is more than 4
+replica standard errors from 0
 (a coefficient held constant by the recursion, e.g. E[∂y/∂ŷ] = 1, is exact).  Both fractions are
 asserted, and a mutation check proves the sweep sees the dot terms: with the dot coefficients
 set to 0 (``gradient_independence``) most programs with a non-zero dot fail the same test.

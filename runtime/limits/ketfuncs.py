@@ -1,7 +1,7 @@
-"""Formula kernels of a ket program and the forward-mode tangent plan (spec 01 §1.4 Dot, §1.6).
+"""Compiled formulas of a ket program and the forward-mode tangent plan (01 §1.4 Dot, §1.6).
 
-``KetFunctions`` lowers each formula (and, on demand, its partial derivative in a slot-0 vector,
-from sympy) with ``runtime.codegen.lower_formula``.  In a derivative, DiracDelta terms are set
+``KetFunctions`` compiles each formula (and, on demand, its partial derivative in a slot-0 vector,
+from sympy) with ``runtime.codegen.compile_formula``.  In a derivative, DiracDelta terms are set
 to 0 — the a.e. derivative — which is safe only because the lowering routes every coefficient
 whose derivative path crosses a delta to Stein's lemma (``compiler.kets.lowering``), so those
 tangents are never requested.  Formulas that mention the width n have no width-free limit and
@@ -27,7 +27,7 @@ from compiler.ir import formula_args
 from compiler.kets.lowering import FormulaKet, KetProgram, MatMulKet, slot0_vectors
 from compiler.printer import format_instruction
 from compiler.symbols import WIDTH
-from runtime.codegen import lower_formula
+from runtime.codegen import compile_formula
 
 Kernel = Callable[..., np.ndarray]
 
@@ -48,7 +48,7 @@ def check_finite(kets: KetProgram, name: str, value: object, stmt: object) -> No
 
 
 class KetFunctions:
-    """Lowered formulas and slot-0 derivatives of the formula kets of one program."""
+    """Compiled formulas and slot-0 derivatives of the formula kets of one program."""
 
     def __init__(self, kets: KetProgram) -> None:
         self.kets = kets
@@ -84,7 +84,7 @@ def _kernel(formula: sympy.Expr, syms: tuple[sympy.Symbol, ...], out: str) -> Ke
             f"the formula of {out} depends on the width n; its limit needs a "
             "width-free program (absorb the n-dependence into the parametrization)"
         )
-    f = lower_formula(formula, syms)
+    f = compile_formula(formula, syms)
     return lambda *arrays: f(*arrays, np.inf)
 
 
