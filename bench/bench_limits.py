@@ -1,4 +1,4 @@
-"""Limit evaluator benchmarks (issue 5): printed numbers, baselines measured in the same process.
+"""Limit evaluator benchmarks (01 §1.6): printed numbers, baselines measured in the same process.
 
 1. O(M²) pair averages of an order-1 OuterNonlin, y(p) = 1/(P−1) Σ_q tanh(x_p u_q + c)·z_q:
    achieved throughput in flop/s (pair evaluations × the formula's operation count) against the

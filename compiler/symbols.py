@@ -127,7 +127,7 @@ CONSTANTS: dict[str, sympy.Expr] = {"pi": sympy.pi}
 """Named constants of formulas; ``n`` (the width) is handled separately."""
 
 NONDIFFERENTIABLE = (step, sympy.sign)
-"""Functions whose derivative is a Dirac delta: a pass that needs it must refuse (issue 3)."""
+"""Functions whose derivative is a Dirac delta: a pass that needs it must refuse (02 §2.2)."""
 
 BAD_ATOMS = (sympy.zoo, sympy.nan, sympy.oo, -sympy.oo, sympy.I)
 

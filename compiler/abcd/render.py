@@ -1,4 +1,4 @@
-"""Output of an abcd analysis: a readable table, JSON, LaTeX, and a PyTorch recipe (issue 4 item 5).
+"""Output of an abcd analysis: a readable table, JSON, LaTeX, and a PyTorch recipe (spec 03).
 
 **Torch recipe.** In PyTorch one stores the trainable tensor p, multiplies it by n^{-a} in the
 forward pass, initialises it with std σ·n^{-b} and gives it the learning rate η·lr·n^{-c}. The
@@ -115,7 +115,7 @@ def sympy_set(cond: sympy.Basic) -> sympy.Set | sympy.Basic:
 
 
 def as_json(a: Analysis) -> dict[str, Any]:
-    """The machine-readable result (issue 4 item 5)."""
+    """The machine-readable result (``nexort abcd --json``)."""
     p = a.param
     params = {g: {k: json_value(v) for k, v in zip(LETTERS, p[g].as_tuple(), strict=True)}
               | {"role": p.role(g), "sigma": p.table[g].sigma, "lr": p.table[g].lr,

@@ -1,4 +1,4 @@
-"""``nexort abcd FILE``: the abcd table and verdicts of an architecture (issue 4; spec 03).
+"""``nexort abcd FILE``: the abcd table and verdicts of an architecture (spec 03).
 
     nexort abcd samples/mlp2.nx --param mup --opt adam
     nexort abcd samples/mlp2.nx --param up:s --json
