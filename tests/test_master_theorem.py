@@ -71,7 +71,7 @@ LIMIT_FULL = replace(LIMIT, replicas=16)
 """The full variant's: P = 4096, so the limit's own finite-P bias is 4 times smaller."""
 CONSTANT_MATMULS = True
 """Programs may apply W to constant vectors vec(ψ(θ)) (their hats are drawn per replica and
-join the Gram of later hats: runtime/hats.py)."""
+join the Gram of later hats: runtime/limits/hats.py)."""
 SETTINGS = dict(
     deadline=None,
     derandomize=True,

@@ -48,7 +48,7 @@ def check_finite(kets: KetProgram, name: str, value: object, stmt: object) -> No
 
 
 class KetFunctions:
-    """Compiled formulas and slot-0 derivatives of the formula kets of one program."""
+    """Lowered formulas and slot-0 derivatives of the formula kets of one program."""
 
     def __init__(self, kets: KetProgram) -> None:
         self.kets = kets

@@ -8,16 +8,16 @@ just of the last particle mean.  Arrays are (P, R, C): particles, replicas, inpu
 (C = 1 for objects that do not depend on the inputs).  Rules (01 §1.4):
 
 * Init: fresh N(0,1) per particle.  Avg: particle mean (exactly 0 when a sign-flip symmetry
-  makes the ket odd, :mod:`compiler.kets.parity`).  Nonlin: the compiled formula.  OuterNonlin:
-  E′ as blocked averages over other particles (:mod:`runtime.limits.outer`).
+  makes the ket odd, :mod:`compiler.kets.parity`).  Nonlin: the lowered formula.  OuterNonlin: E′ as
+  blocked averages over other particles (:mod:`runtime.limits.outer`).
 * Hat: sampled jointly with the earlier hats of its orientation from the particle Gram
   (:mod:`runtime.limits.hats`).
 * Dot: E[∂|x⟩/∂|Ŵᵀz⟩] as the particle mean of forward-mode tangents (chain rule through the
-  formulas, sympy derivatives compiled with ``compile_formula``, copies and Avg limits held fixed),
+  formulas, sympy derivatives lowered with ``lower_formula``, copies and Avg limits held fixed),
   or by Stein's lemma C⁺·E[(x − Ex) gmat] with C the empirical covariance of the hats — always for
   coefficients whose derivative crosses step/sign (Dirac delta), and for all with ``stein=True``.
 
-Shares nothing with the finite-width executor but the IR, ``runtime/codegen.py`` and the input
+Shares nothing with the finite-width executor but the IR, ``runtime/lowering.py`` and the input
 binding of ``runtime/data.py``.  Deterministic for a seed: every ket and hat draws from its own
 stream seeded by (seed, name).
 """

@@ -10,9 +10,9 @@ function of earlier kets.  An expectation E[F] of nodes is an integral over the 
   (≈1e-13 for smooth integrands such as erf);
 * if the kinks are hyperplanes through the origin spanning q ≤ 2 dimensions, those dimensions
   are integrated piecewise — two half-lines (q = 1) or angular sectors in polar coordinates
-  (q = 2), with Gauss–Legendre panels in r (Gaussian weight written out) and in the angle
-  (:mod:`runtime.limits.quadgrid`) — and the rest by Gauss–Hermite: exact to round-off for
-  positively homogeneous pieces (relu, step), the cases of 07 §7.1.
+  (q = 2), with the half-line Gauss rules of :mod:`runtime.gaussrules` in r and Gauss–Legendre in
+  the angle — and the rest by Gauss–Hermite: exact to round-off for positively homogeneous
+  pieces (relu, step), the cases of 07 §7.1.
 
 Dot coefficients come from Stein's lemma with exact expectations, (E[∂x/∂G_j])_j = C⁺(E[x G_j])_j
 (no derivatives, so step/sign are fine), and are 0 where a sign-flip symmetry proves it.  Anything
