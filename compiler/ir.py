@@ -199,6 +199,11 @@ class Program:
             kinds[ins.out] = out_kind(ins)
         return kinds
 
+    @property
+    def declarations(self) -> tuple[Input | Param, ...]:
+        """The initial objects' declarations: inputs, then parameters."""
+        return (*self.inputs, *self.params)
+
     @cached_property
     def input_names(self) -> tuple[str, ...]:
         return tuple(name for inp in self.inputs for name in inp.names)
@@ -216,7 +221,7 @@ class Program:
 
     def replace(self, **changes: object) -> Program:
         """A copy with some fields changed (a Program is immutable)."""
-        fields = {
+        fields: dict[str, object] = {
             "name": self.name,
             "inputs": self.inputs,
             "params": self.params,

@@ -6,13 +6,14 @@ list, so a consumer never has to parse sympy's own syntax.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any, assert_never
 
 from compiler.ir import Avg, Instruction, MatMul, Nonlin, OuterNonlin, Program, formula_args
 from compiler.printer import format_formula, format_instruction
 
 
-def instruction_dict(ins: Instruction, kinds: dict[str, str]) -> dict[str, Any]:
+def instruction_dict(ins: Instruction, kinds: Mapping[str, str]) -> dict[str, Any]:
     base: dict[str, Any] = {"out": ins.out, "text": format_instruction(ins, kinds)}
     if ins.loc is not None:
         base["line"] = ins.loc.line

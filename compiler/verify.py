@@ -19,6 +19,7 @@ from compiler.ir import (
     MatMul,
     Nonlin,
     OuterNonlin,
+    Param,
     Program,
     formula_args,
     out_kind,
@@ -33,11 +34,11 @@ IDENT = re.compile(r"^(?!\d)\w+$")
 def verify(program: Program) -> Program:
     """Return ``program`` unchanged if it is well formed; raise VerifyError otherwise."""
     kinds: dict[str, Kind] = {}
-    for decl in (*program.inputs, *program.params):
+    for decl in program.declarations:
         if not IDENT.match(decl.name) or any(s < 1 for s in decl.shape):
             raise VerifyError(f"bad declaration {decl.name}{list(decl.shape)}", decl.loc)
-        kind: Kind = "scalar" if decl in program.inputs else decl.kind  # type: ignore[union-attr]
-        if getattr(decl, "init", None) is not None and kind != "scalar":
+        kind: Kind = decl.kind if isinstance(decl, Param) else "scalar"  # inputs are scalars
+        if isinstance(decl, Param) and decl.init is not None and kind != "scalar":
             raise VerifyError(f"{kind} parameter {decl.name} has an initial value", decl.loc)
         for name in decl.names:
             if name in kinds:

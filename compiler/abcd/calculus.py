@@ -196,7 +196,7 @@ class SizeCalculus:
         """Update passes until the Q inputs settle."""
         q_in = self.q_inputs(self.init, after=False)
         q_first = dict(q_in)
-        first: tuple[Sizes, ...] | None = None
+        first: tuple[Sizes, ...] = ()
         for _ in range(MAX_PASSES):
             sizes = tuple(self.changes(k, q_in) for k in range(len(self.bps)))
             first = first or sizes

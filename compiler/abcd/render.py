@@ -61,7 +61,7 @@ def size_table(a: Analysis) -> str:
 def table(a: Analysis) -> str:
     """Parameters × a, b, c, d, A, C, D; the verdicts with reasons; contributions; notes."""
     p = a.param
-    rows = [("param", "role", "a", "b", "c", "d", "A", "C", "D")]
+    rows: list[tuple[str, ...]] = [("param", "role", "a", "b", "c", "d", "A", "C", "D")]
     for g in p:
         e = p[g]
         rows.append((g, p.role(g), *map(fmt, e.as_tuple()), *map(fmt, invariants(e))))

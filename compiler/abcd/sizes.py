@@ -27,6 +27,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TypeAlias
 
 import sympy
 
@@ -34,7 +35,7 @@ from compiler.abcd.conditions import Exp
 from compiler.abcd.pwl import apply
 from compiler.symbols import WIDTH
 
-Size = Exp | None
+Size: TypeAlias = Exp | None
 
 
 def _zero(x: Size) -> bool:
