@@ -172,14 +172,8 @@ def slot0_vectors(ins: Nonlin | OuterNonlin, kinds: Mapping[str, str]) -> tuple[
 def lower(program: Program) -> KetProgram:
     """Lower ``program`` to kets (01 §1.4): Init, Avg, OuterNonlin, Hat and Dot."""
     kinds = program.kinds
-    stmts: list[Ket] = [
-        _initial(program, name)
-        for name in (
-            *program.input_names,
-            *program.param_names("vector"),
-            *program.param_names("scalar"),
-        )
-    ]
+    initial = (*program.input_names, *program.param_names("vector"), *program.param_names("scalar"))
+    stmts: list[Ket] = [_initial(program, name) for name in initial]
     dep: dict[str, frozenset[str]] = {s.out: frozenset() for s in stmts}
     parity = parities(program, sign_flips(program))
     hats: dict[Orientation, list[HatKet]] = {}
