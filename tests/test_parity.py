@@ -7,6 +7,7 @@ import math
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
 
 from compiler.abcd import analyse
 from compiler.frontend.parse import parse_file, parse_text
@@ -16,6 +17,7 @@ from compiler.kets.parity import flippable, is_odd, parities, sign_flips
 from runtime.executor import execute
 from runtime.params import draw_parameters
 from tests.conftest import SAMPLES, sample_id
+from tests.strategies import programs
 
 WIDTH = 64
 
@@ -25,26 +27,41 @@ def _inputs(program: Program) -> np.ndarray | None:
     return np.random.default_rng(1).normal(size=(2, d)) if d else None
 
 
-@pytest.mark.parametrize("path", SAMPLES, ids=sample_id)
-def test_parities_are_what_flipping_the_parameters_does(path):
-    """Soundness at finite width: flipping the objects of a generator negates every object the
-    analysis calls odd under it and leaves every even one unchanged (same draw otherwise)."""
-    program = parse_file(path)
-    gens = sign_flips(program)
+def _check_flips(program: Program, gens: dict[str, frozenset[str]], width: int) -> int:
+    """Flip the objects of each generator in one draw and compare every object the analysis
+    calls odd (−1) or even (+1) with the unflipped run; returns the number of claims checked."""
     par = parities(program, gens)
-    drawn = draw_parameters(program, WIDTH, seed=0)
-    base = execute(program, WIDTH, inputs=_inputs(program), params=drawn)
+    drawn = draw_parameters(program, width, seed=0)
+    base = execute(program, width, inputs=_inputs(program), params=drawn)
     claims = 0
     for g, members in gens.items():
         flipped = {k: -v if k in members else v for k, v in drawn.items()}
-        run = execute(program, WIDTH, inputs=_inputs(program), params=flipped)
+        run = execute(program, width, inputs=_inputs(program), params=flipped)
         for ins in program.body:
             sign = par[ins.out].get(g, 1)
             if sign != 0:
                 claims += 1
                 np.testing.assert_allclose(run[ins.out], sign * base[ins.out], rtol=1e-9,
-                                           atol=1e-12, err_msg=f"{ins.out} under {g}")
-    assert claims > 0
+                                           atol=1e-10, err_msg=f"{ins.out} under {g}")
+    return claims
+
+
+@pytest.mark.parametrize("path", SAMPLES, ids=sample_id)
+def test_parities_are_what_flipping_the_parameters_does(path):
+    """Soundness at finite width: flipping the objects of a generator negates every object the
+    analysis calls odd under it and leaves every even one unchanged (same draw otherwise)."""
+    program = parse_file(path)
+    assert _check_flips(program, sign_flips(program), WIDTH) > 0
+
+
+@settings(max_examples=30, deadline=None, derandomize=True)
+@given(programs(max_steps=6, orders=(0, 1)))
+def test_parities_hold_on_generated_programs(program):
+    """The same on generated programs, with every random scalar as a generator too: the rules
+    are right for any flip; which flips preserve the law is the caller's choice (module doc)."""
+    gens = sign_flips(program) | {s: frozenset({s}) for s in flippable(program)
+                                  if program.kinds[s] == "scalar"}
+    _check_flips(program, gens, width=16)
 
 
 # A random scalar s (no init) multiplies an even-ish vector: under a flip of s, x = s·relu(Wu) is
@@ -69,8 +86,9 @@ def test_random_scalars_are_not_generators():
     gens = sign_flips(program)
     assert "s" in flippable(program) and not any("s" in m for m in gens.values())
     assert not is_odd(parities(program, gens)["x"])
-    # flipping s is expressible (a law averaged over draws), and then x is odd
+    # flipping s is expressible (a law averaged over draws), and then x is odd, as it is pointwise
     assert parities(program, {"s": frozenset({"s"})})["x"] == {"s": -1}
+    assert _check_flips(program, {"s": frozenset({"s"})}, WIDTH) == len(program.body)
 
 
 def test_a_random_scalar_is_conditioned_on_at_finite_width():
