@@ -29,8 +29,9 @@ only the law averaged over s, so it proves E_s[…] = 0, which is neither the co
 the size of one run.  The abcd calculus once flipped every random parameter group, scalars
 included, and so called s·relu(Wu) mean-zero (f_0 smaller by n^{-1/2}) where the lowering, which
 flips only vectors and matrices, did not: the lowering was right, and both now use
-:func:`sign_flips` (tests/test_parity.py pins the program and both uses).  :func:`parities` still
-accepts a random scalar in a generator, for quantities averaged over draws (seeds).
+:func:`sign_flips` (tests/test_parity.py pins the program and both uses), so abcd also gains the
+compositions (u + w is odd only when u and w flip together).  :func:`parities` still accepts a
+random scalar in a generator, for quantities averaged over draws (seeds).
 
 **Dirac deltas.** The a.e. derivative of step/sign is 0, but E[∂ψ/∂G] of a ψ containing step(G…)
 has a delta part (E[∂ step(G)/∂G] = density of G at 0).  :func:`singular_deps` marks the hats
@@ -56,7 +57,7 @@ _NEGATED: dict[Sign, Sign] = {1: -1, -1: 1, 0: 0}
 
 def sign_flips(program: Program) -> dict[str, frozenset[str]]:
     """The standard generators: each initial vector and matrix alone, each declared group of
-    them at once, all vectors, all matrices, everything (random scalars excluded: see above)."""
+    them at once, all vectors, all matrices, everything (no random scalar: see the module doc)."""
     vecs, mats = program.param_names("vector"), program.param_names("matrix")
     gens = {name: frozenset({name}) for name in (*vecs, *mats)}
     for p in program.params:
