@@ -1,4 +1,4 @@
-"""Limit evaluator benchmarks (issue 5): printed numbers, baselines measured in the same process.
+"""Limit evaluator benchmarks (01 §1.6): printed numbers, baselines measured in the same process.
 
 1. O(M²) pair averages of an order-1 OuterNonlin, y(p) = 1/(P−1) Σ_q tanh(x_p u_q + c)·z_q:
    achieved throughput in flop/s (pair evaluations × the formula's operation count) against the
@@ -27,7 +27,7 @@ from compiler.kets.lowering import lower
 from compiler.passes.backprop import backprop
 from compiler.symbols import sym
 from runtime import outer
-from runtime.codegen import lower_formula
+from runtime.codegen import compile_formula
 from runtime.limits.montecarlo import LimitOptions, evaluate
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -52,7 +52,7 @@ def pair_averages(m: int, smooth: bool = True) -> None:
     x, u, z, c = sym("x"), sym("u[p]"), sym("z[p]"), sym("c")
     formula = sympy.tanh(x * u + c) * z if smooth else (x * u + c) * z
     ops = sympy.count_ops(formula) + 1  # + the sum over p
-    f = lower_formula(formula, (c, u, x, z))
+    f = compile_formula(formula, (c, u, x, z))
     kern = lambda *a: f(*a, np.inf)  # noqa: E731
     rng = np.random.default_rng(0)
     vx, vu, vz = (rng.standard_normal((m, 1, 1)) for _ in range(3))
@@ -101,7 +101,7 @@ def scaling(ms: list[int], sample: str = "mlp2.nx", inputs: int = 4, square: boo
           "coefficients: M, seconds, peak MiB (numpy allocations)")
     for m in ms:
         opts = LimitOptions(particles=m)
-        evaluate(kets, x, opts=opts)  # warm the lowering caches
+        evaluate(kets, x, opts=opts)  # warm the compiled-formula caches
         tracemalloc.start()
         start = time.perf_counter()
         evaluate(kets, x, opts=opts)

@@ -19,7 +19,7 @@ import itertools
 import re
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Literal
+from typing import Literal, assert_never
 
 import sympy
 
@@ -162,7 +162,8 @@ def reads(instr: Instruction) -> tuple[str, ...]:
             return (x,)
         case Nonlin() | OuterNonlin():
             return tuple(dict.fromkeys(var for _, var, _ in formula_args(instr)))
-    raise TypeError(f"not an instruction: {instr!r}")
+        case _:
+            assert_never(instr)
 
 
 def out_kind(instr: Instruction) -> Kind:
@@ -172,7 +173,8 @@ def out_kind(instr: Instruction) -> Kind:
             return "scalar"
         case MatMul() | Nonlin() | OuterNonlin():
             return "vector"
-    raise TypeError(f"not an instruction: {instr!r}")
+        case _:
+            assert_never(instr)
 
 
 @dataclass(frozen=True)
@@ -197,6 +199,11 @@ class Program:
             kinds[ins.out] = out_kind(ins)
         return kinds
 
+    @property
+    def declarations(self) -> tuple[Input | Param, ...]:
+        """The initial objects' declarations: inputs, then parameters."""
+        return (*self.inputs, *self.params)
+
     @cached_property
     def input_names(self) -> tuple[str, ...]:
         return tuple(name for inp in self.inputs for name in inp.names)
@@ -214,7 +221,7 @@ class Program:
 
     def replace(self, **changes: object) -> Program:
         """A copy with some fields changed (a Program is immutable)."""
-        fields = {
+        fields: dict[str, object] = {
             "name": self.name,
             "inputs": self.inputs,
             "params": self.params,

@@ -12,6 +12,7 @@ import collections
 import functools
 import itertools
 from collections.abc import Mapping
+from typing import assert_never
 
 import sympy
 from sympy.printing.precedence import PRECEDENCE
@@ -148,14 +149,15 @@ def format_instruction(
             return f"{y} = {text}" if vector else f"{y} = vec({text})"
         case OuterNonlin(out=y, copies=copies, formula=f):
             return f"{y} = mean[{', '.join(copies)}]({format_formula(f)})"
-    raise TypeError(f"not an instruction: {ins!r}")
+        case _:
+            assert_never(ins)
 
 
 def _rows(program: Program) -> tuple[tuple[str, ...], ...]:
     """Every last-axis row of a declared group, as (row name, *entry names): the operands that
     can print as a contraction (``U``, ``xi[2]``)."""
     rows = []
-    for d in (*program.inputs, *program.params):
+    for d in program.declarations:
         if not d.shape or (isinstance(d, Param) and d.kind == "matrix"):
             continue
         for prefix in itertools.product(*(range(s) for s in d.shape[:-1])):
@@ -169,7 +171,7 @@ def print_program(program: Program, header: str | None = None) -> str:
     kinds = program.kinds
     lines = [f"# {line}" for line in header.splitlines()] if header else []
     lines.append(f"arch {program.name} {{")
-    lines += [f"    {format_decl(d)}" for d in (*program.inputs, *program.params)]
+    lines += [f"    {format_decl(d)}" for d in program.declarations]
     groups = _rows(program)
     lines += [f"    {format_instruction(ins, kinds, groups)}" for ins in program.body]
     lines.append(f"    output {', '.join(program.outputs)}")

@@ -6,13 +6,14 @@ list, so a consumer never has to parse sympy's own syntax.
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Mapping
+from typing import Any, assert_never
 
 from compiler.ir import Avg, Instruction, MatMul, Nonlin, OuterNonlin, Program, formula_args
 from compiler.printer import format_formula, format_instruction
 
 
-def instruction_dict(ins: Instruction, kinds: dict[str, str]) -> dict[str, Any]:
+def instruction_dict(ins: Instruction, kinds: Mapping[str, str]) -> dict[str, Any]:
     base: dict[str, Any] = {"out": ins.out, "text": format_instruction(ins, kinds)}
     if ins.loc is not None:
         base["line"] = ins.loc.line
@@ -29,7 +30,8 @@ def instruction_dict(ins: Instruction, kinds: dict[str, str]) -> dict[str, Any]:
             op = "nonlin" if isinstance(ins, Nonlin) else "outer_nonlin"
             extra = {"copies": list(ins.copies)} if isinstance(ins, OuterNonlin) else {}
             return {"op": op, **base, **extra, "formula": format_formula(ins.formula), "args": args}
-    raise TypeError(f"not an instruction: {ins!r}")
+        case _:
+            assert_never(ins)
 
 
 def program_dict(program: Program) -> dict[str, Any]:

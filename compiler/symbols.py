@@ -6,9 +6,9 @@ through :func:`sym`, so two parses of the same text build structurally equal exp
 
 Functions that sympy lacks or treats unhelpfully are small ``sympy.Function`` classes here:
 ``relu`` (derivative ``step``), ``step`` (Heaviside with step(0) = 0), ``sigmoid`` and ``softplus``
-(kept as named functions so the numpy lowering can use overflow-safe forms). ``step`` and ``sign``
-are not differentiable: their derivative is a DiracDelta, which :func:`nondifferentiable_in`
-detects before a pass differentiates a formula.
+(kept as named functions so that :mod:`runtime.codegen` can use overflow-safe forms). ``step``
+and ``sign`` are not differentiable: their derivative is a DiracDelta, which
+:func:`nondifferentiable_in` detects before a pass differentiates a formula.
 """
 
 from __future__ import annotations
@@ -127,7 +127,7 @@ CONSTANTS: dict[str, sympy.Expr] = {"pi": sympy.pi}
 """Named constants of formulas; ``n`` (the width) is handled separately."""
 
 NONDIFFERENTIABLE = (step, sympy.sign)
-"""Functions whose derivative is a Dirac delta: a pass that needs it must refuse (issue 3)."""
+"""Functions whose derivative is a Dirac delta: a pass that needs it must refuse (02 §2.2)."""
 
 BAD_ATOMS = (sympy.zoo, sympy.nan, sympy.oo, -sympy.oo, sympy.I)
 

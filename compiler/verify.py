@@ -12,7 +12,18 @@ from __future__ import annotations
 import re
 
 from compiler.errors import VerifyError
-from compiler.ir import Avg, Instruction, Kind, MatMul, Nonlin, OuterNonlin, Program, formula_args
+from compiler.ir import (
+    Avg,
+    Instruction,
+    Kind,
+    MatMul,
+    Nonlin,
+    OuterNonlin,
+    Param,
+    Program,
+    formula_args,
+    out_kind,
+)
 from compiler.printer import format_instruction
 from compiler.symbols import BAD_ATOMS
 
@@ -23,11 +34,11 @@ IDENT = re.compile(r"^(?!\d)\w+$")
 def verify(program: Program) -> Program:
     """Return ``program`` unchanged if it is well formed; raise VerifyError otherwise."""
     kinds: dict[str, Kind] = {}
-    for decl in (*program.inputs, *program.params):
+    for decl in program.declarations:
         if not IDENT.match(decl.name) or any(s < 1 for s in decl.shape):
             raise VerifyError(f"bad declaration {decl.name}{list(decl.shape)}", decl.loc)
-        kind: Kind = "scalar" if decl in program.inputs else decl.kind  # type: ignore[union-attr]
-        if getattr(decl, "init", None) is not None and kind != "scalar":
+        kind: Kind = decl.kind if isinstance(decl, Param) else "scalar"  # inputs are scalars
+        if isinstance(decl, Param) and decl.init is not None and kind != "scalar":
             raise VerifyError(f"{kind} parameter {decl.name} has an initial value", decl.loc)
         for name in decl.names:
             if name in kinds:
@@ -70,7 +81,7 @@ def _check_instruction(ins: Instruction, kinds: dict[str, Kind]) -> None:
             _check_formula(ins, kinds)
         case _:
             raise VerifyError(f"not an instruction: {ins!r}")
-    kinds[ins.out] = "scalar" if isinstance(ins, Avg) else "vector"
+    kinds[ins.out] = out_kind(ins)
 
 
 def _check_formula(ins: Nonlin | OuterNonlin, kinds: dict[str, Kind]) -> None:

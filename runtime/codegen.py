@@ -1,4 +1,5 @@
-"""Formula lowering: sympy → vectorised numpy functions (the only code the interpreters share).
+"""Code generation: sympy formulas → vectorised numpy functions (shared by the finite-width
+executor and the limit engines).
 
 Each Nonlin/OuterNonlin formula becomes a Python function of its argument arrays (in the order
 of :func:`compiler.ir.formula_args`) and the width ``n`` (always the last argument), generated
@@ -19,7 +20,8 @@ import sympy
 from compiler.ir import Nonlin, OuterNonlin, formula_args
 from compiler.symbols import WIDTH
 
-Kernel = Callable[..., np.ndarray]
+NumpyFunction = Callable[..., np.ndarray]
+"""f(*arrays, n): a formula compiled to numpy (not a kernel: that word means NNGP/NTK)."""
 
 
 def _step(x: np.ndarray) -> np.ndarray:
@@ -45,13 +47,13 @@ NUMPY_FUNCTIONS: dict[str, Callable[..., np.ndarray]] = {
 
 
 @lru_cache(maxsize=4096)
-def lower_formula(formula: sympy.Expr, args: tuple[sympy.Symbol, ...]) -> Kernel:
+def compile_formula(formula: sympy.Expr, args: tuple[sympy.Symbol, ...]) -> NumpyFunction:
     """A numpy function f(*arrays, n) computing ``formula`` (arrays broadcast entrywise)."""
     return sympy.lambdify(
         (*args, WIDTH), formula, modules=[NUMPY_FUNCTIONS, "numpy"], cse=True, docstring_limit=0
     )
 
 
-def lower_instruction(ins: Nonlin | OuterNonlin) -> Kernel:
-    """The kernel of an instruction's formula, arguments as listed by ``formula_args``."""
-    return lower_formula(ins.formula, tuple(s for s, _, _ in formula_args(ins)))
+def compile_instruction(ins: Nonlin | OuterNonlin) -> NumpyFunction:
+    """An instruction's formula compiled, arguments as listed by ``formula_args``."""
+    return compile_formula(ins.formula, tuple(s for s, _, _ in formula_args(ins)))

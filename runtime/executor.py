@@ -11,13 +11,14 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from typing import assert_never
 
 import numpy as np
 
 from compiler.errors import NumericError
 from compiler.ir import Avg, Instruction, MatMul, Nonlin, OuterNonlin, Program, formula_args
 from compiler.printer import format_instruction
-from runtime.codegen import lower_instruction
+from runtime.codegen import compile_instruction
 from runtime.data import input_batch
 from runtime.params import draw_parameters
 
@@ -109,7 +110,8 @@ def _run(
             return _nonlin(ins, values, n)
         case OuterNonlin():
             return _outer(ins, values, kinds, n)
-    raise TypeError(f"not an instruction: {ins!r}")
+        case _:
+            assert_never(ins)
 
 
 def _batch_of(arrays: list[np.ndarray]) -> int:
@@ -118,7 +120,7 @@ def _batch_of(arrays: list[np.ndarray]) -> int:
 
 def _nonlin(ins: Nonlin, values: Mapping[str, np.ndarray], n: int) -> np.ndarray:
     arrays = [values[var] for _, var, _ in formula_args(ins)]
-    y = lower_instruction(ins)(*arrays, n)
+    y = compile_instruction(ins)(*arrays, n)
     return np.array(np.broadcast_to(y, (n, _batch_of(arrays))), dtype=np.float64)
 
 
@@ -127,7 +129,7 @@ def _outer(
 ) -> np.ndarray:
     r = ins.order
     args = formula_args(ins)
-    kernel = lower_instruction(ins)
+    psi = compile_instruction(ins)
     batch = _batch_of([values[var] for _, var, _ in args])
     axis_of = {c: i + 1 for i, c in enumerate(ins.copies)}
     rest = n ** (r - 1) * batch  # elements per (α, β₁) pair
@@ -150,7 +152,7 @@ def _outer(
                 part = v[a0:a1] if axis == 0 else (v[b0:b1] if axis == 1 else v)
                 shape[axis] = part.shape[0]
                 arrays.append(part.reshape(shape))
-            y = kernel(*arrays, n)
+            y = psi(*arrays, n)
             full = (a1 - a0, b1 - b0, *([n] * (r - 1)), batch)
             acc += np.broadcast_to(y, full).sum(axis=tuple(range(1, r + 1)))
         out[a0:a1] = acc

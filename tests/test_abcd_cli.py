@@ -1,4 +1,4 @@
-"""``nexort abcd``: table, JSON, LaTeX, torch recipe and clean errors (issue 4 items 5–7)."""
+"""``nexort abcd``: table, JSON, LaTeX, torch recipe and clean errors (spec 03)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The MLP classifier reproduces spec 03 §3.2 (issue 4 "Must show", first bullet).
+"""The MLP classifier reproduces spec 03 §3.2.
 
 SP is unfaithful, NTP is in the operator regime with r = 1/2, μP in the feature-learning regime
 with r = 0, UP_s is stable and faithful exactly for s ∈ [0, 1/2] and feature learning iff s = 0;

@@ -1,4 +1,4 @@
-"""Parametrization objects, tables and the abcd symmetry (issue 4 items 1, 2, 7; spec 03 §3.1)."""
+"""Parametrization objects, tables and the abcd symmetry (spec 03 §3.1, §3.2)."""
 
 from __future__ import annotations
 

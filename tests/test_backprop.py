@@ -1,4 +1,4 @@
-"""Backpropagation (issue 3, spec 02 §2.2): the backprop program's finite-width gradients equal
+"""Backpropagation (spec 02 §2.2): the backprop program's finite-width gradients equal
 finite differences of the forward program on every sample and on generated programs with
 OuterNonlin of orders 1 and 2, equal a hand-written reverse mode for mlp2, and bad requests fail
 with clear located errors."""

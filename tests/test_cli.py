@@ -1,4 +1,4 @@
-"""The command line (issue 2, item 7): compile, check and exec, in text and JSON."""
+"""The command line (compiler/cli): compile, check and exec, in text and JSON."""
 
 from __future__ import annotations
 

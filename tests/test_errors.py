@@ -1,4 +1,4 @@
-"""Bad input (issue 2, item 8): every malformed file gives one located error of the right class.
+"""Bad input (tests/bad): every malformed file gives one located error of the right class.
 
 Each file under tests/bad/ starts with ``# expect: CLASS LINE:COL``; the test asserts both. On the
 command line the same files print ``FILE:LINE:COL: error: …``, the source line and a caret, and

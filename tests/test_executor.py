@@ -1,4 +1,4 @@
-"""The finite-width executor (issue 2, item 5; spec 01 §1.3).
+"""The finite-width executor (spec 01 §1.3).
 
 Shown against independent numpy implementations of mlp2 and attention written here from the
 same random draws (agreement to 1e-12 in float64), against a naive O(n^{r+1}) evaluation of

@@ -1,4 +1,4 @@
-"""Fuzzing (issue 2, item 8): mutated samples, token by token and byte by byte, only ever give a
+"""Fuzzing: mutated samples, token by token and byte by byte, only ever give a
 Program or a located NexortError — never another exception — and a Program that parses also
 executes at a small width (or stops with a NumericError naming the instruction)."""
 

@@ -1,4 +1,4 @@
-"""Printer round trip (issue 2, item 4): parse(print(p)) == p for hypothesis-generated programs
+"""Printer round trip (compiler/printer.py): parse(print(p)) == p for hypothesis-generated programs
 built directly as IR — random formulas over every built-in function, exact rationals, the width
 n, OuterNonlin of orders 1 and 2 with copy references and scalar arguments, MatMul with
 transposes, constant vectors — so the printer is tested on expressions the parser never made."""

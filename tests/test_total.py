@@ -1,4 +1,4 @@
-"""The total program (issue 3, spec 02 §2.3): B renamed copies of the backprop program sharing the
+"""The total program (spec 02 §2.3): B renamed copies of the backprop program sharing the
 parameters. Each copy computes exactly what the backprop program computes for its input, the
 hat-kets of W x1 across inputs have the NNGP covariance of 07 §7.1 at width 4096, the fast
 renaming equals sympy's xreplace, and bad requests fail clearly."""

@@ -39,6 +39,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import assert_never
 
 import sympy
 
@@ -52,11 +53,10 @@ from compiler.abcd.sizes import (
     eadd,
     emax,
     emin,
-    mean_zero,
-    parities,
 )
 from compiler.abcd.verdict import Analysis
 from compiler.ir import Avg, Instruction, MatMul, Nonlin, OuterNonlin, Program, split_symbol
+from compiler.kets.parity import is_odd, parities, sign_flips
 from compiler.passes.backprop import Backprop, BackpropOptions
 from compiler.passes.pipeline import run_pass
 
@@ -88,7 +88,7 @@ class SizeCalculus:
         self.bps: tuple[Backprop, ...] = tuple(  # verified, one per output (02 §2.2)
             run_pass(program, BackpropOptions(o, input_gradients=False)) for o in program.outputs
         )
-        self.parity = {id(bp): parities(bp.program) for bp in self.bps}
+        self.parity = {id(bp): parities(bp.program, sign_flips(bp.program)) for bp in self.bps}
         self.forward = tuple(ins.out for ins in program.body)
         self.copies = tuple({c for ins in program.body if isinstance(ins, OuterNonlin)
                              for c in ins.copies})
@@ -118,11 +118,13 @@ class SizeCalculus:
                     sizes[ins.out] = Sized(eadd(HALF - self.exps(w).A, sizes[x].e0))
                 case Avg(arg=x):
                     e0 = sizes[x].e0
-                    if e0 is not None and ins.out in forward and mean_zero(par[x]):
+                    if e0 is not None and ins.out in forward and is_odd(par[x]):
                         e0 = e0 - HALF
                     sizes[ins.out] = Sized(e0)
                 case Nonlin() | OuterNonlin():
                     sizes[ins.out] = Sized(fs(ins.formula).e0)
+                case _:
+                    assert_never(ins)
         return sizes
 
     # -- Q inputs -----------------------------------------------------------------------------
@@ -188,13 +190,16 @@ class SizeCalculus:
                 return emax(hat, upd)
             case Avg(arg=x):
                 return sizes[x].ed
-        return fs(ins.formula).ed
+            case Nonlin() | OuterNonlin():
+                return fs(ins.formula).ed
+            case _:
+                assert_never(ins)
 
     def run(self) -> Step:
         """Update passes until the Q inputs settle."""
         q_in = self.q_inputs(self.init, after=False)
         q_first = dict(q_in)
-        first: tuple[Sizes, ...] | None = None
+        first: tuple[Sizes, ...] = ()
         for _ in range(MAX_PASSES):
             sizes = tuple(self.changes(k, q_in) for k in range(len(self.bps)))
             first = first or sizes
@@ -216,7 +221,7 @@ class SizeCalculus:
         out = []
         for bp, sz in zip(self.bps, self.init, strict=True):
             o = bp.grads.output
-            zero_mean = mean_zero(self.parity[id(bp)][o])
+            zero_mean = is_odd(self.parity[id(bp)][o])
             out.append(eadd(sz[o].e0, HALF if zero_mean else sympy.S.One, -self.param.e_out))
         return emax(*out)
 

@@ -22,6 +22,7 @@ import itertools
 import math
 import re
 from collections.abc import Iterable
+from typing import TypeAlias
 
 import sympy
 from sympy.logic.boolalg import Boolean
@@ -30,7 +31,7 @@ from compiler.abcd import pwl
 from compiler.errors import ParametrizationError
 from compiler.ir import Loc
 
-Exp = sympy.Expr
+Exp: TypeAlias = sympy.Expr
 Lattice = tuple[tuple[Exp, ...], ...]
 """Max over the outer tuple of Min over the inner tuples of linear forms."""
 

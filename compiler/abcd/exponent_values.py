@@ -1,4 +1,4 @@
-"""How r and the exponent of Δf are reported (spec 03 §3.2, §3.3; issue 4 item 5).
+"""How r and the exponent of Δf are reported (spec 03 §3.2, §3.3).
 
 Rule: r is undefined when the features are not Θ(1) at init (they vanish, are identically 0 with
 a zero-initialised input layer, or blow up: there is no Θ(1) feature whose change r measures).

@@ -30,10 +30,11 @@ update iff a_{L+1}+b'_{L+1}+θ_l = 1, the initial output f_0 iff a_{L+1}+b_{L+1}
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import assert_never
 
 import sympy
 
-from compiler.ir import MatMul, Nonlin, Program
+from compiler.ir import Avg, MatMul, Nonlin, OuterNonlin, Program
 from compiler.passes.dce import dead_code_elimination
 from compiler.symbols import WIDTH, sym
 
@@ -87,13 +88,20 @@ class _Inliner:
         self.visited: set[str] = set()
 
     def expr(self, name: str) -> sympy.Expr | None:
-        ins = self.program.producer.get(name)
-        if ins is None or isinstance(ins, MatMul):
-            if ins is not None:
+        match self.program.producer.get(name):
+            case None:  # an initial object
+                return sym(name)
+            case MatMul():
                 self.visited.add(name)
-            return sym(name)
-        if not isinstance(ins, Nonlin):
-            return None
+                return sym(name)
+            case Nonlin() as ins:
+                return self._formula(name, ins)
+            case Avg() | OuterNonlin():  # not in an MLP (03 §3.2 Eq. 2.3)
+                return None
+            case other:
+                assert_never(other)
+
+    def _formula(self, name: str, ins: Nonlin) -> sympy.Expr | None:
         self.visited.add(name)
         swap = {}
         for s in ins.formula.free_symbols:

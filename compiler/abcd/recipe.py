@@ -1,4 +1,4 @@
-"""What a PyTorch user needs to implement an abcd-parametrization at width N (issue 4 item 5).
+"""What a PyTorch user needs to implement an abcd-parametrization at width N (spec 03 §3.1, §3.4).
 
 The derivation of every factor is in :mod:`compiler.abcd.render`'s docstring: with the trainable
 tensor p stored and multiplied by n^{-a} in the forward pass, at width N relative to the base

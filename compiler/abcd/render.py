@@ -1,4 +1,4 @@
-"""Output of an abcd analysis: a readable table, JSON, LaTeX, and a PyTorch recipe (issue 4 item 5).
+"""Output of an abcd analysis: a readable table, JSON, LaTeX, and a PyTorch recipe (spec 03).
 
 **Torch recipe.** In PyTorch one stores the trainable tensor p, multiplies it by n^{-a} in the
 forward pass, initialises it with std σ·n^{-b} and gives it the learning rate η·lr·n^{-c}. The
@@ -60,7 +60,7 @@ def size_table(a: Analysis) -> str:
 def table(a: Analysis) -> str:
     """Parameters × a, b, c, d, A, C, D; the verdicts with reasons; contributions; notes."""
     p = a.param
-    rows = [("param", "role", "a", "b", "c", "d", "A", "C", "D")]
+    rows: list[tuple[str, ...]] = [("param", "role", "a", "b", "c", "d", "A", "C", "D")]
     for g in p:
         e = p[g]
         rows.append((g, p.role(g), *map(fmt, e.as_tuple()), *map(fmt, invariants(e))))
@@ -114,7 +114,7 @@ def sympy_set(cond: sympy.Basic) -> sympy.Set | sympy.Basic:
 
 
 def as_json(a: Analysis) -> dict[str, Any]:
-    """The machine-readable result (issue 4 item 5)."""
+    """The machine-readable result (``nexort abcd --json``)."""
     p = a.param
     params = {g: {k: json_value(v) for k, v in zip(LETTERS, p[g].as_tuple(), strict=True)}
               | {"role": p.role(g), "sigma": p.table[g].sigma, "lr": p.table[g].lr,

@@ -16,26 +16,26 @@ the sizes of its arguments (derived here, 03 §3.3 "size calculus"):
   for O(1) arguments and blow up with them; step and sign are Θ(1), their change has the relative
   size of the argument's change (the fraction of coordinates that flip); log changes by Δu/u.
 
-A vector's ket has mean zero when the vector is odd under flipping the sign of a random parameter
-(the distribution is symmetric, so E|x⟩ = −E|x⟩): e.g. o = v ⊙ x is odd in v, q·k is odd in W_q.
+A vector's ket has mean zero when the vector is odd under a sign flip of random vectors and
+matrices (the law is symmetric, so E|x⟩ = −E|x⟩): e.g. o = v ⊙ x is odd in v, q·k is odd in W_q.
 Then an average of it is n^{-1/2} smaller than its entries (CLT), and so is f_0 (03 §3.3: "over a
-mean-zero one at init: −e_out + ½ + e"). :func:`parities` tracks, for every variable, its parity
-under each random parameter group (and each matrix of a group) through the program.
+mean-zero one at init: −e_out + ½ + e"). The parities come from the one sign-flip analysis,
+:mod:`compiler.kets.parity` (which also says why a random scalar is not flipped).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TypeAlias
 
 import sympy
 
 from compiler.abcd.conditions import Exp
 from compiler.abcd.pwl import apply
-from compiler.ir import Avg, MatMul, Nonlin, OuterNonlin, Program, formula_args, split_symbol
 from compiler.symbols import WIDTH
 
-Size = Exp | None
+Size: TypeAlias = Exp | None
 
 
 def _zero(x: Size) -> bool:
@@ -161,82 +161,3 @@ def _function(name: str, u: Sized) -> Sized:
     if name == "log":
         return Sized(zero, u.ed if u.e0 is None else eadd(u.ed, -u.e0))
     return Sized(emax(u.e0, zero), u.ed)  # unknown: no smaller than its argument, O(1) at 0
-
-
-# -- parity ---------------------------------------------------------------------------------------
-Parity = dict[str, int]
-"""unit → +1 (even) or −1 (odd) under flipping the unit's sign; a missing unit is unknown."""
-
-
-def flip_units(program: Program) -> dict[str, frozenset[str]]:
-    """The sign flips that leave the initial distribution unchanged: every randomly initialised
-    parameter group, and each matrix of a group of matrices, as unit → the entries it flips."""
-    units: dict[str, frozenset[str]] = {}
-    for p in program.params:
-        if p.init is not None:
-            continue
-        units[p.name] = frozenset(p.names)
-        if p.kind == "matrix" and len(p.names) > 1:
-            units.update({name: frozenset({name}) for name in p.names})
-    return units
-
-
-def parities(program: Program) -> dict[str, Parity]:
-    """The parity of every variable under every flip unit (01 §1.3: symmetric initial laws)."""
-    units = flip_units(program)
-    par: dict[str, Parity] = {}
-    for name in program.input_names:
-        par[name] = dict.fromkeys(units, 1)
-    for p in program.params:
-        for name in p.names:
-            par[name] = {u: -1 if name in ents else 1 for u, ents in units.items()}
-    for ins in program.body:
-        match ins:
-            case MatMul(matrix=w, arg=x):
-                par[ins.out] = {u: p * (-1 if w in units[u] else 1) for u, p in par[x].items()}
-            case Avg(arg=x):
-                par[ins.out] = dict(par[x])
-            case Nonlin() | OuterNonlin():
-                par[ins.out] = _formula_parity(ins, par, units)
-    return par
-
-
-def _formula_parity(ins: Nonlin | OuterNonlin, par: dict[str, Parity],
-                    units: dict[str, frozenset[str]]) -> Parity:
-    args = formula_args(ins)
-    out: Parity = {}
-    for u in units:
-        signs = [par[var].get(u) for _, var, _ in args]
-        if any(s is None for s in signs):
-            continue
-        odd = {s: -s for (s, _, _), p in zip(args, signs, strict=True) if p == -1}
-        got = _symmetry(ins.formula, odd) if odd else 1
-        if got is not None:
-            out[u] = got
-    return out
-
-
-def _symmetry(f: sympy.Expr, odd: dict[sympy.Symbol, sympy.Expr]) -> int | None:
-    g = f.xreplace(odd)
-    if g == f:
-        return 1
-    if g == -f:
-        return -1
-    if sympy.count_ops(f) > 80:
-        return None
-    if sympy.expand(g - f) == 0:
-        return 1
-    if sympy.expand(g + f) == 0:
-        return -1
-    return None
-
-
-def mean_zero(parity: Parity) -> bool:
-    """Whether a variable's ket has mean zero at init (it is odd under some flip)."""
-    return any(p == -1 for p in parity.values())
-
-
-def symbol_var(s: sympy.Symbol, copies: tuple[str, ...]) -> str:
-    """The program variable a formula symbol reads (``x[b]`` → ``x`` inside ``mean[b]``)."""
-    return split_symbol(s.name, copies)[0]
-

@@ -1,4 +1,4 @@
-"""User parametrization tables in TOML or JSON (issue 4 item 1; spec 03 §3.1).
+"""User parametrization tables in TOML or JSON (spec 03 §3.1).
 
 A table names parameters of the architecture file and gives their exponents::
 

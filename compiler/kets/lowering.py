@@ -13,7 +13,7 @@
   runs over the earlier hats of the opposite orientation that |x⟩ depends on; each coefficient is
   a symbolic :class:`DotCoeff` whose ``rule`` tells the evaluator how to get its number:
 
-  - ``zero``: proven 0 by a sign-flip symmetry (see :mod:`compiler.kets.parity`), e.g.
+  - ``zero``: proven 0 by a sign-flip symmetry (:func:`compiler.kets.parity.sign_flips`), e.g.
   E[v·δ(h)] = 0 in MLP backprop because the readout |v⟩ is odd and independent;
   - ``stein``: the derivative path crosses step/sign (sympy gives a DiracDelta, whose expectation
     is not the a.e. derivative 0), so the coefficient must come from Stein's lemma
@@ -29,11 +29,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cached_property
-from typing import Literal
+from typing import Literal, assert_never
 
 import sympy
 
 from compiler.ir import Avg, Loc, MatMul, Nonlin, OuterNonlin, Program, formula_args
+from compiler.kets.parity import parities, sign_flips, singular_deps
 
 Orientation = tuple[str, bool]
 """(matrix name, transposed?): W and Wᵀ are different matrices for the hat law (01 §1.4 Hat)."""
@@ -170,19 +171,11 @@ def slot0_vectors(ins: Nonlin | OuterNonlin, kinds: Mapping[str, str]) -> tuple[
 
 def lower(program: Program) -> KetProgram:
     """Lower ``program`` to kets (01 §1.4): Init, Avg, OuterNonlin, Hat and Dot."""
-    from compiler.kets.parity import parities, singular_deps
-
     kinds = program.kinds
-    stmts: list[Ket] = [
-        _initial(program, name)
-        for name in (
-            *program.input_names,
-            *program.param_names("vector"),
-            *program.param_names("scalar"),
-        )
-    ]
+    initial = (*program.input_names, *program.param_names("vector"), *program.param_names("scalar"))
+    stmts: list[Ket] = [_initial(program, name) for name in initial]
     dep: dict[str, frozenset[str]] = {s.out: frozenset() for s in stmts}
-    parity = parities(program)
+    parity = parities(program, sign_flips(program))
     hats: dict[Orientation, list[HatKet]] = {}
     singular: dict[str, frozenset[str]] = dict.fromkeys(dep, frozenset())
     for ins in program.body:
@@ -209,7 +202,7 @@ def lower(program: Program) -> KetProgram:
                 singular[ins.out] = singular_deps(ins, args, dep, singular)
                 stmts.append(FormulaKet(ins.out, ins, ins.loc))
             case _:
-                raise TypeError(f"not an instruction: {ins!r}")
+                assert_never(ins)
     return KetProgram(program, tuple(stmts), dep, singular, parity)
 
 

@@ -1,35 +1,63 @@
-"""Sign-flip symmetries and Dirac-delta detection for the ket lowering (spec 01 §1.3–1.4).
+"""The one sign-flip parity analysis (spec 01 §1.3–1.4, 03 §3.3), and Dirac-delta detection.
 
-**Symmetries.** The law of a program's random initial objects is invariant under flipping the
-sign of any one initial vector v (entries iid N(0,1)) and of any one matrix W (entries iid and
-symmetric in every setup of 01 §1.3; W → −W flips Wᵀ too).  Under such a flip S every object x
-of the program either maps to +x, to −x, or to neither; that is its *parity* (+1, −1, 0) under S,
-computed instruction by instruction (a MatMul by W multiplies the parity of its argument by −1
-under S = flip(W); a formula's parity is read off symbolically by substituting ±x for every
-argument).  The kets inherit it.  Consequences used by the lowering and the evaluators:
+**Generators.** A *generator* flips the sign of a set of initial objects at once (its name →
+the flipped names).  :func:`sign_flips` gives the standard set: each initial vector and matrix
+alone, each declared group at once (``U`` flips every U[j], which makes U·ξ odd), all vectors,
+all matrices, and everything.  Each leaves the law of the random initial objects unchanged:
+initial vectors have iid N(0, 1) entries and matrices iid entries symmetric in every setup of
+01 §1.3 (W → −W flips Wᵀ too), and a composition of such flips is one too.
 
-* a dot coefficient E[∂x/∂H] vanishes when x and H have opposite parity under some S (the flip
-  maps ∂x/∂H to −∂x/∂H and preserves the law);  this is what makes gradient independence exact in
-  MLP backprop (everything downstream of the readout v is odd in v) without Monte Carlo noise;
-* an Avg of an odd ket has limit 0.
+**Parity.** Under a generator S every object x either maps to +x, to −x, or to neither; that is
+its *parity* (+1, −1, 0) under S, computed instruction by instruction: an initial object is −1
+under the generators that flip it; a MatMul by W multiplies its argument's parity by −1 when S
+flips W; an Avg keeps its argument's; a formula's parity is read off symbolically by
+substituting −x for every odd argument (0, unknown, when an argument is 0 or sympy cannot tell).
+Two consumers, one analysis:
+
+* the ket lowering (:mod:`compiler.kets.lowering`): a dot coefficient E[∂x/∂H] vanishes when x
+  and H have opposite parity under some S (the flip maps ∂x/∂H to −∂x/∂H and preserves the law;
+  this makes gradient independence exact in MLP backprop, everything downstream of the readout v
+  being odd in v), and the limit of an Avg of an odd ket is exactly 0;
+* the abcd size calculus (:mod:`compiler.abcd.calculus`): an odd vector has mean-zero entries,
+  so its average is n^{-1/2} smaller than they are (CLT; 03 §3.3 "over a mean-zero one").
+
+**Random scalars are not generators.** A scalar parameter without ``init`` is one N(0, 1) draw:
+averaging over coordinates never averages over it, so the limit is a random variable *conditioned
+on* its value (05 §5.4 "condition on θ̊_0"; ``limit-scalars --scalar NAME=VALUE``), and at width n
+avg(s·relu(Wu)) = s·avg(relu(Wu)) → s·E relu(N(0,1)) ≠ 0 for the drawn s.  Flipping s preserves
+only the law averaged over s, so it proves E_s[…] = 0, which is neither the conditioned limit nor
+the size of one run.  The abcd calculus once flipped every random parameter group, scalars
+included, and so called s·relu(Wu) mean-zero (f_0 smaller by n^{-1/2}) where the lowering, which
+flips only vectors and matrices, did not: the lowering was right, and both now use
+:func:`sign_flips` (tests/test_parity.py pins the program and both uses), so abcd also gains the
+compositions (u + w is odd only when u and w flip together).  :func:`parities` still accepts a
+random scalar in a generator, for quantities averaged over draws (seeds).
 
 **Dirac deltas.** The a.e. derivative of step/sign is 0, but E[∂ψ/∂G] of a ψ containing step(G…)
-has a delta part (E[∂ step(G)/∂G] = density of G at 0).  ``singular_deps`` marks the hats whose
-derivative path crosses such a function, so their coefficients come from Stein's lemma instead.
+has a delta part (E[∂ step(G)/∂G] = density of G at 0).  :func:`singular_deps` marks the hats
+whose derivative path crosses such a function, so their coefficients come from Stein's lemma.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Literal, assert_never
 
 import sympy
 
 from compiler.ir import Avg, MatMul, Nonlin, OuterNonlin, Program, formula_args
 
+Sign = Literal[-1, 0, 1]
+Generators = Mapping[str, frozenset[str]]
+"""generator name → the initial objects it flips."""
+Parities = dict[str, dict[str, Sign]]
+"""object name → {generator: −1 (odd) or 0 (neither/unknown)}; a generator absent is +1 (even)."""
+_NEGATED: dict[Sign, Sign] = {1: -1, -1: 1, 0: 0}
 
-def generators(program: Program) -> dict[str, frozenset[str]]:
-    """The sign flips used: each initial vector and matrix alone, each declared group at once
-    (``U`` flips every U[j], which makes U·ξ odd), all vectors, all matrices, and everything."""
+
+def sign_flips(program: Program) -> dict[str, frozenset[str]]:
+    """The standard generators: each initial vector and matrix alone, each declared group of
+    them at once, all vectors, all matrices, everything (no random scalar: see the module doc)."""
     vecs, mats = program.param_names("vector"), program.param_names("matrix")
     gens = {name: frozenset({name}) for name in (*vecs, *mats)}
     for p in program.params:
@@ -41,38 +69,71 @@ def generators(program: Program) -> dict[str, frozenset[str]]:
     return {g: s for g, s in gens.items() if s}
 
 
-def parities(program: Program) -> dict[str, dict[str, int]]:
-    """name → {generator: −1 or 0} for every object under every flip of :func:`generators`
-    (absent means even, +1)."""
-    gens = generators(program)
-    par: dict[str, dict[str, int]] = {name: {} for name in program.kinds}
-    for v in program.param_names("vector"):
-        par[v] = {g: -1 for g, members in gens.items() if v in members}
+def flippable(program: Program) -> frozenset[str]:
+    """Initial objects whose law is sign-symmetric: parameters drawn at random (matrices,
+    vectors, scalars without ``init``); inputs and initialised scalars are given numbers."""
+    return frozenset(name for p in program.params if p.init is None for name in p.names)
+
+
+def parities(program: Program, generators: Generators) -> Parities:
+    """The parity of every object of ``program`` under every generator (see the module doc)."""
+    bad = sorted(set().union(*generators.values()) - flippable(program))
+    if bad:
+        raise ValueError(f"not a sign-symmetric initial object: {', '.join(bad)}")
+    par: Parities = {name: {} for name in program.kinds}
+    for name in flippable(program):
+        par[name] = {g: -1 for g, members in generators.items() if name in members}
+    memo: dict[tuple[sympy.Expr, frozenset[sympy.Symbol]], Sign] = {}
     for ins in program.body:
         match ins:
             case MatMul(out=y, matrix=w, arg=x):
-                p = {
-                    g: par[x].get(g, 1) * (-1 if w in members else 1) for g, members in gens.items()
-                }
-                par[y] = {g: s for g, s in p.items() if s != 1}
+                par[y] = {}
+                for g, members in generators.items():
+                    s = par[x].get(g, 1)
+                    s = _NEGATED[s] if w in members else s
+                    if s != 1:
+                        par[y][g] = s
             case Avg(out=y, arg=x):
                 par[y] = dict(par[x])
             case Nonlin() | OuterNonlin():
-                par[ins.out] = {g: s for g in gens if (s := _formula_parity(ins, g, par)) != 1}
+                par[ins.out] = _formula_parities(ins, generators, par, memo)
+            case _:
+                assert_never(ins)
     return par
 
 
-def _formula_parity(
-    ins: Nonlin | OuterNonlin, gen: str, par: Mapping[str, Mapping[str, int]]
-) -> int:
+def is_odd(parity: Mapping[str, Sign]) -> bool:
+    """Whether an object is odd under some generator (its ket, and its entries, have mean 0)."""
+    return any(s == -1 for s in parity.values())
+
+
+def _formula_parities(
+    ins: Nonlin | OuterNonlin,
+    generators: Generators,
+    par: Parities,
+    memo: dict[tuple[sympy.Expr, frozenset[sympy.Symbol]], Sign],
+) -> dict[str, Sign]:
     args = formula_args(ins)
-    signs = {s: par[var].get(gen, 1) for s, var, _ in args}
-    if all(v == 1 for v in signs.values()):
-        return 1
-    if any(v == 0 for v in signs.values()):
-        return 0
-    f = ins.formula
-    g = f.xreplace({s: -s for s, v in signs.items() if v == -1})
+    out: dict[str, Sign] = {}
+    for g in generators:
+        signs = {s: par[var].get(g, 1) for s, var, _ in args}
+        if any(v == 0 for v in signs.values()):
+            out[g] = 0
+            continue
+        odd = frozenset(s for s, v in signs.items() if v == -1)
+        if not odd:
+            continue
+        key = (ins.formula, odd)
+        if key not in memo:
+            memo[key] = _symmetry(ins.formula, odd)
+        if memo[key] != 1:
+            out[g] = memo[key]
+    return out
+
+
+def _symmetry(f: sympy.Expr, odd: frozenset[sympy.Symbol]) -> Sign:
+    """+1 if f(−odd) = f, −1 if f(−odd) = −f, 0 if neither or sympy cannot tell."""
+    g = f.xreplace({s: -s for s in odd})
     if g == f:
         return 1
     if g == -f:

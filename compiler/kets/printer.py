@@ -12,10 +12,11 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from typing import assert_never
 
 import sympy
 
-from compiler.ir import formula_args
+from compiler.ir import OuterNonlin, formula_args
 from compiler.kets.lowering import (
     AvgLimit,
     DotCoeff,
@@ -61,6 +62,10 @@ class Notation:
     def coeff(self, c: DotCoeff) -> str:
         return f"E[∂{self.ket(c.arg)}/∂{self.hat(c.hat)}]"
 
+    def given(self, name: str) -> str:
+        """An input scalar (its value comes with the data)."""
+        return name
+
     def formula(
         self,
         expr: sympy.Expr,
@@ -97,6 +102,9 @@ class LatexNotation(Notation):
     def ring(self, name: str) -> str:
         return rf"\mathring{{{self._name(name)}}}"
 
+    def given(self, name: str) -> str:
+        return self._name(name)
+
     def hat(self, h: HatKet) -> str:
         m = self._name(h.matrix) + (r"^{\top}" if h.transpose else "")
         return rf"\lvert \widehat{{{m}}}\, {self._name(h.arg)}\rangle"
@@ -121,13 +129,14 @@ class LatexNotation(Notation):
 
 
 def _symbol_names(k: FormulaKet, program: KetProgram, nt: Notation) -> dict[sympy.Symbol, str]:
-    copies = {c: i + 1 for i, c in enumerate(getattr(k.ins, "copies", ()))}
+    own = k.ins.copies if isinstance(k.ins, OuterNonlin) else ()
+    copies = {c: i + 1 for i, c in enumerate(own)}
     names = {}
     for s, var, copy in formula_args(k.ins):
         if program.kind(var) == "vector":
             names[s] = nt.ket(var, copies[copy] if copy else 0)
         elif var in program.source.input_names:
-            names[s] = nt._name(var) if nt.latex else var  # type: ignore[attr-defined]
+            names[s] = nt.given(var)
         else:
             names[s] = nt.ring(var)
     return names
@@ -175,7 +184,8 @@ def format_ket(k: Ket, program: KetProgram, nt: Notation) -> list[str]:
             ]
         case MatMulKet():
             return _matmul_lines(k, nt)
-    raise TypeError(f"not a ket statement: {k!r}")
+        case _:
+            assert_never(k)
 
 
 def _matmul_lines(k: MatMulKet, nt: Notation) -> list[str]:

@@ -1,7 +1,7 @@
-"""Formula kernels of a ket program and the forward-mode tangent plan (spec 01 §1.4 Dot, §1.6).
+"""Compiled formulas of a ket program and the forward-mode tangent plan (01 §1.4 Dot, §1.6).
 
-``KetFunctions`` lowers each formula (and, on demand, its partial derivative in a slot-0 vector,
-from sympy) with ``runtime.codegen.lower_formula``.  In a derivative, DiracDelta terms are set
+``KetFunctions`` compiles each formula (and, on demand, its partial derivative in a slot-0 vector,
+from sympy) with ``runtime.codegen.compile_formula``.  In a derivative, DiracDelta terms are set
 to 0 — the a.e. derivative — which is safe only because the lowering routes every coefficient
 whose derivative path crosses a delta to Stein's lemma (``compiler.kets.lowering``), so those
 tangents are never requested.  Formulas that mention the width n have no width-free limit and
@@ -36,9 +36,9 @@ from compiler.kets.lowering import (
 )
 from compiler.printer import format_instruction
 from compiler.symbols import WIDTH
-from runtime.codegen import lower_formula
+from runtime.codegen import compile_formula
 
-Kernel = Callable[..., np.ndarray]
+NumpyFunction = Callable[..., np.ndarray]
 
 
 def check_finite(kets: KetProgram, name: str, value: object, stmt: object) -> None:
@@ -64,7 +64,7 @@ class KetFunctions:
         self.kinds = kets.source.kinds
 
     def args(self, s: FormulaKet) -> list[tuple[str, int | None, str]]:
-        """(variable, copy number 1…r or None, kind) per formula argument, in kernel order."""
+        """(variable, copy number 1…r or None, kind) per formula argument, in argument order."""
         own = s.ins.copies if isinstance(s.ins, OuterNonlin) else ()
         copies = {c: i + 1 for i, c in enumerate(own)}
         return [
@@ -74,10 +74,10 @@ class KetFunctions:
     def slot0(self, s: FormulaKet) -> tuple[str, ...]:
         return slot0_vectors(s.ins, self.kinds)
 
-    def kernel(self, s: FormulaKet) -> Kernel:
-        return _kernel(s.ins.formula, _symbols(s), s.out)
+    def function(self, s: FormulaKet) -> NumpyFunction:
+        return _function(s.ins.formula, _symbols(s), s.out)
 
-    def derivative(self, s: FormulaKet, var: str) -> Kernel:
+    def derivative(self, s: FormulaKet, var: str) -> NumpyFunction:
         """∂ψ/∂(var at the own index), Dirac deltas dropped (see module docstring)."""
         sym = next(x for x, v, c in formula_args(s.ins) if v == var and c is None)
         return _derivative(s.ins.formula, _symbols(s), sym, s.out)
@@ -88,22 +88,22 @@ def _symbols(s: FormulaKet) -> tuple[sympy.Symbol, ...]:
 
 
 @cache
-def _kernel(formula: sympy.Expr, syms: tuple[sympy.Symbol, ...], out: str) -> Kernel:
+def _function(formula: sympy.Expr, syms: tuple[sympy.Symbol, ...], out: str) -> NumpyFunction:
     if formula.has(WIDTH):
         raise UsageError(
             f"the formula of {out} depends on the width n; its limit needs a "
             "width-free program (absorb the n-dependence into the parametrization)"
         )
-    f = lower_formula(formula, syms)
+    f = compile_formula(formula, syms)
     return lambda *arrays: f(*arrays, np.inf)
 
 
 @cache
 def _derivative(
     formula: sympy.Expr, syms: tuple[sympy.Symbol, ...], sym: sympy.Symbol, out: str
-) -> Kernel:
+) -> NumpyFunction:
     d = sympy.diff(formula, sym).replace(sympy.DiracDelta, lambda *a: sympy.Integer(0))
-    return _kernel(d, syms, out)
+    return _function(d, syms, out)
 
 
 @dataclass(frozen=True)

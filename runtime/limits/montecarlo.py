@@ -14,7 +14,7 @@ just of the last particle mean.  Arrays are (P, R, C): particles, replicas, inpu
 * Hat: sampled jointly with the earlier hats of its orientation from the particle Gram
   (:mod:`runtime.limits.hats`).
 * Dot: E[∂|x⟩/∂|Ŵᵀz⟩] as the particle mean of forward-mode tangents (chain rule through the
-  formulas, sympy derivatives lowered with ``lower_formula``, copies and Avg limits held fixed),
+  formulas, sympy derivatives compiled with ``compile_formula``, copies and Avg limits held fixed),
   or by Stein's lemma C⁺·E[(x − Ex) gmat] with C the empirical covariance of the hats — always for
   coefficients whose derivative crosses step/sign (Dirac delta), and for all with ``stein=True``.
 
@@ -248,7 +248,7 @@ class _Run:
         # E′ of a formula that reads no copy is the formula itself (mean[b](θ) = θ)
         reads_copy = any(c is not None and kind == "vector" for _, c, kind in args)
         if s.order == 0 or not reads_copy:
-            y = self.funcs.kernel(s)(*arrays)
+            y = self.funcs.function(s)(*arrays)
             shape = np.broadcast_shapes(np.shape(y), *(a.shape for a in arrays), (self.P, 1, 1))
             y = np.array(np.broadcast_to(y, shape), dtype=np.float64)
             derivs = {a: self.funcs.derivative(s, a)(*arrays) for a in self._tangent_args(s, need)}
@@ -258,8 +258,8 @@ class _Run:
                 for arr, (_, c, kind) in zip(arrays, args, strict=True)
             ]
             wanted = self._tangent_args(s, need)
-            kerns = [self.funcs.kernel(s), *(self.funcs.derivative(s, a) for a in wanted)]
-            outs = copy_average(kerns, placed, s.order, self.opts.outer2_pool, tick=self.tick)
+            fns = [self.funcs.function(s), *(self.funcs.derivative(s, a) for a in wanted)]
+            outs = copy_average(fns, placed, s.order, self.opts.outer2_pool, tick=self.tick)
             y, derivs = outs[0], dict(zip(wanted, outs[1:], strict=True))
         self._check(s.out, y, s)
         self.values[s.out] = y

@@ -11,7 +11,7 @@ iid copies of the whole multi-ket, i.e. *other* particles of the same replica:
   biased every average by about 2/P, measured 1e-3 at P = 1024).  (P particles per replica:
   ``n_own`` in the code, K: ``pool_k``.)
 
-Blocks of the own index keep memory at about ``block`` ψ evaluations per array; several kernels
+Blocks of the own index keep memory at about ``block`` ψ evaluations per array; several ψ functions
 (ψ and its slot-0 derivatives, for forward-mode tangents) share one pass over the blocks.
 """
 
@@ -51,14 +51,14 @@ def min_block_bytes(particles: int, order: int, pool: int, columns: int) -> int:
 
 
 def copy_average(
-    kernels: Sequence[Callable[..., np.ndarray]],
+    functions: Sequence[Callable[..., np.ndarray]],
     args: Sequence[Arg],
     order: int,
     pool: int = 256,
     block: int = BLOCK,
     tick: Callable[[float], None] | None = None,
 ) -> list[np.ndarray]:
-    """E′ over copies of each kernel, for every own particle: a list of (n_own, R, C) arrays.
+    """E′ over copies of each ψ function, for every own particle: a list of (n_own, R, C) arrays.
     ``tick(fraction)`` is called after each block (the O(P²) loop is where long runs spend
     their time, so progress must come from inside it)."""
     if order not in (1, 2):
@@ -75,7 +75,7 @@ def copy_average(
         raise UsageError("an OuterNonlin limit needs at least 2 particles per replica")
     per_own = pool_k**order * int(np.prod(cols))
     step = max(1, block // per_own)
-    outs = [np.empty((n_own, *cols)) for _ in kernels]
+    outs = [np.empty((n_own, *cols)) for _ in functions]
 
     blocks = _blocks(n_own, step, order, pool_k)
 
@@ -83,7 +83,7 @@ def copy_average(
         a0, a1 = block
         first = _pool_start(a0, n_own, order, pool_k)
         arrays = [_place(a, a0, a1, order, pool_k, first) for a in args]
-        for out, kern in zip(outs, kernels, strict=True):
+        for out, kern in zip(outs, functions, strict=True):
             y = np.broadcast_to(kern(*arrays), (a1 - a0, *([pool_k] * order), *cols))
             out[a0:a1] = y.sum(axis=tuple(range(1, order + 1)))
 
@@ -138,7 +138,7 @@ def _place(a: Arg, a0: int, a1: int, order: int, pool_k: int, first: int = 0) ->
 
 
 def _diagonal(
-    kernels: Sequence[Callable[..., np.ndarray]],
+    functions: Sequence[Callable[..., np.ndarray]],
     args: Sequence[Arg],
     order: int,
     pool_k: int,
@@ -149,7 +149,7 @@ def _diagonal(
     if order == 1:
         arrays = [a.array for a in args]
         return [np.broadcast_to(k(*arrays), (n_own, *cols)) for k in kernels]
-    outs = [np.zeros((n_own, *cols)) for _ in kernels]
+    outs = [np.zeros((n_own, *cols)) for _ in functions]
     step = max(1, BLOCK // (pool_k * int(np.prod(cols))))
     for a0, a1 in _blocks(n_own, step, order, pool_k):
         first = _pool_start(a0, n_own, order, pool_k)
@@ -161,6 +161,6 @@ def _diagonal(
                 arrays.append(a.array[a0:a1, None])
             else:
                 arrays.append(a.array[None, first : first + pool_k])
-        for out, kern in zip(outs, kernels, strict=True):
+        for out, kern in zip(outs, functions, strict=True):
             out[a0:a1] = np.broadcast_to(kern(*arrays), (a1 - a0, pool_k, *cols)).sum(axis=1)
     return outs

@@ -28,7 +28,7 @@ import sympy
 
 from compiler.ir import formula_args
 from compiler.kets.lowering import FormulaKet, MatMulKet
-from runtime.codegen import lower_formula
+from runtime.codegen import compile_formula
 
 if TYPE_CHECKING:
     from runtime.limits.quadrature import _Column
@@ -126,7 +126,7 @@ def _integrate_group(col: _Column, expr: sympy.Expr, syms: list, leaves: dict) -
     basis = _row_space(forms)
     coords = forms @ basis  # leaf = coords · w + const
     if basis.shape[1] == 0:  # degenerate: every leaf is a constant
-        return float(lower_formula(expr, tuple(syms))(*consts, np.inf))
+        return float(compile_formula(expr, tuple(syms))(*consts, np.inf))
     normals = _kink_normals(expr, syms, coords, consts)
     r = basis.shape[1]
     kink = _row_space(np.array(normals)) if normals else np.zeros((r, 0))
@@ -134,7 +134,7 @@ def _integrate_group(col: _Column, expr: sympy.Expr, syms: list, leaves: dict) -
     if q > 2:
         raise _not_exact(f"{q} independent kink directions in one Gaussian integral (max 2)")
     comp = _complement(kink, r)
-    f = lower_formula(expr, tuple(syms))
+    f = compile_formula(expr, tuple(syms))
     u, wu = _kink_grid([kink.T @ n for n in normals], q)
     if q == 0 and r == 2:  # try cheap Hermite rules first; panels only if they disagree
         coarse, fine = (_sum(f, coords, consts, kink, u, wu, comp, *hermite(n)) for n in (48, 64))
