@@ -83,12 +83,12 @@ def copy_average(
         a0, a1 = block
         first = _pool_start(a0, n_own, order, pool_k)
         arrays = [_place(a, a0, a1, order, pool_k, first) for a in args]
-        for out, kern in zip(outs, functions, strict=True):
-            y = np.broadcast_to(kern(*arrays), (a1 - a0, *([pool_k] * order), *cols))
+        for out, fn in zip(outs, functions, strict=True):
+            y = np.broadcast_to(fn(*arrays), (a1 - a0, *([pool_k] * order), *cols))
             out[a0:a1] = y.sum(axis=tuple(range(1, order + 1)))
 
     _run_blocks(run, blocks, tick)
-    diag = _diagonal(kernels, args, order, pool_k, cols)
+    diag = _diagonal(functions, args, order, pool_k, cols)
     norm = (n_own - 1) if order == 1 else pool_k * (pool_k - 1)
     return [(o - d) / norm for o, d in zip(outs, diag, strict=True)]
 
@@ -148,7 +148,7 @@ def _diagonal(
     n_own = next(a.array.shape[0] for a in args if a.vector)
     if order == 1:
         arrays = [a.array for a in args]
-        return [np.broadcast_to(k(*arrays), (n_own, *cols)) for k in kernels]
+        return [np.broadcast_to(k(*arrays), (n_own, *cols)) for k in functions]
     outs = [np.zeros((n_own, *cols)) for _ in functions]
     step = max(1, BLOCK // (pool_k * int(np.prod(cols))))
     for a0, a1 in _blocks(n_own, step, order, pool_k):
@@ -161,6 +161,6 @@ def _diagonal(
                 arrays.append(a.array[a0:a1, None])
             else:
                 arrays.append(a.array[None, first : first + pool_k])
-        for out, kern in zip(outs, functions, strict=True):
-            out[a0:a1] = np.broadcast_to(kern(*arrays), (a1 - a0, pool_k, *cols)).sum(axis=1)
+        for out, fn in zip(outs, functions, strict=True):
+            out[a0:a1] = np.broadcast_to(fn(*arrays), (a1 - a0, pool_k, *cols)).sum(axis=1)
     return outs
