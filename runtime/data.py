@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import zipfile
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -17,7 +18,7 @@ from compiler.errors import UsageError
 from compiler.ir import Program
 
 
-def input_batch(program: Program, inputs: object) -> tuple[int, dict[str, np.ndarray]]:
+def input_batch(program: Program, inputs: Any) -> tuple[int, dict[str, np.ndarray]]:
     """(B, {input entry name: (B,) array}) for ``inputs`` (see module docstring)."""
     names = program.input_names
     if not names:

@@ -9,15 +9,19 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from runtime.executor import Execution
 
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+
 _TEMP = re.compile(r"^_\d+$")
 
 
-def _histogram(ax: object, name: str, x: np.ndarray) -> None:
+def _histogram(ax: Axes, name: str, x: np.ndarray) -> None:
     """Density of the coordinates; an atom at 0 (relu, step) is reported, not drawn as a spike."""
     zero = float(np.mean(x == 0))
     rest = x[x != 0] if zero > 0.01 else x

@@ -20,8 +20,12 @@ by :func:`verify_kernels`: the program verifies and every entry names one of its
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from operator import attrgetter
+from typing import Any
+
+import numpy as np
 
 from compiler.errors import VerifyError
 from compiler.ir import Avg, Instruction, Nonlin, Program
@@ -36,7 +40,7 @@ class KernelProgram:
     program: Program
     nngp: dict[tuple[int, int], str]
     ntk: dict[tuple[int, int], str]
-    bind: object  # Total.bind: (B, d) data → input values
+    bind: Callable[[Any], dict[str, np.ndarray]]  # Total.bind: (B, d) data → input values
 
 
 class _Emitter:
