@@ -14,12 +14,12 @@ from compiler.abcd.calculus import analyse_sizes
 from compiler.abcd.classify import layer_rows
 from compiler.abcd.conditions import parse_exponent, symbol
 from compiler.abcd.mlp import recognise
-from compiler.abcd.optim import parse_optimizer
 from compiler.abcd.param import Exponents, resolve
 from compiler.abcd.pwl import canonical as canonical_exponent
 from compiler.abcd.symmetry import canonical, canonical_form, equivalent, invariants, shift
 from compiler.errors import ParametrizationError, UsageError
 from compiler.frontend.parse import parse_file
+from compiler.train import parse_optimizer
 from tests.conftest import ROOT
 
 HALF = sympy.Rational(1, 2)

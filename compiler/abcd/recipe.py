@@ -20,9 +20,9 @@ from typing import Any
 import sympy
 
 from compiler.abcd.conditions import Exp, fmt, npow
-from compiler.abcd.optim import Optimizer
 from compiler.abcd.param import Parametrization
 from compiler.errors import UsageError
+from compiler.train import Optimizer
 
 
 @dataclass(frozen=True)

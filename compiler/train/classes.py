@@ -15,8 +15,17 @@ user formula is classified exactly like a built-in:
   and sign-like at infinity (ε > 0, clipped SGD).
 
 The abcd analysis (03 §3.1, :mod:`compiler.abcd.classify`) needs only how Q treats a gradient
-whose scale is off: ``linear`` ⇔ degree 1 (d folds into c, Rem. 2.2.4), ``scale_invariant`` ⇔
-degree 0 (d is irrelevant, Rem. 2.2.6), ``adaptive`` as above; any other Q has no abcd class.
+whose scale is off (the "d" exponent is not the faithful d*); any Q outside these has no class:
+
+* ``linear`` ⇔ degree 1 (sgd, momentum): Q(n^d g) = n^d Q(g), so d folds into the learning rate
+  (Rem. 2.2.4: the abc-parametrization with c_abc = c − d); faithfulness is automatic and the
+  analysis uses c − d + d*. The readout may outgrow its initialisation (b_{L+1} > c_{L+1}): the
+  gradients then scale with its larger size b' = min(b, c') (Yang & Hu's abc classification).
+* ``scale_invariant`` ⇔ degree 0: Q(n^d g) = Q(g), d is irrelevant (Rem. 2.2.6), c unchanged.
+* ``adaptive`` as above: the d exponents must be the faithful ones (03 §3.2 item 2) and the
+  readout must not outgrow its initialisation (void for a zero readout, whose hidden gradients
+  are 0 at step 0 and Q(0) = 0). Otherwise an input of size n^q is linearised for q < 0 and
+  saturates for q > 0: Q's output has exponent min(q, 0), an effective c' = c + max(d* − d, 0).
 The numbers compared are far apart (relative differences below 10⁻³⁰ count as equal; an ε as
 small as 10⁻⁴⁰ is beyond the probes), and the random histories are fixed, so a derivation is
 reproducible.
@@ -86,14 +95,20 @@ def derive(opt: Optimizer) -> OptimizerClass:
                          for h in hs)
         stationary = memoryless and all(q.same(_steps(q(q.repeat_last(h))), _steps(q(h))[-1:]
                                                * _STEPS) for h in hs)
-        a, b = mpmath.mpf(3) / 7, -mpmath.mpf(5) / 3
-        mixed = [a * x + b * y for x, y in zip(q(hs[0]), q(hs[1]), strict=True)]
-        linear = q.same(q(q.mix(a, hs[0], b, hs[1])), mixed)
+        linear = _linear(q, [q.history(rng) for _ in range(4)])
         degree = _common([q.degree(h, lam) for h in hs for lam in (mpmath.mpf(2) ** 7,
                                                                      mpmath.mpf(2) ** -5)])
         small = _common([q.local_degree(h, 1 / _FAR) for h in hs])
         large = _common([q.local_degree(h, _FAR) for h in hs])
     return OptimizerClass(memoryless, stationary, linear, degree, small, large)
+
+
+def _linear(q: _Probe, hs: list[np.ndarray]) -> bool:
+    """Additive and odd on random pairs of histories with mixed signs."""
+    a, b = mpmath.mpf(3) / 7, -mpmath.mpf(5) / 3
+    pairs = [(hs[0], hs[1]), (hs[2], hs[3]), (hs[1], -hs[2])]
+    return all(q.same(q(a * h1 + b * h2), [a * x + b * y for x, y in
+                                          zip(q(h1), q(h2), strict=True)]) for h1, h2 in pairs)
 
 
 def _steps(xs: list[Any]) -> list[Any]:
@@ -134,10 +149,6 @@ class _Probe:
     @staticmethod
     def repeat_last(h: np.ndarray) -> np.ndarray:
         return np.array([h[-1]] * len(h), dtype=object)
-
-    @staticmethod
-    def mix(a: Any, h1: np.ndarray, b: Any, h2: np.ndarray) -> np.ndarray:
-        return a * h1 + b * h2
 
     @staticmethod
     def same(xs: list[Any], ys: list[Any]) -> bool:

@@ -79,7 +79,7 @@ class Cursor:
     def expect(self, text: str, why: str) -> Token:
         tok = self.accept(text)
         if tok is None:
-            raise self.error(self.peek, f"expected {text!r} {why}, got {_shown(self.peek)}")
+            raise self.error(self.peek, f"expected {text!r} {why}, got {shown(self.peek)}")
         return tok
 
     def error(self, tok: Token, message: str) -> OptionError:
@@ -103,7 +103,7 @@ def _tokenize(option: str, text: str) -> list[Token]:
     return tokens
 
 
-def _shown(tok: Token) -> str:
+def shown(tok: Token) -> str:
     return "the end of the string" if tok.kind == "end" else repr(tok.text)
 
 
@@ -163,7 +163,7 @@ def _atom(cur: Cursor, names: Mapping[str, sympy.Symbol]) -> sympy.Expr:
             cur.expect(")", "to close the parenthesis")
             return inner
         case "op" | "end":
-            raise cur.error(tok, f"expected a number, name or '(', got {_shown(tok)}")
+            raise cur.error(tok, f"expected a number, name or '(', got {shown(tok)}")
         case _:
             raise AssertionError(f"unknown token kind {tok.kind!r}")
 
