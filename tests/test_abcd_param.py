@@ -92,7 +92,8 @@ def test_toml_table_with_base_and_symbol(tmp_path):
     f = tmp_path / "slow.toml"
     f.write_text(TOML)
     p = resolve(str(f), program("mlp1"))
-    assert p.name == "mup, slow readout" and p["v"].c == symbol("t") and p.table["v"].lr == 0.5
+    assert p.name == "mup, slow readout" and p["v"].c == symbol("t")
+    assert p.table["v"].lr == sympy.Rational(1, 2)  # exact, not the double 0.5 (issue 11 item 6)
     a = analyse(program("mlp1"), p, "adam")
     assert a["feature_learning"].solutions() == sympy.Interval(0, sympy.oo)
     v_update = next(c for c in a.contributions if c.name == "v")
