@@ -13,8 +13,8 @@ from __future__ import annotations
 import math
 import re
 
-import mpmath
 import sympy
+from mpmath import libmp
 
 DECIMAL = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?")
 MAX_EXPONENT = 300  # a decimal exponent beyond any double: 1e999 is a typo, not a number
@@ -32,16 +32,23 @@ def decimal_rational(text: str) -> sympy.Rational:
     digits = mantissa.lstrip("+-").replace(".", "").lstrip("0")
     if exponent and digits and abs(int(exponent) + len(digits)) > MAX_EXPONENT:
         raise ValueError(f"{text!r} is out of range (|exponent| > {MAX_EXPONENT})")
-    return sympy.Rational(text)
+    return rational(text)
 
 
 def float_rational(x: float | sympy.Float) -> sympy.Rational:
     """The rational of the shortest decimal that reads back as ``x`` (0.9 → 9/10)."""
     if isinstance(x, sympy.Float):
         if x._prec > 53:  # more digits than a double: the decimal at the Float's own precision
-            dps = mpmath.libmp.prec_to_dps(x._prec)
-            return sympy.Rational(mpmath.libmp.to_str(x._mpf_, dps))
+            return rational(libmp.to_str(x._mpf_, libmp.prec_to_dps(x._prec)))
         x = float(x)
     if not math.isfinite(x):
         raise ValueError(f"not a finite number: {x!r}")
-    return sympy.Rational(repr(float(x)))
+    return rational(repr(float(x)))
+
+
+def rational(value: str | int | sympy.Expr) -> sympy.Rational:
+    """``sympy.Rational(value)``, refusing what is not a finite rational (nan, zoo, √2)."""
+    r = sympy.Rational(value) if isinstance(value, str | int) else value
+    if not isinstance(r, sympy.Rational):
+        raise ValueError(f"not a finite rational number: {value}")
+    return r

@@ -30,12 +30,13 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 import numpy as np
 import sympy
 
 from compiler.errors import UsageError
+from compiler.numbers import rational
 
 if TYPE_CHECKING:
     from compiler.train.classes import OptimizerClass, QClass
@@ -43,7 +44,7 @@ if TYPE_CHECKING:
 G = sympy.Symbol("g", real=True)  # the current gradient entry (times n^d)
 T = sympy.Symbol("t", integer=True, nonnegative=True)  # the step index, from 0
 ONE, ZERO = sympy.Integer(1), sympy.Integer(0)
-Value = sympy.Rational | bool  # an optimizer argument
+Value: TypeAlias = "sympy.Rational | bool"  # an optimizer argument
 
 
 def state_symbol(name: str) -> sympy.Symbol:
@@ -154,10 +155,9 @@ def _shape(opt: Optimizer, q: Any, rms: Callable[[Any], Any]) -> Any:
     norm = rms(q)
     if norm == 0:
         return q
-    if opt.normalize:
+    if opt.clip is None:  # normalize
         return q / norm
-    tau = _scalar(opt.clip, norm)
-    return q * min(1, tau / norm)
+    return q * min(1, _scalar(opt.clip, norm) / norm)
 
 
 def _scalar(value: sympy.Expr, like: Any) -> Any:
@@ -165,7 +165,7 @@ def _scalar(value: sympy.Expr, like: Any) -> Any:
     sample = np.asarray(like).flat[0]
     if isinstance(sample, float | np.floating):
         return float(value)
-    num = sympy.Rational(value)  # initial values and τ are numbers of the option string
+    num = rational(value)  # initial values and τ are numbers of the option string
     return type(sample)(int(num.p)) / type(sample)(int(num.q))
 
 

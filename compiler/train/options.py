@@ -27,6 +27,7 @@ from decimal import Decimal, localcontext
 
 import sympy
 
+from compiler.numbers import rational
 from compiler.printer import format_formula
 from compiler.train.builtins import BUILTINS, COMMON, Arg
 from compiler.train.optimizers import ZERO, G, Optimizer, State, T, Value, state_symbol
@@ -51,11 +52,17 @@ def parse_optimizer(text: str, option: str = "--opt") -> Optimizer:
 def _builtin(cur: Cursor, name: str) -> Optimizer:
     b = BUILTINS[name]
     given = _arguments(cur, name, (*b.args, *COMMON))
-    own = {a.name: given.get(a.name, a.default) for a in b.args}
+    own = {a.name: _given_or_default(given, a) for a in b.args}
     q, state = b.build(own)
     wd = given.get("wd", b.wd)
     return _common(Optimizer(name, q, state, tuple(own.items()), text=cur.text.strip()), given,
                    wd if isinstance(wd, sympy.Rational) else ZERO)
+
+
+def _given_or_default(given: dict[str, Value], arg: Arg) -> Value:
+    value = given.get(arg.name, arg.default)
+    assert value is not None, arg.name  # every optimizer argument has a default
+    return value
 
 
 def _common(opt: Optimizer, given: dict[str, Value], wd: sympy.Rational) -> Optimizer:
@@ -127,7 +134,7 @@ def _value(cur: Cursor, arg: Arg, bare: bool) -> Value:
         tok = cur.next()
         if tok.kind != "num":
             raise cur.error(tok, f"{arg.name} must be a number, got {tok.text or 'nothing'!r}")
-        value = -number(cur, tok) if minus else number(cur, tok)
+        value = rational(-number(cur, tok)) if minus else number(cur, tok)
     reason = arg.check(value)
     if reason is not None:
         end = cur.tokens[cur.pos - 1]
@@ -229,7 +236,7 @@ def _expr_text(e: sympy.Expr) -> str:
 
 def decimal_text(r: sympy.Expr) -> str:
     """A decimal literal with exactly the value ``r`` (a rational with a finite decimal)."""
-    r = sympy.Rational(r)
+    r = rational(r)
     with localcontext() as ctx:
         ctx.prec = len(str(r.p)) + len(str(r.q)) + 2  # enough for an exact finite decimal
         d = Decimal(int(r.p)) / Decimal(int(r.q))

@@ -40,7 +40,8 @@ class ErrorSignal:
         """χ_{i,·} of one input with outputs ``f`` and targets ``y`` in a batch of ``batch``."""
         match self.kind:
             case "entrywise":
-                return tuple(self.chi_formula.xreplace({F: fj, Y: yj}) / batch
+                per = sympy.Pow(batch, -1)
+                return tuple(sympy.Mul(self.chi_formula.xreplace({F: fj, Y: yj}), per)
                              for fj, yj in zip(f, y, strict=True))
             case "softmax":
                 top = sympy.Max(*f) if len(f) > 1 else f[0]  # shift for a stable softmax
