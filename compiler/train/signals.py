@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, cast
 
 import sympy
 
@@ -41,8 +41,7 @@ class ErrorSignal:
         match self.kind:
             case "entrywise":
                 per = sympy.Pow(batch, -1)
-                return tuple(sympy.Mul(self.chi_formula.xreplace({F: fj, Y: yj}), per)
-                             for fj, yj in zip(f, y, strict=True))
+                return tuple(sympy.Mul(self._at(fj, yj), per) for fj, yj in zip(f, y, strict=True))
             case "softmax":
                 top = sympy.Max(*f) if len(f) > 1 else f[0]  # shift for a stable softmax
                 total = sympy.Add(*(sympy.exp(fj - top) for fj in f))
@@ -50,6 +49,10 @@ class ErrorSignal:
                              for fj, yj in zip(f, y, strict=True))
             case _:
                 raise AssertionError(f"unknown error signal kind {self.kind!r}")
+
+
+    def _at(self, f: sympy.Expr, y: sympy.Expr) -> sympy.Expr:
+        return cast(sympy.Expr, self.chi_formula.xreplace({F: f, Y: y}))
 
 
 MSE = ErrorSignal("mse", "entrywise", F - Y)
