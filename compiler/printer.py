@@ -2,8 +2,9 @@
 
 The output re-parses to an equal Program (``parse(print(p)) == p``): formulas print with sympy's
 string printer adapted to the language (``^`` for powers, ``abs``, ``exp(1)`` for e), numbers are
-exact rationals, a Nonlin without vector arguments prints as ``vec(…)`` and an OuterNonlin as
-``mean[b, …](…)``.
+exact rationals (a float prints as the rational of its shortest decimal, 0.9 as ``9/10``:
+:mod:`compiler.numbers`), a Nonlin without vector arguments prints as ``vec(…)`` and an
+OuterNonlin as ``mean[b, …](…)``.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from compiler.ir import (
     Program,
     indexed,
 )
+from compiler.numbers import float_rational
 from compiler.symbols import WIDTH
 
 
@@ -40,7 +42,10 @@ class _FormulaPrinter(StrPrinter):
         return "exp(1)"
 
     def _print_Float(self, expr: sympy.Float) -> str:
-        return self._print(sympy.Rational(expr))
+        # the rational of the shortest decimal (0.9 → 9/10), not of the binary double
+        if not expr.is_finite:
+            return super()._print_Float(expr)
+        return self._print(float_rational(expr))
 
     def _print_Mul(self, expr: sympy.Mul) -> str:
         # sympy prints (1/3)·(x+1)⁻¹ as 1/(3*(x + 1)), which parses back as (3x + 3)⁻¹ (a number

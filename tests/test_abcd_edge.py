@@ -16,11 +16,11 @@ from compiler.abcd.calculus import SizeCalculus
 from compiler.abcd.classify import classify_mlp
 from compiler.abcd.conditions import condition_set, npow, symbol
 from compiler.abcd.mlp import recognise
-from compiler.abcd.optim import parse_optimizer
 from compiler.abcd.param import Exponents, resolve
 from compiler.abcd.render import latex
 from compiler.cli import main
 from compiler.frontend.parse import parse_file
+from compiler.train import parse_optimizer
 from tests.conftest import ROOT
 
 HALF = sympy.Rational(1, 2)

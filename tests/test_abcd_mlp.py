@@ -15,9 +15,9 @@ from compiler.abcd import analyse
 from compiler.abcd.classify import classify_mlp, effective, layer_rows
 from compiler.abcd.conditions import condition_set, symbol
 from compiler.abcd.mlp import recognise
-from compiler.abcd.optim import parse_optimizer
 from compiler.abcd.param import Exponents, resolve
 from compiler.frontend.parse import parse_file, parse_text
+from compiler.train import parse_optimizer
 from tests.conftest import ROOT
 
 HALF = sympy.Rational(1, 2)

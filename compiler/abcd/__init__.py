@@ -15,11 +15,11 @@ from __future__ import annotations
 
 from typing import Literal
 
-from compiler.abcd.optim import Optimizer, parse_optimizer
 from compiler.abcd.param import Parametrization, resolve
 from compiler.abcd.verdict import Analysis
 from compiler.errors import UsageError
 from compiler.ir import Program
+from compiler.train import Optimizer, parse_optimizer
 
 Method = Literal["auto", "mlp", "calculus"]
 

@@ -21,7 +21,7 @@ sympy expressions in the abcd exponents:
 
 The backprop program stands for the total program (02 §2.3): every input's copy has the same
 exponents (inputs are Θ(1) constants) and the ΔW rule assumes the generic nonzero correlation
-between inputs. Q's output exponent depends on the optimizer class (:mod:`compiler.abcd.optim`):
+between inputs. Q's output exponent depends on the optimizer class (:mod:`compiler.train.classes`):
 q for a linear Q, 0 for a scale-invariant one, min(q, 0) for an adaptive one. Because gradients can
 grow during training (a readout that outgrows its initialisation, or a zero-initialised one whose
 gradients behind it are exactly 0 at step 0), the update pass is repeated with the Q inputs
@@ -44,7 +44,6 @@ from typing import assert_never
 import sympy
 
 from compiler.abcd.conditions import Exp
-from compiler.abcd.optim import Optimizer
 from compiler.abcd.param import HALF, Exponents, Parametrization
 from compiler.abcd.sizes import (
     FormulaSizes,
@@ -59,6 +58,7 @@ from compiler.ir import Avg, Instruction, MatMul, Nonlin, OuterNonlin, Program, 
 from compiler.kets.parity import is_odd, parities, sign_flips
 from compiler.passes.backprop import Backprop, BackpropOptions
 from compiler.passes.pipeline import run_pass
+from compiler.train import Optimizer
 
 MAX_PASSES = 3
 Sizes = dict[str, Sized]

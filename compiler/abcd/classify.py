@@ -31,7 +31,6 @@ import sympy
 
 from compiler.abcd.conditions import Exp, decided, npow, relation
 from compiler.abcd.mlp import MLPStructure
-from compiler.abcd.optim import Optimizer, QClass
 from compiler.abcd.param import HALF, Exponents, Parametrization
 from compiler.abcd.pwl import canonical
 from compiler.abcd.verdict import (
@@ -42,6 +41,7 @@ from compiler.abcd.verdict import (
     conjunction,
     standard_verdicts,
 )
+from compiler.train import Optimizer, QClass
 
 SP_OPEN = ("03 §3.2 'open': the paper's Rem. 2.2.7 calls SP with a global learning rate n^-1 "
            "under SignSGD/Adam stable and feature learning; nexort follows the conditions (c = 1 "
@@ -85,7 +85,7 @@ def layer_rows(structure: MLPStructure, param: Parametrization) -> tuple[Exponen
 
 
 def effective(rows: tuple[Exponents, ...], q: QClass) -> Effective:
-    """Fold the optimizer class into c (see :mod:`compiler.abcd.optim`), with the readout at its
+    """Fold the optimizer class into c (see :mod:`compiler.train.classes`), with the readout at its
     size b' = min(b, c') during training (a zero readout, b = ∞, has b' = c')."""
     top, hidden = rows[-1], rows[:-1]
     c_top = _fold(top.c, top.d, top.a, q)

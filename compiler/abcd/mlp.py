@@ -7,7 +7,7 @@ inlined, so ``x = relu(h)`` and ``v * relu(W @ x)`` are the same). Any depth, an
 (per layer); nothing else may be in the program. Layer 1 is the vector group, layers 2..L are
 matrices and layer L+1 is the readout with a_{L+1} = a_v + e_out (Rem. 2.9.13).
 
-**Classification** (03 §3.2, with the optimizer classes of :mod:`compiler.abcd.optim`):
+**Classification** (03 §3.2, with the optimizer classes of :mod:`compiler.train.classes`):
 θ_1 = a_1+c_1, θ_l = a_l+c_l−1, r_l = min_{m≤l} θ_m, r = r_L, and
 
 1. stable at init iff a_1+b_1 = 0, a_l+b_l = ½ (2 ≤ l ≤ L), a_{L+1}+b_{L+1} ≥ ½;

@@ -99,8 +99,8 @@ class TensorRule:
     """The row of one parameter group: exponents plus width-independent constants."""
 
     exponents: Exponents
-    sigma: float = 1.0
-    lr: float = 1.0
+    sigma: sympy.Rational = sympy.S.One  # exact values of the table's decimals
+    lr: sympy.Rational = sympy.S.One
 
 
 @dataclass(frozen=True)

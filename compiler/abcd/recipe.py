@@ -20,9 +20,9 @@ from typing import Any
 import sympy
 
 from compiler.abcd.conditions import Exp, fmt, npow
-from compiler.abcd.optim import Optimizer
 from compiler.abcd.param import Parametrization
 from compiler.errors import UsageError
+from compiler.train import Optimizer
 
 
 @dataclass(frozen=True)
@@ -35,8 +35,8 @@ class RecipeRow:
     multiplier: Exp
     lr: Exp
     eps: Exp | None
-    sigma: float
-    lr_const: float
+    sigma: sympy.Rational
+    lr_const: sympy.Rational
     deterministic: bool
 
 
@@ -86,7 +86,7 @@ def recipe_dict(param: Parametrization, opt: Optimizer, width: int, base: int,
             "deterministic_init": r.deterministic,
             "forward_multiplier": factor(r.multiplier, width, base),
             "lr_factor": factor(r.lr, width, base),
-            "lr_multiplier": r.lr_const,
+            "lr_multiplier": float(r.lr_const),
             "adam_eps_factor": factor(r.eps, width, base),
             "exponents": {"init_std": fmt(r.init), "multiplier": fmt(r.multiplier),
                           "lr": fmt(r.lr), "eps": None if r.eps is None else fmt(r.eps)},
@@ -94,7 +94,7 @@ def recipe_dict(param: Parametrization, opt: Optimizer, width: int, base: int,
     return out
 
 
-def _absolute(sigma: float, b: Exp, width: int) -> Any:
+def _absolute(sigma: sympy.Rational, b: Exp, width: int) -> Any:
     value = sigma * sympy.Integer(width) ** (-b)
     return float(value) if value.is_number else str(value)
 

@@ -117,7 +117,8 @@ def as_json(a: Analysis) -> dict[str, Any]:
     """The machine-readable result (``nexort abcd --json``)."""
     p = a.param
     params = {g: {k: json_value(v) for k, v in zip(LETTERS, p[g].as_tuple(), strict=True)}
-              | {"role": p.role(g), "sigma": p.table[g].sigma, "lr": p.table[g].lr,
+              | {"role": p.role(g), "sigma": float(p.table[g].sigma),
+                 "lr": float(p.table[g].lr),
                  **{k: json_value(v) for k, v in zip("ACD", invariants(p[g]), strict=True)}}
               for g in p}
     out: dict[str, Any] = {

@@ -16,7 +16,7 @@ A table names parameters of the architecture file and gives their exponents::
     [params.v]                            # a parameter group of the architecture
     c = "t"
     sigma = 1.0                           # init std multiplier (width independent)
-    lr = 0.5                              # learning-rate multiplier (width independent)
+    lr = 0.5                              # learning-rate multiplier (width independent, exact: 1/2)
 
 JSON has the same structure. A parameter's row is taken from ``params``, then ``defaults`` of its
 role (a readout falls back to ``defaults.vector``), then ``base``. A base that has no row for a
@@ -29,6 +29,7 @@ name the file and line (a missing exponent: the parameter's first row, else the 
 from __future__ import annotations
 
 import json
+import math
 import re
 import tomllib
 from dataclasses import dataclass
@@ -48,6 +49,7 @@ from compiler.abcd.param import (
 )
 from compiler.errors import ParametrizationError, UsageError
 from compiler.ir import Loc, Program
+from compiler.numbers import float_rational
 
 _TOP_KEYS = {"name", "base", "e_out", "symbols", "defaults", "params"}
 _ROW_KEYS = {*LETTERS, "sigma", "lr"}
@@ -240,12 +242,13 @@ def _row(group: str, role: str, chain: list[tuple[str, str, dict[str, Any]]],
     for key in ("sigma", "lr"):
         raw = next((row[key] for _, _, row in chain if key in row), None)
         if raw is None:
-            consts[key] = 1.0  # the built-ins have no constants
+            consts[key] = sympy.Integer(1)  # the built-ins have no constants
             continue
-        if isinstance(raw, bool) or not isinstance(raw, int | float) or raw <= 0:
+        if isinstance(raw, bool) or not isinstance(raw, int | float) or not 0 < raw < math.inf:
             raise src.error(f"{key} of {group} must be a positive number, got {raw!r}",
                             "params", group, key)
-        consts[key] = float(raw)
+        # exact: lr = 0.5 is 1/2 and 0.1 is 1/10 (item 6), not the binary double
+        consts[key] = sympy.Integer(raw) if isinstance(raw, int) else float_rational(raw)
     return TensorRule(Exponents(*values), consts["sigma"], consts["lr"])
 
 

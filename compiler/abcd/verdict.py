@@ -8,7 +8,7 @@ produced by the MLP classifier (03 §3.2) and by the size calculus (03 §3.3):
 
 * ``stable_init``: features Θ(1) and f_0 = O(1) at initialisation (item 1);
 * ``faithful_init``: stable at init and every Q input Θ(1) (item 2; automatic when Q is linear
-  or scale invariant, see :mod:`compiler.abcd.optim`);
+  or scale invariant, see :mod:`compiler.train.classes`);
 * ``stable``: stable at init and during training (items 1 and 3: features, f and their updates
   do not blow up);
 * ``faithful``: faithful at init and, when stable, throughout training (items 2 and 3; for an
@@ -27,8 +27,8 @@ from sympy.logic.boolalg import Boolean
 
 from compiler.abcd.conditions import OPS, Exp, condition_set, decided, fmt, fmt_set, relation
 from compiler.abcd.exponent_values import Reported, on_set, report
-from compiler.abcd.optim import Optimizer
 from compiler.abcd.param import Parametrization
+from compiler.train import Optimizer
 
 VERDICTS = ("stable_init", "faithful_init", "stable", "faithful", "nontrivial",
             "feature_learning", "operator")

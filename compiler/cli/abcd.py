@@ -7,7 +7,7 @@
 
 ``--param`` is a built-in (sp, sp:C with a global learning rate n^-C, ntp, mup, up:S with S a
 number or a symbol) or a TOML/JSON table file (:mod:`compiler.abcd.tables`). ``--opt`` decides how
-the gradient multiplier n^d acts (:mod:`compiler.abcd.optim`). Exponents in JSON are exact
+the gradient multiplier n^d acts (:mod:`compiler.train.classes`). Exponents in JSON are exact
 strings ("1/2", "s + 1"). Errors in the architecture or table file quote the line at fault.
 """
 

@@ -156,7 +156,7 @@ def _limits_text(arch: str, lim: dict[str, Any], cmp: dict[str, Any] | None, n_t
             tag = "0 by sym." if name in zero else ("exact" if name in exact else shown_se)
             row = f"  {name:<16} {i:>5}  {val:12.6f} {tag:>10}"
             for n in widths:
-                c = cmp[n].get(name) if cmp else None  # type: ignore[index]
+                c = cmp[n].get(name) if cmp else None
                 if c is not None:
                     row += f"  {c['mean'][i]:12.6f} {c['stderr'][i]:10.2e}"
             lines.append(row)

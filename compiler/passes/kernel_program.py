@@ -62,7 +62,7 @@ class _Emitter:
 
     def scalar(self, name: str, formula: object) -> str:
         vec = self.fresh()
-        self.body += [Nonlin(vec, formula), Avg(name, vec)]  # type: ignore[arg-type]
+        self.body += [Nonlin(vec, formula), Avg(name, vec)]
         return name
 
 
