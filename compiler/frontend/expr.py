@@ -7,6 +7,11 @@ that uses its result (01 §1.2). So ``relu(W @ x + b)`` flattens to ``_1 = W @ x
 ``relu(_1 + b)``. Kind rules: a matrix is only ever the left side of ``@`` (or ``.T``); ``avg``
 takes a vector; a group (``param U : vector[10]``) is indexed (``U[3]``) or contracted
 (``U . xi`` = Σ_j U[j]·xi[j]).
+
+Size limits (so that every later pass and engine can handle what the front end accepts): a chain
+``a + b + …`` is evaluated iteratively; a formula deeper than ``HOIST_DEPTH`` becomes an instruction
+of its own, exactly as ``@`` hoists its operand (formulas stay within ``MAX_FORMULA_DEPTH``);
+numeric literals and powers of numbers must be representable floats (``frontend/numbers``).
 """
 
 from __future__ import annotations
@@ -22,10 +27,28 @@ from compiler.errors import (
     KindError,
     NexortError,
     NumberError,
+    ProgramError,
     UndefinedError,
 )
+from compiler.frontend.deep import chain_family
+from compiler.frontend.numbers import constant_problem, literal_problem, power_problem
+from compiler.frontend.syntax import node_loc
 from compiler.ir import Avg, Kind, Loc, MatMul, Nonlin, OuterNonlin, copy_ref, indexed
-from compiler.symbols import BAD_ATOMS, BUILTINS, CONSTANTS, WIDTH, sym
+from compiler.symbols import (
+    BAD_ATOMS,
+    BUILTINS,
+    CONSTANTS,
+    MAX_FORMULA_DEPTH,
+    WIDTH,
+    formula_depth,
+    sym,
+)
+
+HOIST_DEPTH = 30
+"""A formula nested deeper than this is given its own instruction (its value is unchanged)."""
+DEF_DEPTH = MAX_FORMULA_DEPTH - HOIST_DEPTH
+"""The deepest def body: inlined around arguments of depth ≤ HOIST_DEPTH it stays printable."""
+_OPS = {"add": "'+'", "sub": "'-'", "mul": "'*'", "div": "'/'", "pow": "'^'"}
 
 
 @dataclass(frozen=True)
@@ -101,13 +124,7 @@ class ExprEvaluator:
 
     # -- helpers -----------------------------------------------------------------------------------
     def loc(self, node: Tree | Token) -> Loc:
-        if isinstance(node, Token):
-            return Loc(self.filename, node.line or 1, node.column or 1, node.end_column)
-        meta = node.meta
-        end = (
-            meta.end_column if getattr(meta, "end_line", None) == getattr(meta, "line", 0) else None
-        )
-        return Loc(self.filename, getattr(meta, "line", 1), getattr(meta, "column", 1), end)
+        return node_loc(node, self.filename)
 
     def fail(self, cls: type[NexortError], msg: str, node: Tree | Token) -> NexortError:
         return cls(msg, self.loc(node), self.source)
@@ -152,18 +169,20 @@ class ExprEvaluator:
             raise self.fail(KindError, msg, node)
         match node.data:
             case "number":
-                return Val("scalar", sympy.Rational(str(node.children[0])))
+                return self.number(node)
             case "bad_number":
                 raise self.fail(NumberError, f"malformed number {str(node.children[0])!r}", node)
             case "ref":
                 return self.resolve(node)
-            case "add" | "sub" | "mul" | "div" | "pow":
-                return self.arith(node)
+            case "add" | "sub" | "mul" | "div":
+                return self.shallow(self.chain(node), node)
+            case "pow":
+                return self.shallow(self.power(node), node)
             case "neg":
                 v = self.value(node.children[0], "'-'")
-                return Val(v.kind, -v.expr)
+                return self.shallow(Val(v.kind, -v.expr), node)
             case "call":
-                return self.call(node)
+                return self.shallow(self.call(node), node)
             case "matmul":
                 return self.matmul(node)
             case "transpose":
@@ -180,25 +199,83 @@ class ExprEvaluator:
                 return self.sum_over(node)
         raise self.fail(NexortError, f"unsupported expression {node.data}", node)
 
-    def arith(self, node: Tree) -> Val:
-        op = {"add": "'+'", "sub": "'-'", "mul": "'*'", "div": "'/'", "pow": "'^'"}[node.data]
-        a = self.value(node.children[0], op)
-        b = self.value(node.children[1], op)
-        match node.data:
-            case "add":
-                e = a.expr + b.expr
-            case "sub":
-                e = a.expr - b.expr
-            case "mul":
-                e = a.expr * b.expr
-            case "div":
-                if b.expr.is_zero:
-                    raise self.fail(NumberError, "division by zero", node.children[1])
-                e = a.expr / b.expr
-            case _:
-                e = a.expr**b.expr
+    def number(self, node: Tree) -> Val:
+        text = str(node.children[0])
+        problem = literal_problem(text)
+        if problem is not None:
+            raise self.fail(NumberError, problem, node)
+        return Val("scalar", sympy.Rational(text))
+
+    def chain(self, node: Tree) -> Val:
+        """``a + b - c …`` or ``a * b / c …``: the left spine of one operator family is walked
+        without recursion (a generated sum of 5000 terms is 5000 links deep)."""
+        links = [node]
+        while chain_family(links[-1].children[0]) == chain_family(node):
+            links.append(links[-1].children[0])
+        first = self.value(links[-1].children[0], _OPS[links[-1].data])
+        kinds, terms, e = {first.kind}, [first.expr], first.expr
+        for link in reversed(links):
+            b = self.value(link.children[1], _OPS[link.data])
+            kinds.add(b.kind)
+            match link.data:
+                case "add":
+                    terms.append(b.expr)
+                case "sub":
+                    terms.append(-b.expr)
+                case "mul":
+                    e = e * b.expr
+                    self.check_constant(e, link)
+                case "div":
+                    if b.expr.is_zero:
+                        raise self.fail(NumberError, "division by zero", link.children[1])
+                    e = e / b.expr
+                    self.check_constant(e, link)
+                case other:
+                    raise AssertionError(f"not a chain operator: {other}")
+        # one n-ary Add equals the pairwise sums (Add is associative in sympy's canonical form)
+        # without their quadratic cost; a product keeps the pairwise order, as sympy distributes
+        # a number over a sum only in a two-factor product
+        e = sympy.Add(*terms) if chain_family(node) == "sum" else e
+        self.check_constant(e, node)
+        return Val("vector" if "vector" in kinds else "scalar", self.checked(e, node))
+
+    def power(self, node: Tree) -> Val:
+        a = self.value(node.children[0], "'^'")
+        b = self.value(node.children[1], "'^'")
+        problem = power_problem(a.expr, b.expr)
+        if problem is not None:
+            raise self.fail(NumberError, problem, node)
+        e = a.expr**b.expr
+        self.check_constant(e, node)
         kind = "vector" if "vector" in (a.kind, b.kind) else "scalar"
         return Val(kind, self.checked(e, node))
+
+    def check_constant(self, e: sympy.Expr, node: Tree) -> None:
+        problem = constant_problem(e)
+        if problem is not None:
+            raise self.fail(NumberError, problem, node)
+
+    def shallow(self, v: Val, node: Tree) -> Val:
+        """``v``, or a variable holding it if its formula is deeper than HOIST_DEPTH. A scalar
+        becomes a constant vector and its average (Lemma 2.6.2), as in an assignment. Inside a
+        def body or with copy references nothing can be hoisted: there the depth is bounded."""
+        depth = formula_depth(v.expr)
+        if depth <= HOIST_DEPTH:
+            return v
+        if self.def_params is None and not self.has_copy(v.expr):
+            name = self.hoist(Val("vector", v.expr), node)
+            if v.kind == "vector":
+                return Val("vector", sym(name))
+            out = self.fresh()
+            self.emit(Avg(out, name, self.loc(node)))
+            return Val("scalar", sym(out))
+        limit, where = (
+            (DEF_DEPTH, "a def body") if self.def_params is not None else (MAX_FORMULA_DEPTH, "mean[…]")
+        )
+        if depth > limit:
+            msg = f"formula nested {depth} levels deep in {where}; at most {limit} are supported"
+            raise self.fail(ProgramError, msg, node)
+        return v
 
     def call(self, node: Tree) -> Val:
         name_tok, *arg_nodes = node.children

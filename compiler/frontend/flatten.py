@@ -26,6 +26,7 @@ from compiler.errors import (
     UndefinedError,
     UsageError,
 )
+from compiler.frontend.deep import tokens
 from compiler.frontend.expr import ExprEvaluator, Group, Mat, UserFunction, Val
 from compiler.ir import (
     Avg,
@@ -364,7 +365,7 @@ class Flattener(ExprEvaluator):
         self.functions[name] = UserFunction(name, tuple(dummies.values()), v.expr)
 
     def program(self, tree: Tree) -> Program:
-        self.taken = {str(t) for t in tree.scan_values(lambda v: isinstance(v, Token))}
+        self.taken = tokens(tree)
         archs = [c for c in tree.children if isinstance(c, Tree) and c.data == "arch"]
         for c in tree.children:
             if isinstance(c, Tree) and c.data == "def_stmt":
