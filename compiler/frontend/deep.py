@@ -64,7 +64,7 @@ def with_room(depth: int, fn: Callable[[], T]) -> T:
     def run() -> None:
         try:
             result.append(fn())
-        except BaseException as e:  # noqa: BLE001 - re-raised in the calling thread
+        except BaseException as e:
             failure.append(e)
 
     old_limit, old_stack = sys.getrecursionlimit(), threading.stack_size()

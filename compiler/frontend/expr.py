@@ -8,127 +8,42 @@ that uses its result (01 §1.2). So ``relu(W @ x + b)`` flattens to ``_1 = W @ x
 takes a vector; a group (``param U : vector[10]``) is indexed (``U[3]``) or contracted
 (``U . xi`` = Σ_j U[j]·xi[j]).
 
-Size limits (so that every later pass and engine can handle what the front end accepts): a chain
-``a + b + …`` is evaluated iteratively; a formula deeper than ``HOIST_DEPTH`` becomes an instruction
-of its own, exactly as ``@`` hoists its operand (formulas stay within ``MAX_FORMULA_DEPTH``);
-numeric literals and powers of numbers must be representable floats (``frontend/numbers``).
+Literals, operator chains and powers, and the size limits that keep every formula within what
+later passes and engines handle, are in ``frontend/arith``.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Literal
-
 import sympy
 from lark import Token, Tree
 
-from compiler.errors import (
-    ArityError,
-    KindError,
-    NexortError,
-    NumberError,
-    ProgramError,
-    UndefinedError,
-)
-from compiler.frontend.deep import chain_family
-from compiler.frontend.numbers import constant_problem, literal_problem, power_problem
-from compiler.frontend.syntax import node_loc
-from compiler.ir import Avg, Kind, Loc, MatMul, Nonlin, OuterNonlin, copy_ref, indexed
-from compiler.symbols import (
-    BAD_ATOMS,
-    BUILTINS,
-    CONSTANTS,
-    MAX_FORMULA_DEPTH,
-    WIDTH,
-    formula_depth,
-    sym,
-)
+from compiler.errors import ArityError, KindError, NexortError, NumberError, UndefinedError
+from compiler.frontend.arith import Arithmetic
+from compiler.frontend.values import Group, Mat, UserFunction, Val, Value
+from compiler.ir import Avg, Kind, MatMul, OuterNonlin, copy_ref
+from compiler.symbols import BUILTINS, CONSTANTS, WIDTH, sym
 
-HOIST_DEPTH = 30
-"""A formula nested deeper than this is given its own instruction (its value is unchanged)."""
-DEF_DEPTH = MAX_FORMULA_DEPTH - HOIST_DEPTH
-"""The deepest def body: inlined around arguments of depth ≤ HOIST_DEPTH it stays printable."""
-_OPS = {"add": "'+'", "sub": "'-'", "mul": "'*'", "div": "'/'", "pow": "'^'"}
+__all__ = ["ExprEvaluator", "Group", "Mat", "UserFunction", "Val", "Value"]
 
-
-@dataclass(frozen=True)
-class Val:
-    """A vector- or scalar-valued formula over program symbols."""
-
-    kind: Literal["vector", "scalar"]
-    expr: sympy.Expr
-
-
-@dataclass(frozen=True)
-class Mat:
-    """An initial matrix, possibly transposed (only valid left of ``@``)."""
-
-    name: str
-    transpose: bool = False
-
-
-@dataclass(frozen=True)
-class Group:
-    """A declared group of objects not yet indexed down to one entry."""
-
-    base: str
-    kind: Kind
-    shape: tuple[int, ...]
-    prefix: tuple[int, ...] = ()
-
-    def describe(self) -> str:
-        dims = "".join(f"[{s}]" for s in self.shape)
-        return f"{indexed(self.base, self.prefix)} (a group of {self.kind}s {dims})"
-
-    def entries(self) -> tuple[str, ...]:
-        if len(self.shape) != 1:
-            raise ValueError("only 1-D groups have entries")
-        return tuple(indexed(self.base, (*self.prefix, j)) for j in range(self.shape[0]))
-
-
-Value = Val | Mat | Group
 _NOT_IN_DEF = frozenset({"matmul", "transpose", "contract", "avg", "vec", "mean", "sum_over"})
 
 
-@dataclass(frozen=True)
-class UserFunction:
-    """``def NAME(params) = body``, inlined at every call."""
-
-    name: str
-    params: tuple[sympy.Symbol, ...]
-    body: sympy.Expr
-
-
-class ExprEvaluator:
+class ExprEvaluator(Arithmetic):
     """Evaluates expression trees; a subclass supplies the symbol table and instruction sink."""
 
     filename: str
     source: str
     scope: dict[str, sympy.Integer | sympy.Rational]  # loop variables and constants
     functions: dict[str, UserFunction]
-    copies: tuple[str, ...] = ()  # copy indices of the enclosing mean[…]
-    def_params: dict[str, sympy.Symbol] | None = None  # inside a def body
 
     # -- supplied by the flattener -------------------------------------------------------------
     def resolve(self, node: Tree) -> Value:
-        raise NotImplementedError
-
-    def emit(self, ins: MatMul | Avg | Nonlin | OuterNonlin) -> None:
-        raise NotImplementedError
-
-    def fresh(self) -> str:
         raise NotImplementedError
 
     def var_kind(self, name: str) -> Kind | None:
         raise NotImplementedError
 
     # -- helpers -----------------------------------------------------------------------------------
-    def loc(self, node: Tree | Token) -> Loc:
-        return node_loc(node, self.filename)
-
-    def fail(self, cls: type[NexortError], msg: str, node: Tree | Token) -> NexortError:
-        return cls(msg, self.loc(node), self.source)
-
     def value(self, node: Tree | Token, what: str) -> Val:
         """Evaluate ``node`` and insist on a vector or scalar (``what`` names the context)."""
         v = self.ev(node)
@@ -140,25 +55,6 @@ class ExprEvaluator:
             msg = f"{v.describe()} used as a single value in {what}; index it{hint}"
             raise self.fail(KindError, msg, node)
         return v
-
-    def checked(self, expr: sympy.Expr, node: Tree | Token) -> sympy.Expr:
-        if expr.has(*BAD_ATOMS):
-            raise self.fail(NumberError, f"expression is not a finite real number: {expr}", node)
-        return expr
-
-    def has_copy(self, expr: sympy.Expr) -> bool:
-        return any(s.name.endswith(tuple(f"[{c}]" for c in self.copies)) for s in expr.free_symbols)
-
-    def hoist(self, v: Val, node: Tree) -> str:
-        """The name of a variable holding vector ``v`` (emitting a Nonlin if it is a formula)."""
-        if self.has_copy(v.expr):
-            msg = "a copy-indexed value cannot pass through @ or avg inside mean[…]"
-            raise self.fail(KindError, msg, node)
-        if isinstance(v.expr, sympy.Symbol) and self.var_kind(v.expr.name) == "vector":
-            return v.expr.name
-        name = self.fresh()
-        self.emit(Nonlin(name, v.expr, self.loc(node)))
-        return name
 
     # -- evaluation -------------------------------------------------------------------------------
     def ev(self, node: Tree | Token) -> Value:
@@ -197,85 +93,8 @@ class ExprEvaluator:
                 return self.mean(node)
             case "sum_over":
                 return self.sum_over(node)
-        raise self.fail(NexortError, f"unsupported expression {node.data}", node)
-
-    def number(self, node: Tree) -> Val:
-        text = str(node.children[0])
-        problem = literal_problem(text)
-        if problem is not None:
-            raise self.fail(NumberError, problem, node)
-        return Val("scalar", sympy.Rational(text))
-
-    def chain(self, node: Tree) -> Val:
-        """``a + b - c …`` or ``a * b / c …``: the left spine of one operator family is walked
-        without recursion (a generated sum of 5000 terms is 5000 links deep)."""
-        links = [node]
-        while chain_family(links[-1].children[0]) == chain_family(node):
-            links.append(links[-1].children[0])
-        first = self.value(links[-1].children[0], _OPS[links[-1].data])
-        kinds, terms, e = {first.kind}, [first.expr], first.expr
-        for link in reversed(links):
-            b = self.value(link.children[1], _OPS[link.data])
-            kinds.add(b.kind)
-            match link.data:
-                case "add":
-                    terms.append(b.expr)
-                case "sub":
-                    terms.append(-b.expr)
-                case "mul":
-                    e = e * b.expr
-                    self.check_constant(e, link)
-                case "div":
-                    if b.expr.is_zero:
-                        raise self.fail(NumberError, "division by zero", link.children[1])
-                    e = e / b.expr
-                    self.check_constant(e, link)
-                case other:
-                    raise AssertionError(f"not a chain operator: {other}")
-        # one n-ary Add equals the pairwise sums (Add is associative in sympy's canonical form)
-        # without their quadratic cost; a product keeps the pairwise order, as sympy distributes
-        # a number over a sum only in a two-factor product
-        e = sympy.Add(*terms) if chain_family(node) == "sum" else e
-        self.check_constant(e, node)
-        return Val("vector" if "vector" in kinds else "scalar", self.checked(e, node))
-
-    def power(self, node: Tree) -> Val:
-        a = self.value(node.children[0], "'^'")
-        b = self.value(node.children[1], "'^'")
-        problem = power_problem(a.expr, b.expr)
-        if problem is not None:
-            raise self.fail(NumberError, problem, node)
-        e = a.expr**b.expr
-        self.check_constant(e, node)
-        kind = "vector" if "vector" in (a.kind, b.kind) else "scalar"
-        return Val(kind, self.checked(e, node))
-
-    def check_constant(self, e: sympy.Expr, node: Tree) -> None:
-        problem = constant_problem(e)
-        if problem is not None:
-            raise self.fail(NumberError, problem, node)
-
-    def shallow(self, v: Val, node: Tree) -> Val:
-        """``v``, or a variable holding it if its formula is deeper than HOIST_DEPTH. A scalar
-        becomes a constant vector and its average (Lemma 2.6.2), as in an assignment. Inside a
-        def body or with copy references nothing can be hoisted: there the depth is bounded."""
-        depth = formula_depth(v.expr)
-        if depth <= HOIST_DEPTH:
-            return v
-        if self.def_params is None and not self.has_copy(v.expr):
-            name = self.hoist(Val("vector", v.expr), node)
-            if v.kind == "vector":
-                return Val("vector", sym(name))
-            out = self.fresh()
-            self.emit(Avg(out, name, self.loc(node)))
-            return Val("scalar", sym(out))
-        limit, where = (
-            (DEF_DEPTH, "a def body") if self.def_params is not None else (MAX_FORMULA_DEPTH, "mean[…]")
-        )
-        if depth > limit:
-            msg = f"formula nested {depth} levels deep in {where}; at most {limit} are supported"
-            raise self.fail(ProgramError, msg, node)
-        return v
+            case other:
+                raise self.fail(NexortError, f"unsupported expression {other}", node)
 
     def call(self, node: Tree) -> Val:
         name_tok, *arg_nodes = node.children
@@ -396,8 +215,7 @@ class ExprEvaluator:
                 terms.append(self.value(body, "sum[…](…)"))
         finally:
             self.scope.pop(var, None)
-        kind = "vector" if any(t.kind == "vector" for t in terms) else "scalar"
-        return Val(kind, self.checked(sympy.Add(*(t.expr for t in terms)), node))
+        return self.add_all(terms, node)
 
     def constant_int(self, node: Tree, what: str) -> int:
         """Evaluate ``node`` to an integer constant (indices, dims, loop bounds)."""
