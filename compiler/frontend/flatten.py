@@ -28,6 +28,7 @@ from compiler.errors import (
 )
 from compiler.frontend.deep import tokens
 from compiler.frontend.expr import ExprEvaluator, Group, Mat, UserFunction, Val
+from compiler.frontend.size import loop_instructions
 from compiler.ir import (
     Avg,
     Input,
@@ -48,6 +49,7 @@ KEYWORDS = frozenset(
 )
 RESERVED = KEYWORDS | set(BUILTINS) | set(CONSTANTS) | {"n", "T"}
 _TEMP = re.compile(r"^_\d+$")
+_TOP_LEVEL_ONLY = frozenset({"input_decl", "param_decl", "const_decl", "output_stmt"})
 MAX_ENTRIES = 100_000  # per declared group: beyond this a file is a mistake, not an architecture
 MAX_RANGE = 100_000  # iterations of one for loop or sum
 MAX_INSTRUCTIONS = 1_000_000
@@ -199,12 +201,7 @@ class Flattener(ExprEvaluator):
     # -- statements -------------------------------------------------------------------------------
     def statement(self, node: Tree) -> None:
         handler = getattr(self, f"stmt_{node.data}")
-        if self.loop_depth and node.data in {
-            "input_decl",
-            "param_decl",
-            "const_decl",
-            "output_stmt",
-        }:
+        if self.loop_depth and node.data in _TOP_LEVEL_ONLY:
             what = node.data.split("_")[0]
             msg = f"{what} belongs at the top level of arch, not inside a for loop"
             raise self.fail(ProgramError, msg, node)
@@ -337,6 +334,8 @@ class Flattener(ExprEvaluator):
             raise self.fail(IndexRangeError, msg, hi_node)
         if hi - lo > MAX_RANGE:
             raise self.fail(IndexRangeError, f"loop range longer than {MAX_RANGE}", hi_node)
+        if self.loop_depth == 0:
+            self.check_size(node, f"for {var} in {lo}..{hi}")
         self.loop_depth += 1
         try:
             for t in range(lo, hi):
@@ -345,6 +344,14 @@ class Flattener(ExprEvaluator):
         finally:
             self.scope.pop(var, None)
             self.loop_depth -= 1
+
+    def check_size(self, node: Tree, loop: str) -> None:
+        """Refuse a loop whose unrolling would exceed MAX_INSTRUCTIONS, before unrolling it."""
+        least = len(self.body) + loop_instructions(self, node, MAX_INSTRUCTIONS)
+        if least > MAX_INSTRUCTIONS:
+            cap = MAX_INSTRUCTIONS
+            msg = f"unrolling {loop} gives at least {least} instructions; the cap is {cap}"
+            raise self.fail(ProgramError, msg, node)
 
     # -- file -------------------------------------------------------------------------------------
     def define_function(self, node: Tree) -> None:
