@@ -4,6 +4,8 @@ Inputs come as a (B, d) array (d = number of input coordinates, row-major over t
 shapes: ``input xi[3][4]`` takes 12 columns, or a (B, 3, 4) array), a single input (d,), or a
 dict from input entry names to (B,) arrays. On the command line DATA is an ``.npz`` with
 ``X_train`` (B × d) and optionally ``X_test``, or a comma-separated list for one input.
+A batch has at least one input (B ≥ 1: f is evaluated at each); an empty ``X_test`` is no test
+set. Every refusal is a UsageError naming the file or the array.
 """
 
 from __future__ import annotations
@@ -30,12 +32,13 @@ def input_batch(program: Program, inputs: object) -> tuple[int, dict[str, np.nda
         missing = [n for n in names if n not in inputs]
         if missing:
             raise UsageError(f"missing input values for {', '.join(missing[:5])}")
-        cols = [np.atleast_1d(np.asarray(inputs[n], dtype=np.float64)) for n in names]
+        cols = [np.atleast_1d(_floats(inputs[n], f"input {n}")) for n in names]
         if len({c.shape for c in cols}) != 1 or cols[0].ndim != 1:
             raise UsageError("every input entry needs a (B,) array of the same length")
+        if cols[0].shape[0] == 0:
+            raise UsageError("the input batch is empty (no values for any input)")
         return cols[0].shape[0], dict(zip(names, cols, strict=True))
-    x = np.asarray(inputs, dtype=np.float64)
-    x = x.reshape(x.shape[0], -1) if x.ndim > 1 else x.reshape(1, -1)
+    x = _rows(_floats(inputs, "inputs"), "the input batch")
     if x.shape[1] != len(names):
         raise UsageError(
             f"inputs have dimension {x.shape[1]}, but arch {program.name} takes {len(names)} "
@@ -45,6 +48,23 @@ def input_batch(program: Program, inputs: object) -> tuple[int, dict[str, np.nda
     if not np.all(np.isfinite(x)):
         raise UsageError("inputs contain NaN or Inf")
     return x.shape[0], {name: x[:, j].copy() for j, name in enumerate(names)}
+
+
+def _floats(values: object, what: str) -> np.ndarray:
+    try:
+        return np.asarray(values, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise UsageError(f"{what} are not numbers") from None
+
+
+def _rows(x: np.ndarray, what: str) -> np.ndarray:
+    """``x`` as a (B, d) matrix: (B, …) flattens each row, a single input (d,) is one row. A
+    batch without rows is refused: f is evaluated at each input, and there would be none."""
+    if x.ndim <= 1:
+        x = x.reshape(1, x.size)
+    if x.shape[0] == 0:
+        raise UsageError(f"{what} has no rows: at least one input is needed")
+    return x.reshape(x.shape[0], int(np.prod(x.shape[1:])))
 
 
 def _describe(program: Program) -> str:
@@ -68,10 +88,10 @@ def load_inputs(spec: str) -> tuple[np.ndarray, int]:
                 test = np.asarray(data["X_test"], dtype=np.float64) if "X_test" in data else None
         except (OSError, ValueError) as e:
             raise UsageError(f"cannot read {spec} as .npz: {e}") from None
-        train = train.reshape(train.shape[0], -1) if train.ndim > 1 else train.reshape(1, -1)
-        if test is None:
+        train = _rows(train, f"X_train of {spec}")
+        if test is None or test.size == 0:
             return train, train.shape[0]
-        test = test.reshape(test.shape[0], -1) if test.ndim > 1 else test.reshape(1, -1)
+        test = _rows(test, f"X_test of {spec}")
         if test.shape[1] != train.shape[1]:
             raise UsageError(f"X_test has {test.shape[1]} columns but X_train has {train.shape[1]}")
         return np.vstack([train, test]), train.shape[0]

@@ -28,7 +28,7 @@ from compiler.errors import (
 )
 from compiler.frontend.deep import tokens
 from compiler.frontend.expr import ExprEvaluator, Group, Mat, UserFunction, Val
-from compiler.frontend.size import loop_instructions
+from compiler.frontend.size import MAX_INSTRUCTIONS, check_loop_size
 from compiler.ir import (
     Avg,
     Input,
@@ -52,7 +52,6 @@ _TEMP = re.compile(r"^_\d+$")
 _TOP_LEVEL_ONLY = frozenset({"input_decl", "param_decl", "const_decl", "output_stmt"})
 MAX_ENTRIES = 100_000  # per declared group: beyond this a file is a mistake, not an architecture
 MAX_RANGE = 100_000  # iterations of one for loop or sum
-MAX_INSTRUCTIONS = 1_000_000
 
 
 class Flattener(ExprEvaluator):
@@ -335,7 +334,7 @@ class Flattener(ExprEvaluator):
         if hi - lo > MAX_RANGE:
             raise self.fail(IndexRangeError, f"loop range longer than {MAX_RANGE}", hi_node)
         if self.loop_depth == 0:
-            self.check_size(node, f"for {var} in {lo}..{hi}")
+            check_loop_size(self, node, f"for {var} in {lo}..{hi}")
         self.loop_depth += 1
         try:
             for t in range(lo, hi):
@@ -344,14 +343,6 @@ class Flattener(ExprEvaluator):
         finally:
             self.scope.pop(var, None)
             self.loop_depth -= 1
-
-    def check_size(self, node: Tree, loop: str) -> None:
-        """Refuse a loop whose unrolling would exceed MAX_INSTRUCTIONS, before unrolling it."""
-        least = len(self.body) + loop_instructions(self, node, MAX_INSTRUCTIONS)
-        if least > MAX_INSTRUCTIONS:
-            cap = MAX_INSTRUCTIONS
-            msg = f"unrolling {loop} gives at least {least} instructions; the cap is {cap}"
-            raise self.fail(ProgramError, msg, node)
 
     # -- file -------------------------------------------------------------------------------------
     def define_function(self, node: Tree) -> None:

@@ -18,14 +18,25 @@ from typing import TYPE_CHECKING
 import sympy
 from lark import Token, Tree
 
-from compiler.errors import NexortError
+from compiler.errors import NexortError, ProgramError
 
 if TYPE_CHECKING:
     from compiler.frontend.flatten import Flattener
 
+MAX_INSTRUCTIONS = 1_000_000
+"""The largest program the front end builds: beyond this a file is a runaway loop."""
 _INSTRUCTIONS = frozenset({"matmul", "avg", "mean"})
 _CONSTANT = frozenset({"number", "ref", "add", "sub", "mul", "div", "neg", "pow"})
 _ENUMERATION_BUDGET = 1_000_000  # loop iterations enumerated before settling for the count so far
+
+
+def check_loop_size(fl: Flattener, node: Tree, loop: str) -> None:
+    """Refuse the top-level for statement ``node`` (described as ``loop``) if unrolling it would
+    take the program past MAX_INSTRUCTIONS."""
+    least = len(fl.body) + loop_instructions(fl, node, MAX_INSTRUCTIONS)
+    if least > MAX_INSTRUCTIONS:
+        msg = f"unrolling {loop} gives at least {least} instructions; the cap is {MAX_INSTRUCTIONS}"
+        raise fl.fail(ProgramError, msg, node)
 
 
 def loop_instructions(fl: Flattener, node: Tree, cap: int) -> int:
