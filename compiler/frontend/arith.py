@@ -3,7 +3,8 @@
 * Operator chains ``a + b - c …`` and ``a * b / c …`` are walked without recursion (a generated
   sum of 5000 terms is a parse tree 5000 links deep).
 * A formula nested deeper than :data:`HOIST_DEPTH` becomes an instruction of its own, exactly as
-  ``@`` hoists its operand, so formulas stay within ``MAX_FORMULA_DEPTH`` (``compiler/symbols``);
+  ``@`` hoists its operand, so formulas stay within :data:`SOURCE_DEPTH`, well inside the
+  verifier's ``MAX_FORMULA_DEPTH`` (``compiler/symbols``);
   likewise a sum or product of more than :data:`MAX_TERMS` operands is split into partial results
   (Python's compiler, which the numpy code generator feeds, recurses once per operand).
 * Numeric literals and powers of numbers must be representable floats (``frontend/numbers``):
@@ -28,7 +29,10 @@ from compiler.symbols import BAD_ATOMS, MAX_FORMULA_DEPTH, formula_depth, sym
 
 HOIST_DEPTH = 30
 """A formula nested deeper than this is given its own instruction (its value is unchanged)."""
-DEF_DEPTH = MAX_FORMULA_DEPTH - HOIST_DEPTH
+SOURCE_DEPTH = MAX_FORMULA_DEPTH - 40
+"""The deepest formula the front end emits: the 40 levels left are for later passes (a
+derivative is a few levels deeper than its formula)."""
+DEF_DEPTH = SOURCE_DEPTH - HOIST_DEPTH
 """The deepest def body: inlined around arguments of depth ≤ HOIST_DEPTH it stays within bounds."""
 MAX_TERMS = 1000
 """Operands of one sum or product formula; longer chains are split into partial results."""
@@ -184,7 +188,7 @@ class Arithmetic:
         if self.can_hold(v.expr):
             return self.hold(v, node)
         in_def = self.def_params is not None
-        limit, where = (DEF_DEPTH, "a def body") if in_def else (MAX_FORMULA_DEPTH, "mean[…]")
+        limit, where = (DEF_DEPTH, "a def body") if in_def else (SOURCE_DEPTH, "mean[…]")
         if depth > limit:
             msg = f"formula nested {depth} levels deep in {where}; at most {limit} are supported"
             raise self.fail(ProgramError, msg, node)
