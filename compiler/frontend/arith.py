@@ -134,13 +134,14 @@ class Arithmetic:
 
     def add_all(self, terms: list[Val], node: Tree) -> Val:
         """The sum of ``terms``: one n-ary Add, equal to the pairwise sums (Add is associative
-        in sympy's canonical form) without their quadratic cost; split every MAX_TERMS terms."""
-        while len(terms) > MAX_TERMS:
+        in sympy's canonical form) without their quadratic cost. Split every MAX_TERMS terms
+        when they do not combine into fewer."""
+        while len(terms) > MAX_TERMS and len(sympy.Add.make_args(_sum(terms))) > MAX_TERMS:
             terms = [
                 self.split(terms[i : i + MAX_TERMS], sympy.Add, node)
                 for i in range(0, len(terms), MAX_TERMS)
             ]
-        e = sympy.Add(*(t.expr for t in terms))
+        e = _sum(terms)
         self.check_constant(e, node)
         return Val(_kind(terms), self.checked(e, node))
 
@@ -193,6 +194,10 @@ class Arithmetic:
             msg = f"formula nested {depth} levels deep in {where}; at most {limit} are supported"
             raise self.fail(ProgramError, msg, node)
         return v
+
+
+def _sum(terms: list[Val]) -> sympy.Expr:
+    return sympy.Add(*(t.expr for t in terms))
 
 
 def _kind(vals: list[Val]) -> str:
