@@ -148,7 +148,8 @@ def format_instruction(
             return f"{y} = {text}" if vector else f"{y} = vec({text})"
         case OuterNonlin(out=y, copies=copies, formula=f):
             return f"{y} = mean[{', '.join(copies)}]({format_formula(f)})"
-    raise TypeError(f"not an instruction: {ins!r}")
+        case _:
+            raise TypeError(f"not an instruction: {ins!r}")
 
 
 def _rows(program: Program) -> tuple[tuple[str, ...], ...]:
