@@ -173,7 +173,7 @@ def deep_expression(draw: st.DrawFn) -> str:
     return text
 
 
-@FUZZ
+@settings(FUZZ, max_examples=max(10, FUZZ.max_examples // 5))  # each example is a deep program
 @given(deep_expression(), st.booleans())
 def test_deep_expressions_stay_within_the_formula_depth(expr, in_mean):
     from compiler.frontend.arith import SOURCE_DEPTH
