@@ -156,7 +156,8 @@ def _rows(program: Program) -> tuple[tuple[str, ...], ...]:
     """Every last-axis row of a declared group, as (row name, *entry names): the operands that
     can print as a contraction (``U``, ``xi[2]``)."""
     rows = []
-    for d in (*program.inputs, *program.params):
+    decls: tuple[Input | Param, ...] = (*program.inputs, *program.params)
+    for d in decls:
         if not d.shape or (isinstance(d, Param) and d.kind == "matrix"):
             continue
         for prefix in itertools.product(*(range(s) for s in d.shape[:-1])):
@@ -170,7 +171,8 @@ def print_program(program: Program, header: str | None = None) -> str:
     kinds = program.kinds
     lines = [f"# {line}" for line in header.splitlines()] if header else []
     lines.append(f"arch {program.name} {{")
-    lines += [f"    {format_decl(d)}" for d in (*program.inputs, *program.params)]
+    decls: tuple[Input | Param, ...] = (*program.inputs, *program.params)
+    lines += [f"    {format_decl(d)}" for d in decls]
     groups = _rows(program)
     lines += [f"    {format_instruction(ins, kinds, groups)}" for ins in program.body]
     lines.append(f"    output {', '.join(program.outputs)}")

@@ -23,7 +23,7 @@ def input_batch(program: Program, inputs: object) -> tuple[int, dict[str, np.nda
     """(B, {input entry name: (B,) array}) for ``inputs`` (see module docstring)."""
     names = program.input_names
     if not names:
-        if inputs is not None and np.size(inputs) > 0:
+        if inputs is not None and np.size(inputs) > 0:  # type: ignore[arg-type]
             raise UsageError(f"arch {program.name} declares no inputs, but inputs were given")
         return 1, {}
     if inputs is None:

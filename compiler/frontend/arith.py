@@ -23,7 +23,7 @@ from compiler.errors import KindError, NexortError, NumberError, ProgramError
 from compiler.frontend.deep import chain_family
 from compiler.frontend.numbers import constant_problem, literal_problem, power_problem
 from compiler.frontend.syntax import node_loc
-from compiler.frontend.values import Val
+from compiler.frontend.values import Val, ValKind
 from compiler.ir import Avg, Loc, MatMul, Nonlin, OuterNonlin
 from compiler.symbols import BAD_ATOMS, MAX_FORMULA_DEPTH, formula_depth, sym
 
@@ -200,9 +200,9 @@ def _sum(terms: list[Val]) -> sympy.Expr:
     return sympy.Add(*(t.expr for t in terms))
 
 
-def _kind(vals: list[Val]) -> str:
+def _kind(vals: list[Val]) -> ValKind:
     return _kind_of({v.kind for v in vals})
 
 
-def _kind_of(kinds: set[str]) -> str:
+def _kind_of(kinds: set[ValKind]) -> ValKind:
     return "vector" if "vector" in kinds else "scalar"

@@ -70,9 +70,13 @@ def with_room(depth: int, fn: Callable[[], T]) -> T:
     old_limit, old_stack = sys.getrecursionlimit(), threading.stack_size()
     sys.setrecursionlimit(max(old_limit, 1000 + _FRAMES_PER_LEVEL * depth))
     try:
-        threading.stack_size(_STACK_BYTES)
-        worker = threading.Thread(target=run, name="nexort-deep", daemon=True)
-        worker.start()
+        try:
+            threading.stack_size(_STACK_BYTES)
+            worker = threading.Thread(target=run, name="nexort-deep", daemon=True)
+            worker.start()
+        except (RuntimeError, ValueError, MemoryError):  # no such stack here: use our own
+            threading.stack_size(old_stack)
+            return fn()
         threading.stack_size(old_stack)
         worker.join()
     finally:

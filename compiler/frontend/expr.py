@@ -19,7 +19,7 @@ from lark import Token, Tree
 
 from compiler.errors import ArityError, KindError, NexortError, NumberError, UndefinedError
 from compiler.frontend.arith import Arithmetic
-from compiler.frontend.values import Group, Mat, UserFunction, Val, Value
+from compiler.frontend.values import Group, Mat, UserFunction, Val, ValKind, Value
 from compiler.ir import Avg, Kind, MatMul, OuterNonlin, copy_ref
 from compiler.symbols import BUILTINS, CONSTANTS, WIDTH, sym
 
@@ -116,7 +116,7 @@ class ExprEvaluator(Arithmetic):
             e = fn.body.xreplace(dict(zip(fn.params, (a.expr for a in args), strict=True)))
         else:
             e = build(*(a.expr for a in args))
-        kind = "vector" if any(a.kind == "vector" for a in args) else "scalar"
+        kind: ValKind = "vector" if any(a.kind == "vector" for a in args) else "scalar"
         return Val(kind, self.checked(e, node))
 
     def unknown_function(self, name: str) -> str:
@@ -152,15 +152,18 @@ class ExprEvaluator(Arithmetic):
 
     def contract(self, node: Tree) -> Val:
         a, b = (self.ev(c) for c in node.children)
+        groups: list[Group] = []
         for v, child in ((a, node.children[0]), (b, node.children[1])):
             if not isinstance(v, Group) or len(v.shape) != 1 or v.kind == "matrix":
                 msg = "'.' contracts two 1-D groups of vectors or scalars (e.g. U . xi)"
                 raise self.fail(KindError, msg, child)
+            groups.append(v)
+        a, b = groups
         if a.shape != b.shape:
             msg = f"cannot contract {a.describe()} with {b.describe()}: lengths differ"
             raise self.fail(KindError, msg, node)
         e = sympy.Add(*(sym(x) * sym(y) for x, y in zip(a.entries(), b.entries(), strict=True)))
-        kind = "vector" if "vector" in (a.kind, b.kind) else "scalar"
+        kind: ValKind = "vector" if "vector" in (a.kind, b.kind) else "scalar"
         return Val(kind, e)
 
     def avg(self, node: Tree) -> Val:

@@ -222,7 +222,7 @@ class Flattener(ExprEvaluator):
             raise self.fail(IndexRangeError, msg, node)
         return shape
 
-    def declare_group(self, name_tok: Token, kind: Kind, shape: tuple[int, ...]) -> None:
+    def declare_group(self, name_tok: Token | Tree, kind: Kind, shape: tuple[int, ...]) -> None:
         name = str(name_tok)
         self.check_new(name, name_tok, declaring=True)
         self.groups[name] = (kind, shape)
@@ -283,7 +283,7 @@ class Flattener(ExprEvaluator):
         v = self.value(expr, "an assignment") if not isinstance(v, Val) else v
         last = self.body[-1] if len(self.body) > self.stmt_start else None
         fresh_result = last is not None and v.expr == sym(last.out) and _TEMP.match(last.out)
-        if fresh_result and (v.kind == "vector" or isinstance(last, Avg)):
+        if last is not None and fresh_result and (v.kind == "vector" or isinstance(last, Avg)):
             del self.kinds[last.out]
             self.body[-1] = replace(last, out=name)
             self.kinds[name] = v.kind

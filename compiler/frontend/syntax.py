@@ -82,7 +82,7 @@ def parse_tree(text: str, filename: str = "<string>") -> Tree:
         return parser().parse(text)
     except lark.exceptions.UnexpectedCharacters as e:
         raise SourceSyntaxError(
-            f"unexpected character {text[e.pos_in_stream]!r}",
+            f"unexpected character {text[e.pos_in_stream or 0]!r}",
             Loc(filename, e.line, e.column),
             text,
         ) from None

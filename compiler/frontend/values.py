@@ -11,12 +11,14 @@ import sympy
 
 from compiler.ir import Kind, indexed
 
+ValKind = Literal["vector", "scalar"]
+
 
 @dataclass(frozen=True)
 class Val:
     """A vector- or scalar-valued formula over program symbols."""
 
-    kind: Literal["vector", "scalar"]
+    kind: ValKind
     expr: sympy.Expr
 
 
