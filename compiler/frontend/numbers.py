@@ -17,6 +17,7 @@ import sympy
 
 FLOAT_MAX = sys.float_info.max
 _LOG2_MAX = math.log2(FLOAT_MAX)  # ≈ 1024: magnitudes beyond 2^±_LOG2_MAX are not floats
+_BEYOND = f"beyond the float range (±{FLOAT_MAX:.4g})"
 _EXACT_BITS = 1 << 16  # exact rational powers costlier than this are never needed
 
 
@@ -31,22 +32,37 @@ def literal_problem(text: str) -> str | None:
 
 
 def power_problem(base: sympy.Expr, exp: sympy.Expr) -> str | None:
-    """Why ``base ^ exp`` of two numbers is not a representable constant, or None. Only
-    rational operands are computed exactly by sympy; others stay symbolic and are harmless."""
-    if not (base.is_Rational and exp.is_Rational) or base == 0 or abs(base) == 1:
+    """Why ``base ^ exp`` of two numbers is not a representable constant, or None. sympy
+    computes a rational power exactly (and simplifies ``sqrt(2)^k`` to ``2^(k/2)``), so its
+    size is estimated first; a power of a symbol stays symbolic and is harmless."""
+    if not (base.is_number and exp.is_Rational) or base.is_zero:
         return None
-    magnitude = float(exp) * _log2(abs(base))  # log2 of |result|
-    cost = abs(float(exp)) * (_bits(base.p) + _bits(base.q))  # bits of the exact result
+    size = _log2_abs(base)
+    if size is None or size == 0:
+        return None
+    magnitude = float(exp) * size  # log2 of |result|
+    cost = abs(float(exp)) * (_bits(base.p) + _bits(base.q)) if base.is_Rational else 0
     if abs(magnitude) > _LOG2_MAX or cost > _EXACT_BITS:
-        return f"{base}^{exp} is about 2^{magnitude:.4g}: beyond the float range (±{FLOAT_MAX:.4g})"
+        return f"({base})^({exp}) is about 2^{magnitude:.4g}: {_BEYOND}"
     return None
 
 
 def constant_problem(value: sympy.Expr) -> str | None:
     """Why a computed rational constant cannot be a program constant (too large), or None."""
     if value.is_Rational and value != 0 and abs(_log2(abs(value))) > _LOG2_MAX:
-        return f"constant {_short(value)} is beyond the float range (±{FLOAT_MAX:.4g})"
+        return f"constant {_short(value)} is {_BEYOND}"
     return None
+
+
+def _log2_abs(number: sympy.Expr) -> float | None:
+    """log2 |number| (exact for rationals, whose size may exceed a float), None if unknown."""
+    if number.is_Rational:
+        return _log2(abs(number))
+    try:
+        value = abs(complex(number))
+    except (TypeError, ValueError, OverflowError):
+        return None
+    return math.log2(value) if 0 < value < math.inf else None
 
 
 def _bits(k: sympy.Integer | int) -> int:
