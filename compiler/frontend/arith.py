@@ -169,7 +169,9 @@ class Arithmetic:
     def power(self, node: Tree) -> Val:
         a = self.value(node.children[0], "'^'")
         b = self.value(node.children[1], "'^'")
-        problem = power_problem(a.expr, b.expr)
+        meta = node.meta
+        shown = self.source[meta.start_pos : meta.end_pos] if not meta.empty else ""
+        problem = power_problem(a.expr, b.expr, shown)
         if problem is not None:
             raise self.fail(NumberError, problem, node)
         e = a.expr**b.expr

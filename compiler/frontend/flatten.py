@@ -5,6 +5,8 @@ bound is exclusive, as in Rust and Python); an indexed name ``h[t-1]`` becomes t
 ``h[2]``. Every assignment is single (01 §1.2): a second assignment to a name is an error. A scalar
 assignment that is not an ``avg`` becomes a constant vector and its average (Lemma 2.6.2 of the
 paper: scalar functions of scalars are Nonlin + Avg), so every scalar of a program is an Avg.
+Before a top-level loop is unrolled, its instruction count is bounded from below from its bounds
+(``frontend/size``), so an oversized loop is refused at once.
 """
 
 from __future__ import annotations

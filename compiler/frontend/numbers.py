@@ -31,10 +31,11 @@ def literal_problem(text: str) -> str | None:
     return None
 
 
-def power_problem(base: sympy.Expr, exp: sympy.Expr) -> str | None:
+def power_problem(base: sympy.Expr, exp: sympy.Expr, shown: str = "") -> str | None:
     """Why ``base ^ exp`` of two numbers is not a representable constant, or None. sympy
     computes a rational power exactly (and simplifies ``sqrt(2)^k`` to ``2^(k/2)``), so its
-    size is estimated first; a power of a symbol stays symbolic and is harmless."""
+    size is estimated first; a power of a symbol stays symbolic and is harmless. ``shown`` is
+    the power as written (the message names it)."""
     if not (base.is_number and exp.is_Rational) or base.is_zero:
         return None
     size = _log2_abs(base)
@@ -43,7 +44,7 @@ def power_problem(base: sympy.Expr, exp: sympy.Expr) -> str | None:
     magnitude = float(exp) * size  # log2 of |result|
     cost = abs(float(exp)) * (_bits(base.p) + _bits(base.q)) if base.is_Rational else 0
     if abs(magnitude) > _LOG2_MAX or cost > _EXACT_BITS:
-        return f"({base})^({exp}) is about 2^{magnitude:.4g}: {_BEYOND}"
+        return f"{shown or f'({base})^({exp})'} is about 2^{magnitude:.4g}: {_BEYOND}"
     return None
 
 
