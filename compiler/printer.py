@@ -148,16 +148,14 @@ def format_instruction(
             return f"{y} = {text}" if vector else f"{y} = vec({text})"
         case OuterNonlin(out=y, copies=copies, formula=f):
             return f"{y} = mean[{', '.join(copies)}]({format_formula(f)})"
-        case _:
-            raise TypeError(f"not an instruction: {ins!r}")
+    raise TypeError(f"not an instruction: {ins!r}")
 
 
 def _rows(program: Program) -> tuple[tuple[str, ...], ...]:
     """Every last-axis row of a declared group, as (row name, *entry names): the operands that
     can print as a contraction (``U``, ``xi[2]``)."""
     rows = []
-    decls: tuple[Input | Param, ...] = (*program.inputs, *program.params)
-    for d in decls:
+    for d in (*program.inputs, *program.params):
         if not d.shape or (isinstance(d, Param) and d.kind == "matrix"):
             continue
         for prefix in itertools.product(*(range(s) for s in d.shape[:-1])):
@@ -171,8 +169,7 @@ def print_program(program: Program, header: str | None = None) -> str:
     kinds = program.kinds
     lines = [f"# {line}" for line in header.splitlines()] if header else []
     lines.append(f"arch {program.name} {{")
-    decls: tuple[Input | Param, ...] = (*program.inputs, *program.params)
-    lines += [f"    {format_decl(d)}" for d in decls]
+    lines += [f"    {format_decl(d)}" for d in (*program.inputs, *program.params)]
     groups = _rows(program)
     lines += [f"    {format_instruction(ins, kinds, groups)}" for ins in program.body]
     lines.append(f"    output {', '.join(program.outputs)}")

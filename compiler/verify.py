@@ -15,18 +15,7 @@ from __future__ import annotations
 import re
 
 from compiler.errors import VerifyError
-from compiler.ir import (
-    Avg,
-    Input,
-    Instruction,
-    Kind,
-    MatMul,
-    Nonlin,
-    OuterNonlin,
-    Param,
-    Program,
-    formula_args,
-)
+from compiler.ir import Avg, Instruction, Kind, MatMul, Nonlin, OuterNonlin, Program, formula_args
 from compiler.printer import format_instruction
 from compiler.symbols import BAD_ATOMS, MAX_FORMULA_DEPTH, formula_depth
 
@@ -38,12 +27,11 @@ MAX_ORDER = 2
 def verify(program: Program) -> Program:
     """Return ``program`` unchanged if it is well formed; raise VerifyError otherwise."""
     kinds: dict[str, Kind] = {}
-    decls: tuple[Input | Param, ...] = (*program.inputs, *program.params)
-    for decl in decls:
+    for decl in (*program.inputs, *program.params):
         if not IDENT.match(decl.name) or any(s < 1 for s in decl.shape):
             raise VerifyError(f"bad declaration {decl.name}{list(decl.shape)}", decl.loc)
-        kind: Kind = decl.kind if isinstance(decl, Param) else "scalar"
-        if isinstance(decl, Param) and decl.init is not None and kind != "scalar":
+        kind: Kind = "scalar" if decl in program.inputs else decl.kind  # type: ignore[union-attr]
+        if getattr(decl, "init", None) is not None and kind != "scalar":
             raise VerifyError(f"{kind} parameter {decl.name} has an initial value", decl.loc)
         for name in decl.names:
             if name in kinds:

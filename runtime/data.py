@@ -4,14 +4,13 @@ Inputs come as a (B, d) array (d = number of input coordinates, row-major over t
 shapes: ``input xi[3][4]`` takes 12 columns, or a (B, 3, 4) array), a single input (d,), or a
 dict from input entry names to (B,) arrays. On the command line DATA is an ``.npz`` with
 ``X_train`` (B × d) and optionally ``X_test``, or a comma-separated list for one input.
-A batch has at least one input (B ≥ 1: f is evaluated at each); an empty ``X_test`` is no test
-set. Every refusal is a UsageError naming the file or the array.
 """
 
 from __future__ import annotations
 
 import zipfile
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -19,11 +18,11 @@ from compiler.errors import UsageError
 from compiler.ir import Program
 
 
-def input_batch(program: Program, inputs: object) -> tuple[int, dict[str, np.ndarray]]:
+def input_batch(program: Program, inputs: Any) -> tuple[int, dict[str, np.ndarray]]:
     """(B, {input entry name: (B,) array}) for ``inputs`` (see module docstring)."""
     names = program.input_names
     if not names:
-        if inputs is not None and np.size(inputs) > 0:  # type: ignore[arg-type]
+        if inputs is not None and np.size(inputs) > 0:
             raise UsageError(f"arch {program.name} declares no inputs, but inputs were given")
         return 1, {}
     if inputs is None:
@@ -88,10 +87,13 @@ def load_inputs(spec: str) -> tuple[np.ndarray, int]:
                 test = np.asarray(data["X_test"], dtype=np.float64) if "X_test" in data else None
         except (OSError, ValueError) as e:
             raise UsageError(f"cannot read {spec} as .npz: {e}") from None
-        train = _rows(train, f"X_train of {spec}")
-        if test is None or test.size == 0:
+        for key, rows in (("X_train", train), ("X_test", test)):
+            if rows is not None and rows.size == 0:  # numpy cannot even reshape it
+                raise UsageError(f"{spec}: {key} is empty (shape {rows.shape}); give it rows")
+        train = train.reshape(train.shape[0], -1) if train.ndim > 1 else train.reshape(1, -1)
+        if test is None:
             return train, train.shape[0]
-        test = _rows(test, f"X_test of {spec}")
+        test = test.reshape(test.shape[0], -1) if test.ndim > 1 else test.reshape(1, -1)
         if test.shape[1] != train.shape[1]:
             raise UsageError(f"X_test has {test.shape[1]} columns but X_train has {train.shape[1]}")
         return np.vstack([train, test]), train.shape[0]
