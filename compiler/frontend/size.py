@@ -58,6 +58,7 @@ class _Counter:
         if not any(s.data == "for_stmt" or self.sums(s) for s in stmts):
             return (hi - lo) * sum(self.statement(s) for s in stmts)
         var, total = str(var_tok), 0
+        shadowed = self.fl.scope.get(var)  # an error the unroller reports; leave the scope as found
         try:
             for t in range(lo, hi):
                 self.fl.scope[var] = sympy.Integer(t)
@@ -66,7 +67,10 @@ class _Counter:
                 if total > self.cap or self.work > _ENUMERATION_BUDGET:
                     break
         finally:
-            self.fl.scope.pop(var, None)
+            if shadowed is None:
+                self.fl.scope.pop(var, None)
+            else:
+                self.fl.scope[var] = shadowed
         return total
 
     def statement(self, stmt: Tree) -> int:
