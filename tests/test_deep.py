@@ -197,8 +197,9 @@ def test_legitimate_errors_still_win_over_estimates():
     with pytest.raises(NexortError, match="runs backwards"):
         parse_text(arch("v", "    for t in 3..1 {\n        h[t] = v\n    }\n"))
     shadowing = (  # the estimate binds S while counting, and must leave the const in place
-        "    const S = 2\n    for t in 0..S {\n"
-        "        for S in 0..t+1 {\n            h[t][S] = v\n        }\n    }\n"
+        "    const S = 2\n    for t in 0..S {\n        for S in 0..2 {\n"
+        "            for u in 0..1 {\n                h[t][S][u] = v\n            }\n"
+        "        }\n    }\n"
     )
     with pytest.raises(NexortError, match="S is already defined"):
         parse_text(arch("v", shadowing))
