@@ -139,3 +139,27 @@ def nondifferentiable_in(expr: sympy.Expr, var: sympy.Symbol) -> sympy.Expr | No
         if isinstance(node, NONDIFFERENTIABLE) and node.args[0].has(var):
             return node
     return None
+
+
+MAX_FORMULA_DEPTH = 100
+"""The deepest formula a program may hold (the verifier refuses deeper ones). sympy's
+differentiation and string printer recurse once per level of a formula, several Python frames
+each: 150 levels already exhaust the default recursion limit, so 100 leaves every pass and
+engine room (the front end splits deeper expressions into instructions, see ``frontend/expr``)."""
+
+
+def formula_depth(expr: sympy.Basic) -> int:
+    """The number of nodes on the longest root-to-leaf path of ``expr`` (a symbol has depth 1),
+    computed without recursion so that it can measure formulas too deep for sympy itself."""
+    depth: dict[int, int] = {}
+    stack: list[tuple[sympy.Basic, bool]] = [(expr, False)]
+    while stack:
+        node, done = stack.pop()
+        if id(node) in depth:
+            continue
+        if done or not node.args:
+            depth[id(node)] = 1 + max((depth[id(a)] for a in node.args), default=0)
+            continue
+        stack.append((node, True))
+        stack.extend((a, False) for a in node.args if id(a) not in depth)
+    return depth[id(expr)]

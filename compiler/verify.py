@@ -4,6 +4,9 @@ Checks, in program order: names are well formed; every object is defined once (s
 assignment) and before use; kinds fit (MatMul takes an initial matrix and a vector, Avg a vector,
 formulas read vectors and scalars, copy references ``x[b]`` read vectors at a copy index declared
 by their OuterNonlin of order ≥ 1); formulas are finite real expressions; outputs are vectors.
+It also refuses what no pass or engine supports: an OuterNonlin of order above
+:data:`MAX_ORDER` (01 §1.2 allows any order r, but the limit engines of 05 integrate over at
+most two copies) and a formula deeper than ``MAX_FORMULA_DEPTH`` (sympy recurses once per level).
 Errors quote the printed instruction.
 """
 
@@ -25,10 +28,11 @@ from compiler.ir import (
     out_kind,
 )
 from compiler.printer import format_instruction
-from compiler.symbols import BAD_ATOMS
+from compiler.symbols import BAD_ATOMS, MAX_FORMULA_DEPTH, formula_depth
 
 NAME = re.compile(r"^(?!\d)\w+(\[\d+\])*$")
 IDENT = re.compile(r"^(?!\d)\w+$")
+MAX_ORDER = 2
 
 
 def verify(program: Program) -> Program:
@@ -85,11 +89,21 @@ def _check_instruction(ins: Instruction, kinds: dict[str, Kind]) -> None:
 
 
 def _check_formula(ins: Nonlin | OuterNonlin, kinds: dict[str, Kind]) -> None:
+    depth = formula_depth(ins.formula)
+    if depth > MAX_FORMULA_DEPTH:  # quoting the formula would exhaust the stack: name it only
+        msg = f"the formula of {ins.out} is nested {depth} levels deep"
+        raise VerifyError(f"{msg}; at most {MAX_FORMULA_DEPTH} are supported", ins.loc)
     if ins.formula.has(*BAD_ATOMS):
         raise _fail(ins, "formula is not a finite real expression", kinds)
     if isinstance(ins, OuterNonlin):
         if ins.order < 1 or len(set(ins.copies)) != ins.order:
             raise _fail(ins, "mean[…] needs distinct copy indices", kinds)
+        if ins.order > MAX_ORDER:
+            msg = (
+                f"mean[…] over {ins.order} copy indices: the limit engines support at most "
+                f"{MAX_ORDER}"
+            )
+            raise _fail(ins, msg, kinds)
         for c in ins.copies:
             if not IDENT.match(c) or c in kinds:
                 raise _fail(ins, f"bad copy index {c!r}", kinds)

@@ -31,12 +31,13 @@ def input_batch(program: Program, inputs: Any) -> tuple[int, dict[str, np.ndarra
         missing = [n for n in names if n not in inputs]
         if missing:
             raise UsageError(f"missing input values for {', '.join(missing[:5])}")
-        cols = [np.atleast_1d(np.asarray(inputs[n], dtype=np.float64)) for n in names]
+        cols = [np.atleast_1d(_floats(inputs[n], f"input {n}")) for n in names]
         if len({c.shape for c in cols}) != 1 or cols[0].ndim != 1:
             raise UsageError("every input entry needs a (B,) array of the same length")
+        if cols[0].shape[0] == 0:
+            raise UsageError("the input batch is empty (no values for any input)")
         return cols[0].shape[0], dict(zip(names, cols, strict=True))
-    x = np.asarray(inputs, dtype=np.float64)
-    x = x.reshape(x.shape[0], -1) if x.ndim > 1 else x.reshape(1, -1)
+    x = _rows(_floats(inputs, "inputs"), "the input batch")
     if x.shape[1] != len(names):
         raise UsageError(
             f"inputs have dimension {x.shape[1]}, but arch {program.name} takes {len(names)} "
@@ -46,6 +47,23 @@ def input_batch(program: Program, inputs: Any) -> tuple[int, dict[str, np.ndarra
     if not np.all(np.isfinite(x)):
         raise UsageError("inputs contain NaN or Inf")
     return x.shape[0], {name: x[:, j].copy() for j, name in enumerate(names)}
+
+
+def _floats(values: object, what: str) -> np.ndarray:
+    try:
+        return np.asarray(values, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise UsageError(f"{what} are not numbers") from None
+
+
+def _rows(x: np.ndarray, what: str) -> np.ndarray:
+    """``x`` as a (B, d) matrix: (B, …) flattens each row, a single input (d,) is one row. A
+    batch without rows is refused: f is evaluated at each input, and there would be none."""
+    if x.ndim <= 1:
+        x = x.reshape(1, x.size)
+    if x.shape[0] == 0:
+        raise UsageError(f"{what} has no rows: at least one input is needed")
+    return x.reshape(x.shape[0], int(np.prod(x.shape[1:])))
 
 
 def _describe(program: Program) -> str:

@@ -150,3 +150,42 @@ def test_byte_mutations_give_clean_errors_or_programs(data):
     except NexortError:
         return
     outcome(text)
+
+
+@st.composite
+def deep_expression(draw: st.DrawFn) -> str:
+    """A random expression nested up to a few hundred levels: unary functions, negation, powers
+    and operator chains, as generated architectures write them (built without recursion)."""
+    text = "v"
+    for _ in range(draw(st.integers(0, 400))):
+        wrap = draw(st.sampled_from(["call", "neg", "chain", "pow", "paren"]))
+        if wrap == "call":
+            text = f"{draw(st.sampled_from(['tanh', 'relu', 'sigmoid', 'erf', 'id']))}({text})"
+        elif wrap == "neg":
+            text = f"-{text}"
+        elif wrap == "chain":
+            op = draw(st.sampled_from(["+", "-", "*", "/"]))
+            text = f"({text}) {op} {draw(st.sampled_from(['v', '2', 'tanh(v)', 'avg(v)']))}"
+        elif wrap == "pow":
+            text = f"({text})^{draw(st.sampled_from(['2', '1/2', '3']))}"
+        else:
+            text = f"({text})"
+    return text
+
+
+@settings(FUZZ, max_examples=max(10, FUZZ.max_examples // 5))  # each example is a deep program
+@given(deep_expression(), st.booleans())
+def test_deep_expressions_stay_within_the_formula_depth(expr, in_mean):
+    from compiler.frontend.arith import SOURCE_DEPTH
+    from compiler.ir import Nonlin, OuterNonlin
+    from compiler.symbols import formula_depth
+
+    body = f"mean[b](v[b] * {expr})" if in_mean else expr
+    text = f"arch a {{\n    param v : vector\n    output {body}\n}}\n"
+    try:
+        program = parse_text(text, "deep.nx")
+    except NexortError as e:
+        assert e.loc is not None and e.loc.line >= 1
+        return
+    formulas = [i.formula for i in program.body if isinstance(i, (Nonlin, OuterNonlin))]
+    assert all(formula_depth(f) <= SOURCE_DEPTH for f in formulas)

@@ -7,111 +7,43 @@ that uses its result (01 §1.2). So ``relu(W @ x + b)`` flattens to ``_1 = W @ x
 ``relu(_1 + b)``. Kind rules: a matrix is only ever the left side of ``@`` (or ``.T``); ``avg``
 takes a vector; a group (``param U : vector[10]``) is indexed (``U[3]``) or contracted
 (``U . xi`` = Σ_j U[j]·xi[j]).
+
+Literals, operator chains and powers, and the size limits that keep every formula within what
+later passes and engines handle, are in ``frontend/arith``.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Literal
-
 import sympy
 from lark import Token, Tree
 
-from compiler.errors import (
-    ArityError,
-    KindError,
-    NexortError,
-    NumberError,
-    UndefinedError,
-)
-from compiler.ir import Avg, Kind, Loc, MatMul, Nonlin, OuterNonlin, copy_ref, indexed
-from compiler.symbols import BAD_ATOMS, BUILTINS, CONSTANTS, WIDTH, sym
+from compiler.errors import ArityError, KindError, NexortError, NumberError, UndefinedError
+from compiler.frontend.arith import Arithmetic
+from compiler.frontend.values import Group, Mat, UserFunction, Val, ValKind, Value
+from compiler.ir import Avg, Kind, MatMul, OuterNonlin, copy_ref
+from compiler.symbols import BUILTINS, CONSTANTS, WIDTH, sym
 
+__all__ = ["ExprEvaluator", "Group", "Mat", "UserFunction", "Val", "Value"]
 
-@dataclass(frozen=True)
-class Val:
-    """A vector- or scalar-valued formula over program symbols."""
-
-    kind: Literal["vector", "scalar"]
-    expr: sympy.Expr
-
-
-@dataclass(frozen=True)
-class Mat:
-    """An initial matrix, possibly transposed (only valid left of ``@``)."""
-
-    name: str
-    transpose: bool = False
-
-
-@dataclass(frozen=True)
-class Group:
-    """A declared group of objects not yet indexed down to one entry."""
-
-    base: str
-    kind: Kind
-    shape: tuple[int, ...]
-    prefix: tuple[int, ...] = ()
-
-    def describe(self) -> str:
-        dims = "".join(f"[{s}]" for s in self.shape)
-        return f"{indexed(self.base, self.prefix)} (a group of {self.kind}s {dims})"
-
-    def entries(self) -> tuple[str, ...]:
-        if len(self.shape) != 1:
-            raise ValueError("only 1-D groups have entries")
-        return tuple(indexed(self.base, (*self.prefix, j)) for j in range(self.shape[0]))
-
-
-Value = Val | Mat | Group
 _NOT_IN_DEF = frozenset({"matmul", "transpose", "contract", "avg", "vec", "mean", "sum_over"})
 
 
-@dataclass(frozen=True)
-class UserFunction:
-    """``def NAME(params) = body``, inlined at every call."""
-
-    name: str
-    params: tuple[sympy.Symbol, ...]
-    body: sympy.Expr
-
-
-class ExprEvaluator:
+class ExprEvaluator(Arithmetic):
     """Evaluates expression trees; a subclass supplies the symbol table and instruction sink."""
 
     filename: str
     source: str
     scope: dict[str, sympy.Integer | sympy.Rational]  # loop variables and constants
     functions: dict[str, UserFunction]
-    copies: tuple[str, ...] = ()  # copy indices of the enclosing mean[…]
-    def_params: dict[str, sympy.Symbol] | None = None  # inside a def body
 
     # -- supplied by the flattener -------------------------------------------------------------
     def resolve(self, node: Tree) -> Value:
-        raise NotImplementedError
-
-    def emit(self, ins: MatMul | Avg | Nonlin | OuterNonlin) -> None:
-        raise NotImplementedError
-
-    def fresh(self) -> str:
         raise NotImplementedError
 
     def var_kind(self, name: str) -> Kind | None:
         raise NotImplementedError
 
     # -- helpers -----------------------------------------------------------------------------------
-    def loc(self, node: Tree | Token) -> Loc:
-        if isinstance(node, Token):
-            return Loc(self.filename, node.line or 1, node.column or 1, node.end_column)
-        meta = node.meta
-        end = (
-            meta.end_column if getattr(meta, "end_line", None) == getattr(meta, "line", 0) else None
-        )
-        return Loc(self.filename, getattr(meta, "line", 1), getattr(meta, "column", 1), end)
-
-    def fail(self, cls: type[NexortError], msg: str, node: Tree | Token) -> NexortError:
-        return cls(msg, self.loc(node), self.source)
-
     def value(self, node: Tree | Token, what: str) -> Val:
         """Evaluate ``node`` and insist on a vector or scalar (``what`` names the context)."""
         v = self.ev(node)
@@ -124,25 +56,6 @@ class ExprEvaluator:
             raise self.fail(KindError, msg, node)
         return v
 
-    def checked(self, expr: sympy.Expr, node: Tree | Token) -> sympy.Expr:
-        if expr.has(*BAD_ATOMS):
-            raise self.fail(NumberError, f"expression is not a finite real number: {expr}", node)
-        return expr
-
-    def has_copy(self, expr: sympy.Expr) -> bool:
-        return any(s.name.endswith(tuple(f"[{c}]" for c in self.copies)) for s in expr.free_symbols)
-
-    def hoist(self, v: Val, node: Tree) -> str:
-        """The name of a variable holding vector ``v`` (emitting a Nonlin if it is a formula)."""
-        if self.has_copy(v.expr):
-            msg = "a copy-indexed value cannot pass through @ or avg inside mean[…]"
-            raise self.fail(KindError, msg, node)
-        if isinstance(v.expr, sympy.Symbol) and self.var_kind(v.expr.name) == "vector":
-            return v.expr.name
-        name = self.fresh()
-        self.emit(Nonlin(name, v.expr, self.loc(node)))
-        return name
-
     # -- evaluation -------------------------------------------------------------------------------
     def ev(self, node: Tree | Token) -> Value:
         if isinstance(node, Token):  # a bare NAME never reaches here; numbers are Trees
@@ -152,18 +65,20 @@ class ExprEvaluator:
             raise self.fail(KindError, msg, node)
         match node.data:
             case "number":
-                return Val("scalar", sympy.Rational(str(node.children[0])))
+                return self.number(node)
             case "bad_number":
                 raise self.fail(NumberError, f"malformed number {str(node.children[0])!r}", node)
             case "ref":
                 return self.resolve(node)
-            case "add" | "sub" | "mul" | "div" | "pow":
-                return self.arith(node)
+            case "add" | "sub" | "mul" | "div":
+                return self.shallow(self.chain(node), node)
+            case "pow":
+                return self.shallow(self.power(node), node)
             case "neg":
                 v = self.value(node.children[0], "'-'")
-                return Val(v.kind, -v.expr)
+                return self.shallow(Val(v.kind, -v.expr), node)
             case "call":
-                return self.call(node)
+                return self.shallow(self.call(node), node)
             case "matmul":
                 return self.matmul(node)
             case "transpose":
@@ -178,27 +93,8 @@ class ExprEvaluator:
                 return self.mean(node)
             case "sum_over":
                 return self.sum_over(node)
-        raise self.fail(NexortError, f"unsupported expression {node.data}", node)
-
-    def arith(self, node: Tree) -> Val:
-        op = {"add": "'+'", "sub": "'-'", "mul": "'*'", "div": "'/'", "pow": "'^'"}[node.data]
-        a = self.value(node.children[0], op)
-        b = self.value(node.children[1], op)
-        match node.data:
-            case "add":
-                e = a.expr + b.expr
-            case "sub":
-                e = a.expr - b.expr
-            case "mul":
-                e = a.expr * b.expr
-            case "div":
-                if b.expr.is_zero:
-                    raise self.fail(NumberError, "division by zero", node.children[1])
-                e = a.expr / b.expr
-            case _:
-                e = a.expr**b.expr
-        kind = "vector" if "vector" in (a.kind, b.kind) else "scalar"
-        return Val(kind, self.checked(e, node))
+            case other:
+                raise self.fail(NexortError, f"unsupported expression {other}", node)
 
     def call(self, node: Tree) -> Val:
         name_tok, *arg_nodes = node.children
@@ -220,7 +116,7 @@ class ExprEvaluator:
             e = fn.body.xreplace(dict(zip(fn.params, (a.expr for a in args), strict=True)))
         else:
             e = build(*(a.expr for a in args))
-        kind = "vector" if any(a.kind == "vector" for a in args) else "scalar"
+        kind: ValKind = "vector" if any(a.kind == "vector" for a in args) else "scalar"
         return Val(kind, self.checked(e, node))
 
     def unknown_function(self, name: str) -> str:
@@ -256,15 +152,18 @@ class ExprEvaluator:
 
     def contract(self, node: Tree) -> Val:
         a, b = (self.ev(c) for c in node.children)
+        groups: list[Group] = []
         for v, child in ((a, node.children[0]), (b, node.children[1])):
             if not isinstance(v, Group) or len(v.shape) != 1 or v.kind == "matrix":
                 msg = "'.' contracts two 1-D groups of vectors or scalars (e.g. U . xi)"
                 raise self.fail(KindError, msg, child)
+            groups.append(v)
+        a, b = groups
         if a.shape != b.shape:
             msg = f"cannot contract {a.describe()} with {b.describe()}: lengths differ"
             raise self.fail(KindError, msg, node)
         e = sympy.Add(*(sym(x) * sym(y) for x, y in zip(a.entries(), b.entries(), strict=True)))
-        kind = "vector" if "vector" in (a.kind, b.kind) else "scalar"
+        kind: ValKind = "vector" if "vector" in (a.kind, b.kind) else "scalar"
         return Val(kind, e)
 
     def avg(self, node: Tree) -> Val:
@@ -319,8 +218,7 @@ class ExprEvaluator:
                 terms.append(self.value(body, "sum[…](…)"))
         finally:
             self.scope.pop(var, None)
-        kind = "vector" if any(t.kind == "vector" for t in terms) else "scalar"
-        return Val(kind, self.checked(sympy.Add(*(t.expr for t in terms)), node))
+        return self.add_all(terms, node)
 
     def constant_int(self, node: Tree, what: str) -> int:
         """Evaluate ``node`` to an integer constant (indices, dims, loop bounds)."""

@@ -5,6 +5,8 @@ bound is exclusive, as in Rust and Python); an indexed name ``h[t-1]`` becomes t
 ``h[2]``. Every assignment is single (01 §1.2): a second assignment to a name is an error. A scalar
 assignment that is not an ``avg`` becomes a constant vector and its average (Lemma 2.6.2 of the
 paper: scalar functions of scalars are Nonlin + Avg), so every scalar of a program is an Avg.
+Before a top-level loop is unrolled, its instruction count is bounded from below from its bounds
+(``frontend/size``), so an oversized loop is refused at once.
 """
 
 from __future__ import annotations
@@ -26,7 +28,9 @@ from compiler.errors import (
     UndefinedError,
     UsageError,
 )
+from compiler.frontend.deep import tokens
 from compiler.frontend.expr import ExprEvaluator, Group, Mat, UserFunction, Val
+from compiler.frontend.size import MAX_INSTRUCTIONS, check_loop_size
 from compiler.ir import (
     Avg,
     Input,
@@ -47,9 +51,9 @@ KEYWORDS = frozenset(
 )
 RESERVED = KEYWORDS | set(BUILTINS) | set(CONSTANTS) | {"n", "T"}
 _TEMP = re.compile(r"^_\d+$")
+_TOP_LEVEL_ONLY = frozenset({"input_decl", "param_decl", "const_decl", "output_stmt"})
 MAX_ENTRIES = 100_000  # per declared group: beyond this a file is a mistake, not an architecture
 MAX_RANGE = 100_000  # iterations of one for loop or sum
-MAX_INSTRUCTIONS = 1_000_000
 
 
 class Flattener(ExprEvaluator):
@@ -198,12 +202,7 @@ class Flattener(ExprEvaluator):
     # -- statements -------------------------------------------------------------------------------
     def statement(self, node: Tree) -> None:
         handler = getattr(self, f"stmt_{node.data}")
-        if self.loop_depth and node.data in {
-            "input_decl",
-            "param_decl",
-            "const_decl",
-            "output_stmt",
-        }:
+        if self.loop_depth and node.data in _TOP_LEVEL_ONLY:
             what = node.data.split("_")[0]
             msg = f"{what} belongs at the top level of arch, not inside a for loop"
             raise self.fail(ProgramError, msg, node)
@@ -225,7 +224,7 @@ class Flattener(ExprEvaluator):
             raise self.fail(IndexRangeError, msg, node)
         return shape
 
-    def declare_group(self, name_tok: Token, kind: Kind, shape: tuple[int, ...]) -> None:
+    def declare_group(self, name_tok: Token | Tree, kind: Kind, shape: tuple[int, ...]) -> None:
         name = str(name_tok)
         self.check_new(name, name_tok, declaring=True)
         self.groups[name] = (kind, shape)
@@ -286,7 +285,7 @@ class Flattener(ExprEvaluator):
         v = self.value(expr, "an assignment") if not isinstance(v, Val) else v
         last = self.body[-1] if len(self.body) > self.stmt_start else None
         fresh_result = last is not None and v.expr == sym(last.out) and _TEMP.match(last.out)
-        if fresh_result and (v.kind == "vector" or isinstance(last, Avg)):
+        if last is not None and fresh_result and (v.kind == "vector" or isinstance(last, Avg)):
             del self.kinds[last.out]
             self.body[-1] = replace(last, out=name)
             self.kinds[name] = v.kind
@@ -336,6 +335,8 @@ class Flattener(ExprEvaluator):
             raise self.fail(IndexRangeError, msg, hi_node)
         if hi - lo > MAX_RANGE:
             raise self.fail(IndexRangeError, f"loop range longer than {MAX_RANGE}", hi_node)
+        if self.loop_depth == 0:
+            check_loop_size(self, node, f"for {var} in {lo}..{hi}")
         self.loop_depth += 1
         try:
             for t in range(lo, hi):
@@ -364,7 +365,7 @@ class Flattener(ExprEvaluator):
         self.functions[name] = UserFunction(name, tuple(dummies.values()), v.expr)
 
     def program(self, tree: Tree) -> Program:
-        self.taken = {str(t) for t in tree.scan_values(lambda v: isinstance(v, Token))}
+        self.taken = tokens(tree)
         archs = [c for c in tree.children if isinstance(c, Tree) and c.data == "arch"]
         for c in tree.children:
             if isinstance(c, Tree) and c.data == "def_stmt":

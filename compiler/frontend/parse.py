@@ -1,11 +1,18 @@
-"""Entry points from text to a verified Program: :func:`parse_text` and :func:`parse_file`."""
+"""Entry points from text to a verified Program: :func:`parse_text` and :func:`parse_file`.
+
+Before flattening, the parse tree's nesting is measured (``frontend/deep``): a tree nested deeper
+than ``MAX_NESTING`` is refused at its deepest node, and a deep one is flattened with the stack
+it needs.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
 
+from compiler.errors import ProgramError
+from compiler.frontend.deep import MAX_NESTING, nesting, with_room
 from compiler.frontend.flatten import flatten
-from compiler.frontend.syntax import parse_tree, read_source
+from compiler.frontend.syntax import node_loc, parse_tree, read_source
 from compiler.ir import Program
 from compiler.verify import verify
 
@@ -16,7 +23,11 @@ def parse_text(
     """Parse, flatten and verify one architecture. ``consts`` overrides ``const`` declarations
     (e.g. ``{"S": 16}`` to unroll a sequence model over 16 tokens)."""
     tree = parse_tree(text, filename)
-    return verify(flatten(tree, filename, text, consts))
+    depth, deepest = nesting(tree)
+    if depth > MAX_NESTING:
+        msg = f"expressions nested {depth} levels deep; at most {MAX_NESTING} are supported"
+        raise ProgramError(msg, node_loc(deepest, filename), text)
+    return verify(with_room(depth, lambda: flatten(tree, filename, text, consts)))
 
 
 def parse_file(path: str | Path, consts: dict[str, int] | None = None) -> Program:

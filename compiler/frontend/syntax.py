@@ -13,7 +13,7 @@ from importlib import resources
 from pathlib import Path
 
 import lark
-from lark import Lark, Tree
+from lark import Lark, Token, Tree
 
 from compiler.errors import EncodingError, SourceSyntaxError, UsageError
 from compiler.ir import Loc
@@ -82,7 +82,7 @@ def parse_tree(text: str, filename: str = "<string>") -> Tree:
         return parser().parse(text)
     except lark.exceptions.UnexpectedCharacters as e:
         raise SourceSyntaxError(
-            f"unexpected character {text[e.pos_in_stream]!r}",
+            f"unexpected character {text[e.pos_in_stream or 0]!r}",
             Loc(filename, e.line, e.column),
             text,
         ) from None
@@ -149,3 +149,12 @@ def _unclosed_brace(text: str) -> tuple[int, int] | None:
                 del stack[k:]
     unclosed += [(e[0], e[1]) for e in stack]
     return min(unclosed) if unclosed else None
+
+
+def node_loc(node: Tree | Token, filename: str) -> Loc:
+    """The source position of a parse-tree node or token (end column when on one line)."""
+    if isinstance(node, Token):
+        return Loc(filename, node.line or 1, node.column or 1, node.end_column)
+    meta = node.meta
+    end = meta.end_column if getattr(meta, "end_line", None) == getattr(meta, "line", 0) else None
+    return Loc(filename, getattr(meta, "line", 1), getattr(meta, "column", 1), end)
