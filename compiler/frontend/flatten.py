@@ -161,7 +161,7 @@ class Flattener(ExprEvaluator):
         if len(prefix) < len(shape):
             return Group(base, kind, shape[len(prefix) :], tuple(prefix))
         name = indexed(base, tuple(prefix))
-        return Mat(name) if kind == "matrix" else Val(kind, sym(name))  # type: ignore[arg-type]
+        return Mat(name) if kind == "matrix" else Val(kind, sym(name))
 
     def index(self, node: Tree) -> int:
         """An integer index; a bare unknown name gets a message about what an index can be."""
