@@ -192,6 +192,10 @@ def build_training(program: Program, param_spec: str | Parametrization,
     opt = parse_optimizer(opt_spec) if isinstance(opt_spec, str) else opt_spec
     signal = parse_signal(loss_spec) if isinstance(loss_spec, str) else loss_spec
     _check_counts(steps, n_train, n_test, batch_size)
+    if signal.kind == "softmax" and len(program.outputs) < 2:
+        raise UsageError(f"--loss {signal.name}: cross-entropy needs k ≥ 2 outputs (arch "
+                         f"{program.name} has {len(program.outputs)}; softmax of one logit is 1, "
+                         "so χ would vanish); use mse or list several outputs")
     widths = training_width_exponents(program, param)
     tensors = tuple(
         TensorTraining(p.name, p.kind, p.names, param[p.name], param.table[p.name].sigma,
