@@ -1,4 +1,4 @@
-"""The finite-width trainer: T steps of a :class:`~compiler.train.setup.Training` at width n, K seeds.
+"""The finite-width trainer: T steps of a :class:`~compiler.train.setup.Training` at width n.
 
 Parameters and optimizer state are materialised (matrices as n×n arrays) and carried from step to
 step, so T steps cost O(T) passes of n×n work. Each step executes the backpropagation program of
@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -122,8 +123,7 @@ def train(training: Training, x: np.ndarray, y: np.ndarray, width: int,
     fs, losses = [], []
     for k, seed in enumerate(seeds):
         run = _SeedRun(training, bps, factors, width, x, y)
-        f, loss = run.run(seed, dist, None if progress is None else
-                          (lambda t, k=k: progress(k, t)))
+        f, loss = run.run(seed, dist, None if progress is None else partial(progress, k))
         fs.append(f)
         losses.append(loss)
     return TrainResult(training, width, tuple(seeds), np.stack(fs), np.stack(losses))

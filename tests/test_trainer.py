@@ -102,12 +102,12 @@ def gradients(net: Net, x: np.ndarray, chi: np.ndarray, resnet: bool, e_out: flo
     n = net.v.shape[1]
     gv = n ** -e_out * chi.T @ relu(z[-1]).T
     dz = n ** -e_out * step(z[-1]) * (net.v.T @ chi.T)  # ∂/∂z_L per point (n, points)
-    gW = [np.zeros_like(w) for w in net.W]
+    grad_w = [np.zeros_like(w) for w in net.W]
     for layer in reversed(range(len(net.W))):
-        gW[layer] = dz @ relu(z[layer]).T
+        grad_w[layer] = dz @ relu(z[layer]).T
         back = net.W[layer].T @ dz
         dz = dz + step(z[layer]) * back if resnet else step(z[layer]) * back
-    return Net(dz @ x, gW, gv)
+    return Net(dz @ x, grad_w, gv)
 
 
 def error_signal(name: str, f: np.ndarray, y: np.ndarray) -> np.ndarray:

@@ -14,7 +14,7 @@ from typing import Any, assert_never
 import numpy as np
 import sympy
 
-from compiler.train.signals import F, Y, ErrorSignal
+from compiler.train.signals import ErrorSignal, F, Y
 
 
 @lru_cache(maxsize=64)
