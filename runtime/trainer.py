@@ -155,9 +155,10 @@ class _SeedRun:
                 f0 = f.copy() if f0 is None else f0
                 f = f - f0
             fs.append(f)
-            losses.append(signals.loss(self.tr.signal, f[:self.n_train], self.y))
-            if t < self.tr.steps:
-                self._step(t, runs, f)
+            with np.errstate(all="ignore"):  # a diverging run is reported by tensor, below
+                losses.append(signals.loss(self.tr.signal, f[:self.n_train], self.y))
+                if t < self.tr.steps:
+                    self._step(t, runs, f)
             if progress is not None:
                 progress(t)
         return np.stack(fs), np.array(losses)

@@ -49,13 +49,14 @@ def _options(p: argparse.ArgumentParser) -> None:
 @command("train", "train at finite width and print f_t and the loss", _options)
 def cmd_train(args: argparse.Namespace) -> Report:
     from compiler.train.options import parse_optimizer
-    from compiler.train.setup import build_training
+    from compiler.train.setup import build_training, check_signal
     from compiler.train.signals import parse_signal
     from runtime.trainer import train
     from runtime.training.dataset import load_training_data
 
     program = load(args)
     opt, signal = parse_optimizer(args.opt), parse_signal(args.loss)
+    check_signal(program, signal)
     data = load_training_data(args.data, program, signal)
     training = build_training(program, args.param, opt, signal, args.steps, data.n_train,
                               data.n_test, args.batch_size, args.center)
