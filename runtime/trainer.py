@@ -174,9 +174,12 @@ class _SeedRun:
         return drawn
 
     def _execute(self, t: int) -> list[Execution]:
-        """Forward and backward of every output at the current parameters (the last f_T needs
-        the forward pass only, which every backprop program begins with)."""
+        """Forward and backward of every output at the current parameters (one run per output);
+        the last step's f_T needs the forward program only (the same output names)."""
         try:
+            if t == self.tr.steps:
+                forward = execute(self.tr.program, self.n, inputs=self.x, params=self.params)
+                return [forward] * len(self.bps)
             return [execute(bp.program, self.n, inputs=self.x, params=self.params)
                     for bp in self.bps]
         except NumericError as e:
