@@ -4,6 +4,8 @@ memory errors, and the record's own checks (04 §4.2, §4.3)."""
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pytest
 import sympy
@@ -164,3 +166,30 @@ def test_gradients_are_derivatives_of_the_chi_weighted_output(arch: str) -> None
     numeric = (phi(h) - phi(-h)) / (2 * h)
     assert abs(predicted) > 1e-3
     assert abs(numeric - predicted) <= 1e-6 * abs(predicted)
+
+
+def test_observer_sees_every_step_and_the_update_rule() -> None:
+    """P_{t+1} = P_t − η·n^{-C}·Q(G_t) with Q = id for SGD: the observed Q inputs and parameters
+    obey it (03 §3.1), for every step and seed."""
+    tr = build_training(program("mlp2"), "ntp", "sgd(lr=0.3)", "mse", 3, 4, 1)
+    x, y = data(4, 1, 1)
+    seen: list = []
+    train(tr, x, y, 32, seeds=(0, 1), observer=lambda s: seen.append(
+        (s.seed, s.t, {k: v.copy() for k, v in s.params.items()},
+         {k: [g.copy() for g in v] for k, v in s.q_inputs.items()}, s.values["x2"].shape)))
+    assert [(s, t) for s, t, *_ in seen] == [(s, t) for s in (0, 1) for t in range(4)]
+    assert all(shape == (32, 5) for *_, shape in seen)
+    for before, after in itertools.pairwise(seen):
+        if before[0] != after[0]:
+            continue
+        for group in tr.tensors:
+            rate = 0.3 * 32.0 ** -float(group.exponents.C)
+            for e, g in zip(group.entries, before[3][group.name], strict=True):
+                np.testing.assert_allclose(after[2][e], before[2][e] - rate * g, rtol=1e-13,
+                                           atol=1e-15)
+
+
+def test_training_record_gives_the_total_program_per_output() -> None:
+    tr = build_training(program("mlp2"), "mup", "adam", "mse", 2, 3, 2)
+    (total,) = tr.totals
+    assert total.batch == 5 and total.grads is not None and len(total.grads) == 5
