@@ -26,6 +26,7 @@ draws from its own stream seeded by (seed, name).
 
 from __future__ import annotations
 
+import math
 import os
 import zlib
 from collections.abc import Callable, Mapping
@@ -55,8 +56,16 @@ from runtime.limits.ketrules import (
     stein_hats,
     stein_solve,
 )
-from runtime.limits.outer import Arg, copy_average, min_block_bytes
-from runtime.limits.result import LimitOptions, LimitResult, Progress, ScalarMethod
+from runtime.limits.mcbias import bias_bound, reads_copies, reads_copy, widen
+from runtime.limits.outer import Arg, copy_average, min_block_bytes, pairs_per_own
+from runtime.limits.result import (
+    MIN_PER_REPLICA,
+    MIN_PER_REPLICA_OUTER,
+    LimitOptions,
+    LimitResult,
+    Progress,
+    ScalarMethod,
+)
 
 __all__ = ["LimitOptions", "LimitResult", "MonteCarloEngine", "estimate_memory", "evaluate"]
 
@@ -81,9 +90,11 @@ class MonteCarloEngine:
 
 
 def _replicas(opts: LimitOptions) -> int:
+    """R: as given (LimitOptions refuses too few particles per replica), else 16 when M ≥ 2048,
+    else M // 128 (at least 1)."""
     m = opts.particle_count
     if opts.replicas is not None:
-        return max(1, min(opts.replicas, m // 2))
+        return opts.replicas
     return 16 if m >= 2048 else max(1, m // 128)
 
 
@@ -109,7 +120,7 @@ def estimate_memory(kets: KetProgram, particles: int, batch: int, opts: LimitOpt
     tangents = sum(len(v) for v in plan.need.values())
     per = particles * batch * 8
     r = _replicas(opts)
-    own = max(1, particles // r)
+    own = max(2, particles // r)
     block = max(
         (
             12 * max(min_block_bytes(own, s.order, opts.outer2_pool, r * batch), 1 << 24)
@@ -139,7 +150,9 @@ def evaluate(
 ) -> LimitResult:
     """Evaluate every limit of ``kets`` by Monte Carlo.  ``inputs`` as for the executor
     (runtime.data.input_batch); ``scalars`` gives the value of every scalar parameter without an
-    init (the limit conditions on it: :func:`runtime.limits.ketrules.condition_scalars`)."""
+    init (the limit conditions on it: :func:`runtime.limits.ketrules.condition_scalars`).  A
+    program with copy averages is run a second time at half their span, and the bias that
+    reveals is added to the standard errors (:mod:`runtime.limits.mcbias`)."""
     opts = opts or LimitOptions()
     batch, cols = input_batch(kets.source, inputs)
     given = condition_scalars(kets, scalars)
@@ -151,28 +164,93 @@ def evaluate(
             f"needs about {need / 2**30:.2f} GiB, more than the budget of "
             f"{_budget(opts) / 2**30:.2f} GiB; use fewer particles or inputs"
         )
-    run = _Run(kets, opts, batch, cols, given)
+    full = _Run(kets, opts, batch, cols, given)
+    copies = reads_copies(kets, full.funcs)
+    flags = _few_particles(full.P, full.R, copies, opts.replicas is not None)
     work = work_units(kets, opts)
-    total, done = sum(work), 0.0
+    total = sum(work) * (2 if copies else 1)
+    _execute(full, work, progress, 0.0, total)
+    if not copies:
+        if progress is not None:
+            progress(total, total, "")
+        return full.result().noted(*flags)
+    if not opts.keep_values:
+        full.values.clear()  # the half run needs only the full run's per-replica estimates
+        full.hatvals.clear()
+    half = _Run(kets, opts, batch, cols, given, span=(full.P - 1) // 2)
+    _execute(half, work, progress, sum(work), total)
+    if progress is not None:
+        progress(total, total, "")
+    return _bias_bounded(full, half).noted(*flags)
+
+
+def _execute(
+    run: _Run, work: list[float], progress: Progress | None, done: float, total: float
+) -> None:
     with np.errstate(all="ignore"):  # NaN/Inf are reported per ket by _check, not as warnings
-        for i, stmt in enumerate(kets.stmts):
+        for i, stmt in enumerate(run.kets.stmts):
             if progress is not None:
                 run.tick = _ticker(progress, done, work[i], total, stmt.out)
                 run.tick(0.0)
             run.step(i, stmt)
             done += work[i]
-    if progress is not None:
-        progress(total, total, "")
-    return run.result()
+
+
+def _few_particles(p: int, r: int, copies: bool, explicit: bool) -> tuple[str, ...]:
+    """Refuse (explicit replicas) or flag (default replicas: too few particles in all) fewer
+    particles per replica than the documented minimum (MIN_PER_REPLICA[_OUTER])."""
+    least = MIN_PER_REPLICA_OUTER if copies else MIN_PER_REPLICA
+    if p >= least:
+        return ()
+    why = (
+        "a copy average over the other particles has noise O(1/P) that biases every nonlinear "
+        "function of it" if copies else "a replica's estimates are biased by O(1/P)"
+    )
+    if explicit:
+        raise UsageError(
+            f"replicas {r} leave {p} particles per replica, fewer than the {least} this program "
+            f"needs ({why}): use fewer replicas or more particles"
+        )
+    return (
+        f"too few particles: {p} per replica, fewer than the {least} this program needs ({why}); "
+        f"the values are unreliable{'' if r > 1 else ' and their s.e. unknown'}: use at least "
+        f"{least * 16} particles",
+    )
+
+
+def _bias_bounded(full: _Run, half: _Run) -> LimitResult:
+    """The full run's result with each Monte Carlo s.e. widened by its copy-average bias bound
+    (scalars and dot coefficients), and a note naming the scalars it dominates."""
+    res = full.result()
+    grown = []
+    for name, per in full.scal.items():
+        if name not in res.stderr or res.methods[name] != "mc":
+            continue
+        bound = bias_bound(per, half.scal[name], full.R)
+        se = res.stderr[name]
+        res.stderr[name] = widen(se, bound)
+        if np.any(~(np.broadcast_to(bound, se.shape) <= se)):
+            grown.append(name)
+    for key, per in full.dot_raw.items():
+        mean, se = res.dots[key]
+        res.dots[key] = (mean, widen(se, bias_bound(per, half.dot_raw[key], full.R)))
+    res.description += "; copy-average bias bounded by a rerun at half the span"
+    if not grown:
+        return res
+    shown = ", ".join(grown[:8]) + (", …" if len(grown) > 8 else "")
+    return res.noted(
+        f"the s.e. of {shown} is mostly a bound on the bias of finite copy averages (OuterNonlin, "
+        f"from a rerun with half the copies): more particles per replica shrink it"
+    )
 
 
 def work_units(kets: KetProgram, opts: LimitOptions) -> list[float]:
-    """Cost of each statement in ψ evaluations: M for a pointwise ket, M·P for an order-1
-    OuterNonlin (every pair of a replica), M·K² for order 2 (K the copy pool)."""
+    """Cost of each statement in ψ evaluations: M for a pointwise ket, M·span for an order-1
+    OuterNonlin (span = P − 1 copies), M·(pairs per own particle) for order 2."""
     r = _replicas(opts)
     p = max(2, opts.particle_count // r)
     m = float(p * r)
-    pair = {0: 1.0, 1: float(p), 2: float(min(opts.outer2_pool, p)) ** 2}
+    pair = {0: 1.0, 1: float(p - 1), 2: float(pairs_per_own(2, p - 1, opts.outer2_pool))}
     return [m * pair[s.order] if isinstance(s, FormulaKet) else m for s in kets.stmts]
 
 
@@ -192,11 +270,15 @@ class _Run:
         batch: int,
         cols: dict[str, np.ndarray],
         given: dict[str, float],
+        span: int | None = None,
     ) -> None:
         self.kets, self.opts, self.batch, self.cols = kets, opts, batch, cols
         self.given = given
         self.R = _replicas(opts)
         self.P = max(2, opts.particle_count // self.R)
+        # copies per own particle (None: all P − 1); the half run also halves the pairs
+        self.span = span
+        self.pool = opts.outer2_pool if span is None else opts.outer2_pool / math.sqrt(2.0)
         self.plan = tangent_plan(kets, opts.stein)
         self.funcs = KetFunctions(kets)
         self.values: dict[str, np.ndarray] = {}
@@ -207,6 +289,7 @@ class _Run:
         self.orient: dict[tuple[str, bool], ParticleHats] = {}
         self.methods: dict[str, ScalarMethod] = {}
         self.dots: dict[tuple[str, str], tuple[np.ndarray, np.ndarray]] = {}
+        self.dot_raw: dict[tuple[str, str], np.ndarray] = {}
         self.tick: Callable[[float], None] | None = None
 
     def normals(self, name: str, shape: tuple[int, ...]) -> np.ndarray:
@@ -245,9 +328,7 @@ class _Run:
         args = self.funcs.args(s)
         arrays = [self.values[v] if kind == "vector" else self.scal[v] for v, _, kind in args]
         need = self.plan.need.get(s.out, frozenset())
-        # E′ of a formula that reads no copy is the formula itself (mean[b](θ) = θ)
-        reads_copy = any(c is not None and kind == "vector" for _, c, kind in args)
-        if s.order == 0 or not reads_copy:
+        if not reads_copy(self.funcs, s):
             y = self.funcs.function(s)(*arrays)
             shape = np.broadcast_shapes(np.shape(y), *(a.shape for a in arrays), (self.P, 1, 1))
             y = np.array(np.broadcast_to(y, shape), dtype=np.float64)
@@ -259,7 +340,7 @@ class _Run:
             ]
             wanted = self._tangent_args(s, need)
             fns = [self.funcs.function(s), *(self.funcs.derivative(s, a) for a in wanted)]
-            outs = copy_average(fns, placed, s.order, self.opts.outer2_pool, tick=self.tick)
+            outs = copy_average(fns, placed, s.order, self.pool, self.span, tick=self.tick)
             y, derivs = outs[0], dict(zip(wanted, outs[1:], strict=True))
         self._check(s.out, y, s)
         self.values[s.out] = y
@@ -303,6 +384,7 @@ class _Run:
             # one value for every replica (e.g. ∂y/∂ŷ = 1): deterministic, standard error 0
             exact = val.shape[0] == 1 and self.R > 1
             self.dots[(s.out, c.hat.out)] = _summary(val, self.batch, exact)
+            self.dot_raw[(s.out, c.hat.out)] = val
         return out
 
     def _stein(self, s: MatMulKet, wanted: list[DotCoeff]) -> dict[DotCoeff, np.ndarray]:
