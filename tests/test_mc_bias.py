@@ -63,12 +63,13 @@ SINE = lower(
 E[x_b x_c] = E[x_b]E[x_c] = 0 for independent copies.  So r = 0, q = 0 and e = exp(0) = 1 (e: a
 smooth g, bias ½·Var ε)."""
 
-CASES = [(STEIN, {"r": 0.0, "q": 0.0}), (SINE, {"r": 0.0, "q": 0.0, "e": 1.0})]
+CASES = [("stein", {"r": 0.0, "q": 0.0}), ("sine", {"r": 0.0, "q": 0.0, "e": 1.0})]
 
 
 @cache
-def mc(kets, particles: int):
+def mc(name: str, particles: int):
     """One evaluation per program and particle count, shared by the tests below."""
+    kets = {"stein": STEIN, "sine": SINE}[name]
     return evaluate(kets, method="mc", options=LimitOptions(particles=particles))
 
 
@@ -79,14 +80,15 @@ def within(res, truth: dict[str, float]) -> None:
         assert abs(val - want) < Z * se, (name, val, se, want)
 
 
-@pytest.mark.parametrize(("kets", "truth"), CASES, ids=["stein", "sine"])
-def test_order2_limits_of_zero_within_4_standard_errors(kets, truth):
-    within(mc(kets, 16384), truth)
+@pytest.mark.parametrize(("name", "truth"), CASES)
+def test_order2_limits_of_zero_within_4_standard_errors(name, truth):
+    within(mc(name, 16384), truth)
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize(("kets", "truth"), CASES, ids=["stein", "sine"])
-def test_order2_limits_of_zero_within_4_standard_errors_more_particles(kets, truth):
+@pytest.mark.parametrize(("name", "truth"), CASES)
+def test_order2_limits_of_zero_within_4_standard_errors_more_particles(name, truth):
+    kets = {"stein": STEIN, "sine": SINE}[name]
     for seed in (0, 1):
         opts = LimitOptions(particles=65536, seed=seed)
         within(evaluate(kets, method="mc", options=opts), truth)
@@ -95,7 +97,7 @@ def test_order2_limits_of_zero_within_4_standard_errors_more_particles(kets, tru
 def test_bias_shrinks_with_particles_and_is_noted():
     """The copy average spans the replica, so the bias of relu(y) falls as M grows (it was fixed
     by a pool of 96 before); where the bound dominates the s.e. a note says so."""
-    small, big = mc(STEIN, 4096), mc(STEIN, 16384)
+    small, big = mc("stein", 4096), mc("stein", 16384)
     assert big.scalars["r"][0] < small.scalars["r"][0]
     assert any("bias of finite copy averages" in n for n in big.notes)
     assert "half the span" in big.description
@@ -104,7 +106,7 @@ def test_bias_shrinks_with_particles_and_is_noted():
 def test_scalars_no_copy_average_reaches_keep_their_standard_error():
     """t does not depend on the copy average: the rerun gives the same per-replica values, so the
     bias bound is exactly 0 and the s.e. is the replica spread alone."""
-    res = mc(STEIN, 4096)
+    res = mc("stein", 4096)
     plain = evaluate(
         lower(parse_text("arch t {\n param u : vector\n t = avg(sigmoid(u + 1/2))\n output u\n}")),
         method="mc",
