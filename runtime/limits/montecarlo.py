@@ -19,9 +19,12 @@ just of the last particle mean.  Arrays are (P, R, C): particles, replicas, inpu
   coefficients whose derivative crosses step/sign (Dirac delta), and for all with ``stein=True``.
 
 Standard errors are the spread of the R replicas; with R = 1 a Monte Carlo value's error is
-unknown (NaN).  Shares nothing with the finite-width executor but the IR, ``runtime/codegen.py``
-and the input binding of ``runtime/data.py``.  Deterministic for a seed: every ket and hat
-draws from its own stream seeded by (seed, name).
+unknown (NaN).  The bias of finite copy averages is the same in every replica, so a program with
+OuterNonlins is run again with half the copies and the difference bounds it
+(:mod:`runtime.limits.mcbias`); too few particles per replica are refused or flagged.  Shares
+nothing with the finite-width executor but the IR, ``runtime/codegen.py`` and the input binding
+of ``runtime/data.py``.  Deterministic for a seed: every ket and hat draws from its own stream
+seeded by (seed, name).
 """
 
 from __future__ import annotations
@@ -56,16 +59,9 @@ from runtime.limits.ketrules import (
     stein_hats,
     stein_solve,
 )
-from runtime.limits.mcbias import bias_bound, reads_copies, reads_copy, widen
+from runtime.limits.mcbias import bias_bounded, few_particles, reads_copies, reads_copy
 from runtime.limits.outer import Arg, copy_average, min_block_bytes, pairs_per_own
-from runtime.limits.result import (
-    MIN_PER_REPLICA,
-    MIN_PER_REPLICA_OUTER,
-    LimitOptions,
-    LimitResult,
-    Progress,
-    ScalarMethod,
-)
+from runtime.limits.result import LimitOptions, LimitResult, Progress, ScalarMethod
 
 __all__ = ["LimitOptions", "LimitResult", "MonteCarloEngine", "estimate_memory", "evaluate"]
 
@@ -166,7 +162,7 @@ def evaluate(
         )
     full = _Run(kets, opts, batch, cols, given)
     copies = reads_copies(kets, full.funcs)
-    flags = _few_particles(full.P, full.R, copies, opts.replicas is not None)
+    flags = few_particles(full.P, full.R, copies, opts.replicas is not None)
     work = work_units(kets, opts)
     total = sum(work) * (2 if copies else 1)
     _execute(full, work, progress, 0.0, total)
@@ -181,7 +177,8 @@ def evaluate(
     _execute(half, work, progress, sum(work), total)
     if progress is not None:
         progress(total, total, "")
-    return _bias_bounded(full, half).noted(*flags)
+    res = bias_bounded(full.result(), (full.scal, full.dot_raw), (half.scal, half.dot_raw), full.R)
+    return res.noted(*flags)
 
 
 def _execute(
@@ -194,54 +191,6 @@ def _execute(
                 run.tick(0.0)
             run.step(i, stmt)
             done += work[i]
-
-
-def _few_particles(p: int, r: int, copies: bool, explicit: bool) -> tuple[str, ...]:
-    """Refuse (explicit replicas) or flag (default replicas: too few particles in all) fewer
-    particles per replica than the documented minimum (MIN_PER_REPLICA[_OUTER])."""
-    least = MIN_PER_REPLICA_OUTER if copies else MIN_PER_REPLICA
-    if p >= least:
-        return ()
-    why = (
-        "a copy average over the other particles has noise O(1/P) that biases every nonlinear "
-        "function of it" if copies else "a replica's estimates are biased by O(1/P)"
-    )
-    if explicit:
-        raise UsageError(
-            f"replicas {r} leave {p} particles per replica, fewer than the {least} this program "
-            f"needs ({why}): use fewer replicas or more particles"
-        )
-    return (
-        f"too few particles: {p} per replica, fewer than the {least} this program needs ({why}); "
-        f"the values are unreliable{'' if r > 1 else ' and their s.e. unknown'}: use at least "
-        f"{least * 16} particles",
-    )
-
-
-def _bias_bounded(full: _Run, half: _Run) -> LimitResult:
-    """The full run's result with each Monte Carlo s.e. widened by its copy-average bias bound
-    (scalars and dot coefficients), and a note naming the scalars it dominates."""
-    res = full.result()
-    grown = []
-    for name, per in full.scal.items():
-        if name not in res.stderr or res.methods[name] != "mc":
-            continue
-        bound = bias_bound(per, half.scal[name], full.R)
-        se = res.stderr[name]
-        res.stderr[name] = widen(se, bound)
-        if np.any(~(np.broadcast_to(bound, se.shape) <= se)):
-            grown.append(name)
-    for key, per in full.dot_raw.items():
-        mean, se = res.dots[key]
-        res.dots[key] = (mean, widen(se, bias_bound(per, half.dot_raw[key], full.R)))
-    res.description += "; copy-average bias bounded by a rerun at half the span"
-    if not grown:
-        return res
-    shown = ", ".join(grown[:8]) + (", …" if len(grown) > 8 else "")
-    return res.noted(
-        f"the s.e. of {shown} is mostly a bound on the bias of finite copy averages (OuterNonlin, "
-        f"from a rerun with half the copies): more particles per replica shrink it"
-    )
 
 
 def work_units(kets: KetProgram, opts: LimitOptions) -> list[float]:
