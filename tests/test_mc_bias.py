@@ -178,3 +178,17 @@ def test_copy_average_is_unbiased_for_a_product_of_copies():
             v[(p + i) % n] * v[(p + j) % n] for i in range(1, n) for j in range(i + 1, n)
         ]
         assert got[p] == pytest.approx(v[p] * np.mean(terms), rel=1e-12, abs=1e-14)
+
+
+ORDER1 = lower(
+    parse_text("arch o1 {\n param x : vector\n y = mean[b](relu(x[b]) * x)\n q = avg(y*y)\n"
+               " output y\n}")
+)
+"""y = x·E relu(x_b) = x/√(2π), so q = E[x²]/(2π) = 1/(2π); the copy average's noise adds
+E[x²]·Var(relu)/span = (1/2 − 1/(2π))/span to q (1.2 replica s.e. at P = 128, M = 16384)."""
+
+
+@pytest.mark.parametrize("replicas", [16, 128])
+def test_order1_square_within_4_standard_errors_for_few_and_many_replicas(replicas):
+    res = evaluate(ORDER1, method="mc", options=LimitOptions(particles=16384, replicas=replicas))
+    within(res, {"q": 1 / (2 * np.pi)})
