@@ -192,3 +192,13 @@ E[x²]·Var(relu)/span = (1/2 − 1/(2π))/span to q (1.2 replica s.e. at P = 12
 def test_order1_square_within_4_standard_errors_for_few_and_many_replicas(replicas):
     res = evaluate(ORDER1, method="mc", options=LimitOptions(particles=16384, replicas=replicas))
     within(res, {"q": 1 / (2 * np.pi)})
+
+
+def test_cli_refuses_replicas_that_leave_too_few_particles(capsys):
+    from compiler.cli import main
+
+    outer2 = str(ROOT / "samples" / "programs" / "outer2.nx")
+    assert main(["limit-scalars", outer2, "--method", "mc", "--replicas", "20000"]) == 1
+    assert "--replicas 20000 of 16384 particles leave 0" in capsys.readouterr().err
+    assert main(["limit-scalars", outer2, "--method", "mc", "--replicas", "0"]) == 1
+    assert "--replicas" in capsys.readouterr().err
