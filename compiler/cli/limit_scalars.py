@@ -124,8 +124,12 @@ def _limits(
     from runtime.limits import LimitOptions, evaluate
 
     budget = int(args.memory_limit * 2**30) if args.memory_limit else None
-    opts = LimitOptions(particles=args.particles, replicas=args.replicas, seed=args.seed,
-                        stein=args.stein, outer2_pool=args.outer2_pool, memory_budget=budget)
+    try:
+        opts = LimitOptions(particles=args.particles, replicas=args.replicas, seed=args.seed,
+                            stein=args.stein, outer2_pool=args.outer2_pool, memory_budget=budget)
+    except UsageError as e:  # name the option as the user wrote it (replicas -> --replicas)
+        named = f"--{e.message}" if e.message.startswith("replicas") else e.message
+        raise UsageError(named) from None
     progress = Progress("limit")
     try:
         return evaluate(kets, x, args.method, opts, scalars=given, progress=progress)

@@ -108,9 +108,11 @@ def particle_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--particles", type=integer_at_least(4), metavar="M",
                    help="Monte Carlo particles (default 16384)")
     p.add_argument("--outer2-pool", type=integer_at_least(2), default=96, metavar="K",
-                   help="copy pool of order-2 OuterNonlins (cost M·K², bias O(1/K); default 96)")
+                   help="order-2 OuterNonlins average about K² copy pairs per particle "
+                        "(cost M·K²; default 96)")
     p.add_argument("--replicas", type=integer_at_least(2), metavar="R",
-                   help="independent replicas for standard errors")
+                   help="independent replicas for standard errors (each keeps at least "
+                        "max(32, R) particles, 128 with OuterNonlins)")
     p.add_argument("--memory-limit", type=positive_number, metavar="GIB",
                    help="refuse runs above this")
 

@@ -84,6 +84,31 @@ def evaluate(
     ``inputs`` as for the executor; ``scalars``: values of random scalar parameters."""
     options = options or LimitOptions()
     given = dict(scalars or {})
+    return _drawn_noted(_evaluate(program, inputs, method, options, given, progress), given)
+
+
+def _drawn_noted(res: LimitResult, given: Mapping[str, float]) -> LimitResult:
+    """A scalar parameter without init and without a given value was conditioned on a random
+    draw: its value, and every limit that depends on it, is that draw's, not a property of the
+    architecture — say so, and how to choose it."""
+    drawn = {k: v for k, v in res.given.items() if k not in given}
+    return res.noted(
+        *(
+            f"scalar parameter {k} has no value: the limits are conditioned on its random "
+            f"(seed-0) draw {k} = {v:.6g}; give --scalar {k}=VALUE to choose it"
+            for k, v in drawn.items()
+        )
+    )
+
+
+def _evaluate(
+    program: object,
+    inputs: object,
+    method: str,
+    options: LimitOptions,
+    given: dict[str, float],
+    progress: Progress | None,
+) -> LimitResult:
     if method != "auto":
         engine = _engine(method, program)
         try:

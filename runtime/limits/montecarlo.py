@@ -19,13 +19,17 @@ just of the last particle mean.  Arrays are (P, R, C): particles, replicas, inpu
   coefficients whose derivative crosses step/sign (Dirac delta), and for all with ``stein=True``.
 
 Standard errors are the spread of the R replicas; with R = 1 a Monte Carlo value's error is
-unknown (NaN).  Shares nothing with the finite-width executor but the IR, ``runtime/codegen.py``
-and the input binding of ``runtime/data.py``.  Deterministic for a seed: every ket and hat
-draws from its own stream seeded by (seed, name).
+unknown (NaN).  The bias of finite copy averages is the same in every replica, so a program with
+OuterNonlins is run again with half the copies and the difference bounds it
+(:mod:`runtime.limits.mcbias`); too few particles per replica are refused or flagged.  Shares
+nothing with the finite-width executor but the IR, ``runtime/codegen.py`` and the input binding
+of ``runtime/data.py``.  Deterministic for a seed: every ket and hat draws from its own stream
+seeded by (seed, name).
 """
 
 from __future__ import annotations
 
+import math
 import os
 import zlib
 from collections.abc import Callable, Mapping
@@ -55,7 +59,8 @@ from runtime.limits.ketrules import (
     stein_hats,
     stein_solve,
 )
-from runtime.limits.outer import Arg, copy_average, min_block_bytes
+from runtime.limits.mcbias import bias_bounded, few_particles, reads_copies, reads_copy
+from runtime.limits.outer import Arg, copy_average, min_block_bytes, pairs_per_own
 from runtime.limits.result import LimitOptions, LimitResult, Progress, ScalarMethod
 
 __all__ = ["LimitOptions", "LimitResult", "MonteCarloEngine", "estimate_memory", "evaluate"]
@@ -81,9 +86,11 @@ class MonteCarloEngine:
 
 
 def _replicas(opts: LimitOptions) -> int:
+    """R: as given (LimitOptions refuses too few particles per replica), else 16 when M ≥ 2048,
+    else M // 128 (at least 1)."""
     m = opts.particle_count
     if opts.replicas is not None:
-        return max(1, min(opts.replicas, m // 2))
+        return opts.replicas
     return 16 if m >= 2048 else max(1, m // 128)
 
 
@@ -109,7 +116,7 @@ def estimate_memory(kets: KetProgram, particles: int, batch: int, opts: LimitOpt
     tangents = sum(len(v) for v in plan.need.values())
     per = particles * batch * 8
     r = _replicas(opts)
-    own = max(1, particles // r)
+    own = max(2, particles // r)
     block = max(
         (
             12 * max(min_block_bytes(own, s.order, opts.outer2_pool, r * batch), 1 << 24)
@@ -139,7 +146,9 @@ def evaluate(
 ) -> LimitResult:
     """Evaluate every limit of ``kets`` by Monte Carlo.  ``inputs`` as for the executor
     (runtime.data.input_batch); ``scalars`` gives the value of every scalar parameter without an
-    init (the limit conditions on it: :func:`runtime.limits.ketrules.condition_scalars`)."""
+    init (the limit conditions on it: :func:`runtime.limits.ketrules.condition_scalars`).  A
+    program with copy averages is run a second time at half their span, and the bias that
+    reveals is added to the standard errors (:mod:`runtime.limits.mcbias`)."""
     opts = opts or LimitOptions()
     batch, cols = input_batch(kets.source, inputs)
     given = condition_scalars(kets, scalars)
@@ -151,28 +160,46 @@ def evaluate(
             f"needs about {need / 2**30:.2f} GiB, more than the budget of "
             f"{_budget(opts) / 2**30:.2f} GiB; use fewer particles or inputs"
         )
-    run = _Run(kets, opts, batch, cols, given)
+    full = _Run(kets, opts, batch, cols, given)
+    copies = reads_copies(kets, full.funcs)
+    flags = few_particles(full.P, full.R, copies, opts.replicas is not None)
     work = work_units(kets, opts)
-    total, done = sum(work), 0.0
+    total = sum(work) * (2 if copies else 1)
+    _execute(full, work, progress, 0.0, total)
+    if not copies:
+        if progress is not None:
+            progress(total, total, "")
+        return full.result().noted(*flags)
+    if not opts.keep_values:
+        full.values.clear()  # the half run needs only the full run's per-replica estimates
+        full.hatvals.clear()
+    half = _Run(kets, opts, batch, cols, given, span=(full.P - 1) // 2)
+    _execute(half, work, progress, sum(work), total)
+    if progress is not None:
+        progress(total, total, "")
+    res = bias_bounded(full.result(), (full.scal, full.dot_raw), (half.scal, half.dot_raw), full.R)
+    return res.noted(*flags)
+
+
+def _execute(
+    run: _Run, work: list[float], progress: Progress | None, done: float, total: float
+) -> None:
     with np.errstate(all="ignore"):  # NaN/Inf are reported per ket by _check, not as warnings
-        for i, stmt in enumerate(kets.stmts):
+        for i, stmt in enumerate(run.kets.stmts):
             if progress is not None:
                 run.tick = _ticker(progress, done, work[i], total, stmt.out)
                 run.tick(0.0)
             run.step(i, stmt)
             done += work[i]
-    if progress is not None:
-        progress(total, total, "")
-    return run.result()
 
 
 def work_units(kets: KetProgram, opts: LimitOptions) -> list[float]:
-    """Cost of each statement in ψ evaluations: M for a pointwise ket, M·P for an order-1
-    OuterNonlin (every pair of a replica), M·K² for order 2 (K the copy pool)."""
+    """Cost of each statement in ψ evaluations: M for a pointwise ket, M·span for an order-1
+    OuterNonlin (span = P − 1 copies), M·(pairs per own particle) for order 2."""
     r = _replicas(opts)
     p = max(2, opts.particle_count // r)
     m = float(p * r)
-    pair = {0: 1.0, 1: float(p), 2: float(min(opts.outer2_pool, p)) ** 2}
+    pair = {0: 1.0, 1: float(p - 1), 2: float(pairs_per_own(2, p - 1, opts.outer2_pool))}
     return [m * pair[s.order] if isinstance(s, FormulaKet) else m for s in kets.stmts]
 
 
@@ -192,11 +219,15 @@ class _Run:
         batch: int,
         cols: dict[str, np.ndarray],
         given: dict[str, float],
+        span: int | None = None,
     ) -> None:
         self.kets, self.opts, self.batch, self.cols = kets, opts, batch, cols
         self.given = given
         self.R = _replicas(opts)
         self.P = max(2, opts.particle_count // self.R)
+        # copies per own particle (None: all P − 1); the half run also halves the pairs
+        self.span = span
+        self.pool = opts.outer2_pool if span is None else opts.outer2_pool / math.sqrt(2.0)
         self.plan = tangent_plan(kets, opts.stein)
         self.funcs = KetFunctions(kets)
         self.values: dict[str, np.ndarray] = {}
@@ -207,6 +238,7 @@ class _Run:
         self.orient: dict[tuple[str, bool], ParticleHats] = {}
         self.methods: dict[str, ScalarMethod] = {}
         self.dots: dict[tuple[str, str], tuple[np.ndarray, np.ndarray]] = {}
+        self.dot_raw: dict[tuple[str, str], np.ndarray] = {}
         self.tick: Callable[[float], None] | None = None
 
     def normals(self, name: str, shape: tuple[int, ...]) -> np.ndarray:
@@ -245,9 +277,7 @@ class _Run:
         args = self.funcs.args(s)
         arrays = [self.values[v] if kind == "vector" else self.scal[v] for v, _, kind in args]
         need = self.plan.need.get(s.out, frozenset())
-        # E′ of a formula that reads no copy is the formula itself (mean[b](θ) = θ)
-        reads_copy = any(c is not None and kind == "vector" for _, c, kind in args)
-        if s.order == 0 or not reads_copy:
+        if not reads_copy(self.funcs, s):
             y = self.funcs.function(s)(*arrays)
             shape = np.broadcast_shapes(np.shape(y), *(a.shape for a in arrays), (self.P, 1, 1))
             y = np.array(np.broadcast_to(y, shape), dtype=np.float64)
@@ -259,7 +289,7 @@ class _Run:
             ]
             wanted = self._tangent_args(s, need)
             fns = [self.funcs.function(s), *(self.funcs.derivative(s, a) for a in wanted)]
-            outs = copy_average(fns, placed, s.order, self.opts.outer2_pool, tick=self.tick)
+            outs = copy_average(fns, placed, s.order, self.pool, self.span, tick=self.tick)
             y, derivs = outs[0], dict(zip(wanted, outs[1:], strict=True))
         self._check(s.out, y, s)
         self.values[s.out] = y
@@ -303,6 +333,7 @@ class _Run:
             # one value for every replica (e.g. ∂y/∂ŷ = 1): deterministic, standard error 0
             exact = val.shape[0] == 1 and self.R > 1
             self.dots[(s.out, c.hat.out)] = _summary(val, self.batch, exact)
+            self.dot_raw[(s.out, c.hat.out)] = val
         return out
 
     def _stein(self, s: MatMulKet, wanted: list[DotCoeff]) -> dict[DotCoeff, np.ndarray]:

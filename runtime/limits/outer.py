@@ -1,18 +1,28 @@
-"""E′ over copies for OuterNonlin kets by blocked particle averages (spec 01 §1.4, §1.6).
+"""E′ over copies for OuterNonlin kets by averages over other particles (spec 01 §1.4, §1.6).
 
 |y⟩ = E′[ψ(|x⟩; |x⟩′¹; …; |x⟩′ʳ; θ̊)] is a function of the own particle's kets; the copies are
-iid copies of the whole multi-ket, i.e. *other* particles of the same replica:
+iid copies of the whole multi-ket, i.e. *other* particles of the same replica.  Own particle p
+of a replica of P reads the ``span`` particles that follow it cyclically, p+1 … p+span
+(span ≤ P − 1, so never p itself: a particle is not its own copy):
 
-* order 1:  y(p) = 1/(P−1) Σ_{q≠p} ψ(X(p); X(q))  — every pair, O(P²), the diagonal q = p (not
-  an independent copy) removed;
-* order 2:  y(p) = 1/(K(K−1)) Σ_{q≠q′ in pool} ψ(X(p); X(q); X(q′))  over a pool of K ≤ P
-  particles (O(P·K²) instead of O(P³)).  The pool is particles 0…K−1, except for those own
-  particles themselves, which use K…2K−1 (when P ≥ 2K): a particle is never its own copy (that
-  biased every average by about 2/P, measured 1e-3 at P = 1024).  (P particles per replica:
-  ``n_own`` in the code, K: ``pool_k``.)
+* order 1:  y(p) = 1/span Σ_{i=1..span} ψ(X(p); X(p+i));
+* order 2:  y(p) = mean over the pairs (q, q′) = (p+i, p+i+s), s = 1…S, i = 1…span−s, of
+  ψ(X(p); X(q); X(q′)): an incomplete U-statistic.  Every pair is distinct and has q ≠ q′, so
+  each term is an unbiased draw of E″ψ; S (the number of shifts) is the smallest giving about
+  ``pool``² pairs per own particle, the cost of the old K-particle pool.
 
-Blocks of the own index keep memory at about ``block`` ψ evaluations per array; several ψ functions
-(ψ and its slot-0 derivatives, for forward-mode tangents) share one pass over the blocks.
+Why not a pool of K particles shared by every pair (all K² pairs of K particles, as before): the
+noise of y(p) is then 4σ₁²/K, where σ₁² is the variance of E[ψ | one copy]; a nonlinear
+function g of y averages g(y + noise), biased by ½g″·Var (by ∝ sd when y sits at a kink, as
+relu(0)).  Pairs spread over all span copies have noise σ²/pairs + O(σ₁²/span): with span ≈ P
+it is the replica size, not the pool, that sets the bias, which then falls with M.  The bias
+that remains is measured by the caller (:mod:`runtime.limits.montecarlo`) from a second run at
+half the span.
+
+Arrays are moved to (R, C, P) so that the copies of a block of own particles are a sliding
+window (a view, no gather, contiguous inner axis); blocks of own particles keep memory at about
+``block`` ψ evaluations per array, and several ψ functions (ψ and its slot-0 derivatives, for
+forward-mode tangents) share one pass over the blocks.
 """
 
 from __future__ import annotations
@@ -23,6 +33,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
 
 from compiler.errors import UsageError
 
@@ -44,53 +55,99 @@ class Arg:
     vector: bool
 
 
+def shifts(order: int, span: int, pool: float) -> int:
+    """S: the pair offsets q′ − q used by order 2 (about pool² pairs per own particle); 1 for
+    order 1 (the window itself)."""
+    if order == 1:
+        return 1
+    return int(min(max(1, -(-(pool * pool) // span)), span - 1))
+
+
+def pairs_per_own(order: int, span: int, pool: float) -> int:
+    """ψ evaluations per own particle: span (order 1), Σ_{s≤S} (span − s) (order 2)."""
+    if order == 1:
+        return span
+    s = shifts(order, span, pool)
+    return s * span - s * (s + 1) // 2
+
+
 def min_block_bytes(particles: int, order: int, pool: int, columns: int) -> int:
-    """Bytes of one ψ temporary for the smallest block (one own particle)."""
-    per_own = particles if order == 1 else min(pool, particles) ** 2
-    return per_own * columns * 8
+    """Bytes of one ψ temporary for the smallest block (one own particle, one shift)."""
+    return max(1, particles - 1) * columns * 8
 
 
 def copy_average(
     functions: Sequence[Callable[..., np.ndarray]],
     args: Sequence[Arg],
     order: int,
-    pool: int = 256,
+    pool: float = 96,
+    span: int | None = None,
     block: int = BLOCK,
     tick: Callable[[float], None] | None = None,
 ) -> list[np.ndarray]:
     """E′ over copies of each ψ function, for every own particle: a list of (n_own, R, C) arrays.
-    ``tick(fraction)`` is called after each block (the O(P²) loop is where long runs spend
-    their time, so progress must come from inside it)."""
+    ``span``: copies per own particle (default all others, P − 1).  ``tick(fraction)`` is called
+    after each block (the pair loop is where long runs spend their time)."""
     if order not in (1, 2):
         raise UsageError(
             f"OuterNonlin of order {order}: the limit evaluator supports orders 1 and 2"
         )
     vec = [a.array for a in args if a.vector]
     n_own = vec[0].shape[0]
+    span = n_own - 1 if span is None else min(span, n_own - 1)
+    if span < order:
+        raise UsageError(
+            f"an OuterNonlin limit of order {order} needs at least {order + 1} particles per "
+            "replica"
+        )
     cols = np.broadcast_shapes(
         *(a.shape[1:] for a in vec), *(a.array.shape for a in args if not a.vector)
     )
-    pool_k = n_own if order == 1 else min(pool, n_own)
-    if pool_k < 2:
-        raise UsageError("an OuterNonlin limit needs at least 2 particles per replica")
-    per_own = pool_k**order * int(np.prod(cols))
-    step = max(1, block // per_own)
-    outs = [np.empty((n_own, *cols)) for _ in functions]
+    moved = [_particles_last(a, span) for a in args]
+    n_shift = shifts(order, span, pool)
+    step = max(1, block // (span * int(np.prod(cols))))
+    outs = [np.zeros((*cols, n_own)) for _ in functions]
+    blocks = [(a0, min(a0 + step, n_own)) for a0 in range(0, n_own, step)]
 
-    blocks = _blocks(n_own, step, order, pool_k)
-
-    def run(block: tuple[int, int]) -> None:
-        a0, a1 = block
-        first = _pool_start(a0, n_own, order, pool_k)
-        arrays = [_place(a, a0, a1, order, pool_k, first) for a in args]
-        for out, fn in zip(outs, functions, strict=True):
-            y = np.broadcast_to(fn(*arrays), (a1 - a0, *([pool_k] * order), *cols))
-            out[a0:a1] = y.sum(axis=tuple(range(1, order + 1)))
+    def run(blk: tuple[int, int]) -> None:
+        a0, a1 = blk
+        for s in range(1, n_shift + 1):
+            arrays = [
+                _place(a, x, a0, a1, order, span, s) for a, x in zip(args, moved, strict=True)
+            ]
+            width = span if order == 1 else span - s
+            for out, fn in zip(outs, functions, strict=True):
+                y = np.broadcast_to(fn(*arrays), (*cols, a1 - a0, width))
+                out[..., a0:a1] += y.sum(axis=-1)
 
     _run_blocks(run, blocks, tick)
-    diag = _diagonal(functions, args, order, pool_k, cols)
-    norm = (n_own - 1) if order == 1 else pool_k * (pool_k - 1)
-    return [(o - d) / norm for o, d in zip(outs, diag, strict=True)]
+    norm = pairs_per_own(order, span, pool)
+    return [np.ascontiguousarray(np.moveaxis(o / norm, -1, 0)) for o in outs]
+
+
+def _particles_last(a: Arg, span: int) -> np.ndarray:
+    """A vector (P, R, C) as (R, C, P + span): particles last, the first span repeated at the
+    end so that the cyclic window p+1 … p+span is a plain slice; scalars (R, C) unchanged."""
+    if not a.vector:
+        return a.array
+    x = np.moveaxis(a.array, 0, -1)
+    if a.copy is None:
+        return x
+    return np.ascontiguousarray(np.concatenate([x, x[..., :span]], axis=-1))
+
+
+def _place(
+    a: Arg, x: np.ndarray, a0: int, a1: int, order: int, span: int, s: int
+) -> np.ndarray:
+    """The argument for own particles a0…a1 and shift s, shaped (R, C, own, window)."""
+    if not a.vector:
+        return x[..., None, None]
+    if a.copy is None:
+        return x[..., a0:a1, None]
+    # order 1: q = p+1 … p+span; order 2: q = p+i, q′ = p+i+s for i = 1 … span−s
+    width = span if order == 1 else span - s
+    first = 1 if a.copy == 1 else 1 + s
+    return sliding_window_view(x, width, axis=-1)[..., a0 + first : a1 + first, :]
 
 
 def _run_blocks(
@@ -105,62 +162,7 @@ def _run_blocks(
                 if tick is not None:
                     tick((k + 1) / len(blocks))
         return
-    for k, block in enumerate(blocks):
-        run(block)
+    for k, blk in enumerate(blocks):
+        run(blk)
         if tick is not None:
             tick((k + 1) / len(blocks))
-
-
-def _blocks(n_own: int, step: int, order: int, pool_k: int) -> list[tuple[int, int]]:
-    """(start, stop) of the own-particle blocks; for order 2 no block straddles the end of the
-    first pool (the two sides use different pools)."""
-    cuts = set(range(0, n_own, step))
-    if order == 2 and pool_k < n_own:
-        cuts |= set(range(0, pool_k, step)) | {pool_k}
-    starts = sorted(cuts)
-    return list(zip(starts, [*starts[1:], n_own], strict=True))
-
-
-def _pool_start(a0: int, n_own: int, order: int, pool_k: int) -> int:
-    """First particle of the copy pool for own particles from a0 on (see module docstring)."""
-    return pool_k if order == 2 and a0 < pool_k and n_own >= 2 * pool_k else 0
-
-
-def _place(a: Arg, a0: int, a1: int, order: int, pool_k: int, first: int = 0) -> np.ndarray:
-    if not a.vector:
-        return a.array
-    x = a.array
-    if a.copy is None:
-        return x[a0:a1].reshape((a1 - a0, *([1] * order), *x.shape[1:]))
-    shape = [1] * (order + 1)
-    shape[a.copy] = pool_k
-    return x[first : first + pool_k].reshape((*shape, *x.shape[1:]))
-
-
-def _diagonal(
-    functions: Sequence[Callable[..., np.ndarray]],
-    args: Sequence[Arg],
-    order: int,
-    pool_k: int,
-    cols: tuple[int, ...],
-) -> list[np.ndarray]:
-    """The excluded terms: q = p (order 1) or q = q′ (order 2), summed over the rest."""
-    n_own = next(a.array.shape[0] for a in args if a.vector)
-    if order == 1:
-        arrays = [a.array for a in args]
-        return [np.broadcast_to(k(*arrays), (n_own, *cols)) for k in functions]
-    outs = [np.zeros((n_own, *cols)) for _ in functions]
-    step = max(1, BLOCK // (pool_k * int(np.prod(cols))))
-    for a0, a1 in _blocks(n_own, step, order, pool_k):
-        first = _pool_start(a0, n_own, order, pool_k)
-        arrays = []
-        for a in args:
-            if not a.vector:
-                arrays.append(a.array)
-            elif a.copy is None:
-                arrays.append(a.array[a0:a1, None])
-            else:
-                arrays.append(a.array[None, first : first + pool_k])
-        for out, fn in zip(outs, functions, strict=True):
-            out[a0:a1] = np.broadcast_to(fn(*arrays), (a1 - a0, pool_k, *cols)).sum(axis=1)
-    return outs

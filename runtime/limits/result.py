@@ -29,6 +29,18 @@ a fixed init, a conditioned random scalar).  Only "mc" values have a non-zero st
 
 DEFAULT_PARTICLES = 16384
 
+MIN_PER_REPLICA = 32
+"""Fewest particles P per replica.  A replica estimates Grams, dot coefficients and Avg limits from
+its own P particles, and nonlinear functions of those estimates (a hat's scale √Gram, later
+formulas of an Avg) are biased by O(1/P) while the replica s.e. is O(1/√(R·P)): P ≥ R keeps the
+bias below about one s.e., and P ≥ 32 keeps it below a few per cent of the value."""
+
+MIN_PER_REPLICA_OUTER = 128
+"""Fewest particles per replica for a program with an OuterNonlin that reads copies: a copy
+average over the other P − 1 particles has noise variance O(1/P), which biases every nonlinear
+function of it by O(1/P) (O(1/√P) at a kink); the half-span bias check of
+:mod:`runtime.limits.montecarlo` measures that bias only in this asymptotic regime."""
+
 
 class NotApplicableError(UsageError):
     """This engine cannot evaluate this program (the message says why); ``evaluate`` with
@@ -39,8 +51,10 @@ class NotApplicableError(UsageError):
 class LimitOptions:
     """``particles`` M in total (None: 16384; Monte Carlo only, and noted as ignored when given
     to an exact engine); ``replicas`` R (None: 16 when M ≥ 2048, else M // 128, at least 1);
-    ``stein``: every dot coefficient by Stein's lemma; ``outer2_pool``: copy pool K of order-2
-    OuterNonlins; ``memory_budget`` in bytes (None: half of physical memory);
+    every replica keeps at least max(MIN_PER_REPLICA, R) particles (else refused);
+    ``stein``: every dot coefficient by Stein's lemma; ``outer2_pool``: K, about K² copy pairs
+    per particle for order-2 OuterNonlins (:mod:`runtime.limits.outer`); ``memory_budget`` in
+    bytes (None: half of physical memory);
     ``keep_values``: keep the particle values of every ket; ``gradient_independence``: set every
     dot coefficient to 0 (the classical approximation, for comparison only — wrong when W and Wᵀ
     interact, 05 §5.2)."""
@@ -66,6 +80,22 @@ class LimitOptions:
                 raise UsageError(f"{name} must be at least {least}, got {value}")
         if self.seed < 0:
             raise UsageError(f"seed must be a non-negative integer, got {self.seed}")
+        if self.replicas is not None:
+            self._check_replicas(self.particle_count, self.replicas)
+
+    @staticmethod
+    def _check_replicas(m: int, r: int) -> None:
+        """Refuse replicas that leave too few particles each (see MIN_PER_REPLICA)."""
+        p = m // r
+        need = max(MIN_PER_REPLICA, r)
+        if p < need:
+            most = max(1, min(m // MIN_PER_REPLICA, math.isqrt(m)))
+            raise UsageError(
+                f"replicas {r} of {m} particles leave {p} particles per replica; at least "
+                f"{need} are needed (at least {MIN_PER_REPLICA} and no fewer than the replicas: "
+                f"a replica's estimates are biased by O(1/P) and its s.e. is O(1/√(R·P))), so "
+                f"at most {most} replicas here, or more particles"
+            )
 
     @property
     def particle_count(self) -> int:
