@@ -30,7 +30,6 @@ seeded by (seed, name).
 from __future__ import annotations
 
 import math
-import os
 import zlib
 from collections.abc import Callable, Mapping
 from typing import Any, assert_never
@@ -62,6 +61,7 @@ from runtime.limits.ketrules import (
 from runtime.limits.mcbias import bias_bounded, few_particles, reads_copies, reads_copy
 from runtime.limits.outer import Arg, copy_average, min_block_bytes, pairs_per_own
 from runtime.limits.result import LimitOptions, LimitResult, Progress, ScalarMethod
+from runtime.memory import physical_memory
 
 __all__ = ["LimitOptions", "LimitResult", "MonteCarloEngine", "estimate_memory", "evaluate"]
 
@@ -131,10 +131,8 @@ def estimate_memory(kets: KetProgram, particles: int, batch: int, opts: LimitOpt
 def _budget(opts: LimitOptions) -> int:
     if opts.memory_budget is not None:
         return opts.memory_budget
-    try:
-        return int(0.5 * os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))
-    except (ValueError, OSError, AttributeError):
-        return 8 << 30
+    have = physical_memory()
+    return 8 << 30 if have is None else have // 2  # half: the arrays live beside their blocks
 
 
 def evaluate(
