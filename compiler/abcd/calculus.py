@@ -20,9 +20,9 @@ sympy expressions in the abcd exponents:
   readout's sign symmetry, which the first update breaks. The Q input of a group whose leading
   part goes through such averages is n^{-1/2} smaller at step 0 than its scale (``generic``: the
   same sizes with backward averages kept at e): its limit at step 0 is exactly 0 (Q(0) = 0 in
-  the limit), its finite-width size the CLT one, and faithfulness is judged at the scale it has
-  from step 1 on, like a gradient that is exactly 0 at init (03 §3.2 item 2 is about the
-  parametrization's scale, which the symmetry does not change; see the module);
+  the limit), its finite-width size the CLT one, and faithfulness is judged at that scale (03
+  §3.2 item 2 is about the parametrization's scale, which the symmetry does not change; see the
+  module);
 * f_0 = n^{-e_out} Σ_α o_α: −e_out + ½ + e0(o) for a mean-zero o, else −e_out + 1 + e0(o);
   Δf: −e_out + 1 + ed(o).
 
@@ -77,8 +77,8 @@ class Step:
     """The update passes: the Q-input exponents the last one used, the sizes it produced (per
     backprop program), the Q-input exponents measured after it, the sizes of the first pass
     (one update from init) and each group's first nonzero Q input (at init, or after the
-    first update for a gradient that is exactly 0 at init, behind a zero-initialised readout,
-    or whose limit is exactly 0 there by symmetry)."""
+    first update for a gradient that is exactly 0 at init, behind a zero-initialised readout;
+    at its scale for one whose limit is exactly 0 there by symmetry)."""
 
     q_in: dict[str, Size]
     sizes: tuple[Sizes, ...]
@@ -214,27 +214,27 @@ class SizeCalculus:
     def run(self) -> Step:
         """Update passes until the Q inputs settle."""
         q_in = self.q_inputs(self.init, after=False)
-        q0, vanishing = dict(q_in), self.vanishing(q_in)
-        q_first = dict(q_in)
-        pending = {g for g, q in q_in.items() if q is None} | vanishing
+        q0, scale = dict(q_in), self.scales(q_in)
+        q_first = q_in | scale  # a symmetric zero is judged at its scale (see the module)
+        pending = {g for g, q in q_in.items() if q is None}
         first: tuple[Sizes, ...] = ()
         for _ in range(MAX_PASSES):
             sizes = tuple(self.changes(k, q_in) for k in range(len(self.bps)))
             first = first or sizes
             after = self.q_inputs(sizes, after=True)
             for g in [g for g in pending if after[g] is not None]:
-                q_first[g] = after[g]  # the first Q input whose limit is not 0
+                q_first[g] = after[g]  # the first nonzero Q input
                 pending.discard(g)
             if self._settled(q_in, after):
                 break
             q_in = after
-        return Step(q_in, sizes, after, first, q_first, q0, frozenset(vanishing))
+        return Step(q_in, sizes, after, first, q_first, q0, frozenset(scale))
 
-    def vanishing(self, q0: dict[str, Size]) -> set[str]:
-        """Groups whose step-0 Q input is below its scale: only the symmetric CLT drop of
-        gradient averages separates ``init`` from ``generic``, so their limit is exactly 0."""
+    def scales(self, q0: dict[str, Size]) -> dict[str, Size]:
+        """The scale of every group whose step-0 Q input is below it: only the symmetric CLT
+        drop of gradient averages separates ``init`` from ``generic``, so its limit is 0."""
         scale = self.q_inputs(self.generic, after=False)
-        return {g for g, q in q0.items() if is_lower(q, scale[g])}
+        return {g: scale[g] for g, q in q0.items() if is_lower(q, scale[g])}
 
     def zeros(self, step: Step) -> tuple[Zero, ...]:
         """Each vanishing group with the odd gradient averages its gradient reads."""

@@ -7,8 +7,9 @@
 * faithful at init (adaptive Q): every group's first nonzero Q input has exponent 0 — at init,
   or after the first update for a gradient that is exactly 0 at init (behind a zero readout:
   Q(0) = 0 is neither linearised nor saturated, so only the scale it has from step 1 on counts)
-  or whose limit is exactly 0 there by symmetry (its n^{-1/2} is the CLT fluctuation of a zero,
-  not the table's scale: :mod:`compiler.abcd.zeros`, whose notes say what Q makes of it);
+  at its scale (the size once the symmetry is broken) for one whose limit is exactly 0 there by
+  symmetry (its n^{-1/2} is the CLT fluctuation of a zero, not the table's scale:
+  :mod:`compiler.abcd.zeros`, whose notes say what Q makes of it);
   faithful during training: no Q input grows beyond that;
 * stable during training: no forward change and no Δf exponent positive; nontrivial: Δf = Θ(1);
 * r = −max e(Δx) over the forward non-output vectors.
@@ -67,7 +68,7 @@ def grows(first: Size) -> str:
 
 
 def _q_low_high(g: str, q: Exp, later: bool, vanishing: bool) -> tuple[str, str]:
-    head = (f"the gradient of {g} has limit 0 at init (by symmetry) and from step 1 enters Q at "
+    head = (f"the gradient of {g} has limit 0 at init (by symmetry); at its scale it enters Q at "
             if vanishing else
             f"the gradient of {g} is 0 at init and its first nonzero value enters Q at "
             if later else f"the gradient of {g} enters Q at ")

@@ -12,9 +12,12 @@ the Q input of Wq and Wk at step 0 is n^{-1/2} smaller than its scale; so is a l
 **Verdicts.** 03 §3.2 item 2 asks that the input of every Q be Θ(1) at the parametrization's
 scale: neither linearised nor saturated for a generic gradient. A symmetric zero is a property
 of the architecture at step 0, not of the table: no choice of d makes the step-0 input Θ(1)
-without blowing it up by n^{1/2} from step 1 on. So such a Q input is judged, like a gradient that
-is exactly 0 at init, at the first step where its limit is nonzero (``q₁``), and the verdicts
-do not change; the table and the notes say what happens at step 0.
+without blowing it up by n^{1/2} once the symmetry is broken. So such a Q input is judged at its
+scale (``q₁``: its size with the gradient averages at their generic size, which the first update
+reaches when it moves the readout by Θ(1)), and the verdicts do not change; the table (step 0,
+step 1) and the notes say what happens at step 0. (In an operator regime the first update breaks
+the symmetry only by n^{-r}, so such an input stays below its scale during training; the Q-input
+rows show it, the verdicts do not judge it.)
 
 **What follows for Q** (the notes), with q₀ < 0 the step-0 exponent of the Q input n^{D}·∂L/∂P
 (D = d − a) and κ its RMS times n^{−q₀} (width independent):
@@ -94,7 +97,7 @@ def note(names: str, z: Zero, opt: Optimizer, d: Exp, e_out: Exp) -> str:
     why = (f"{names}: Q input {npow(z.q0)} at step 0 with limit exactly 0 (the gradient "
            f"averages {avgs} are odd under the sign flip of {', '.join(z.flips)}: mean zero at "
            f"init, the CLT fluctuation at width n; the first update breaks the symmetry and "
-           f"faithfulness is judged from step 1 on)")
+           f"faithfulness is judged at its scale)")
     match opt.qclass:
         case "adaptive":
             eps = f"{float(opt.eps):g}" if opt.eps is not None else "ε"
