@@ -219,3 +219,14 @@ def test_measured_slope_of_the_score_gradient_fast():
 def test_measured_slope_of_the_score_gradient():
     """Widths 256…2048, as the coordinate check would run them."""
     check_measurement([256, 512, 1024, 2048], seeds=160)
+
+
+def test_ntp_attention_scores_stay_below_scale():
+    """In the operator regime the first update breaks the symmetry only by n^{-1/2}: the score
+    gradients stay n^{-1/2} during training, so (Adam linear near 0) Wq and Wk's updates move f by
+    o(1) and drop out of the limit, as in the NTK of 1/n attention; the verdicts are unchanged."""
+    a = analyse(program("attention"), "ntp", "adam")
+    assert a.regime == "operator" and a["faithful"].holds is True
+    holds = {c.name: c.holds for c in a.contributions}
+    assert holds["Wq"] is False and holds["Wk"] is False and holds["Wv"] is True
+    assert rows(a)["Wq"].step1 == -HALF  # measured after one update: still below its scale
