@@ -129,13 +129,17 @@ def test_calculus_equals_classifier_on_random_tables(case):
 
 @pytest.mark.parametrize("name", OTHERS)
 def test_other_samples_predictions(name):
-    """μP: feature learning with every Q input Θ(1) and every parameter contributing;
-    UP_1/4: operator regime with r = 1/4; SP: unfaithful under Adam (ε > 0)."""
+    """μP: feature learning with every Q input Θ(1) (from step 1 on where its step-0 limit is
+    exactly 0 by symmetry: then n^{-1/2} at step 0, tests/test_abcd_zeros.py) and every parameter
+    contributing; UP_1/4: operator regime with r = 1/4; SP: unfaithful under Adam (ε > 0)."""
     p = parse_file(ROOT / "samples" / f"{name}.nx")
     mu = analyse(p, "mup", "adam")
     assert mu.method == "calculus"
     assert mu.regime == "feature_learning" and mu.r == 0
-    assert all(v == 0 for k, v in mu.quantities if k.startswith("q("))
+    judged = {k.split("(", 1)[1]: v for k, v in mu.quantities if k.startswith(("q(", "q₁("))}
+    assert all(v == 0 for v in judged.values())  # q₁ follows q: the one faithfulness judges
+    for row in mu.q_inputs:
+        assert row.step0 == (-HALF if row.zero_by else 0), row
     assert all(c.holds for c in mu.contributions if c.name != "f_0")
     up = analyse(p, "up:1/4", "adam")
     assert up.regime == "operator" and up.r == sympy.Rational(1, 4)

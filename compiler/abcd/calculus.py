@@ -8,14 +8,21 @@ sympy expressions in the abcd exponents:
 * MatMul W x: −(a+b) + ½ + e(x) at init (CLT); its change is W₀Δx (same size as the hat part, also
   when Δx is correlated with W₀ through backprop) plus ΔW x: −(a+c) + 1 + q_out + e(x) (a sum of n
   correlated terms; q_out is the exponent of Q's output, 0 when faithful);
-* Avg of a mean-zero ket: e − ½ in the forward pass (CLT); otherwise, and for every change, e
-  (changes are correlated with what they are averaged against). A gradient average (e.g. dθ of a
-  layer-norm gain) is mean zero at init only through the readout's sign symmetry, which the first
-  update breaks, so it keeps its O(1) size: its Q input is judged at the scale it has from the
-  second step on; Nonlin/OuterNonlin: the formula rules of :mod:`compiler.abcd.sizes`;
+* Avg of a mean-zero (odd) ket at init: e − ½ (CLT), in the forward and the backward pass: its
+  limit is exactly 0 by a sign-flip symmetry (01 §1.4), what remains at width n is the CLT
+  fluctuation; otherwise, and for every change, e (changes are correlated with what they are
+  averaged against); Nonlin/OuterNonlin: the formula rules of :mod:`compiler.abcd.sizes`;
 * the Q input of a parameter (spec 04 §4.3 factors): D − e_out + e(dV) for a vector,
   D − e_out + max_u e(dy_u) + e(x_u) over the uses y_u = W x_u of a matrix, D + 1 − e_out + e(dθ)
   for a scalar (dθ = ∂F/∂θ is not scaled by n);
+* exact zeros by symmetry (:mod:`compiler.abcd.zeros`): a gradient average that is odd at init
+  (attention's score gradients avg(v ⊙ …), a layer-norm gain's dθ) is mean zero only through the
+  readout's sign symmetry, which the first update breaks. The Q input of a group whose leading
+  part goes through such averages is n^{-1/2} smaller at step 0 than its scale (``generic``: the
+  same sizes with backward averages kept at e): its limit at step 0 is exactly 0 (Q(0) = 0 in
+  the limit), its finite-width size the CLT one, and faithfulness is judged at that scale (03
+  §3.2 item 2 is about the parametrization's scale, which the symmetry does not change; see the
+  module);
 * f_0 = n^{-e_out} Σ_α o_α: −e_out + ½ + e0(o) for a mean-zero o, else −e_out + 1 + e0(o);
   Δf: −e_out + 1 + ed(o).
 
@@ -54,6 +61,7 @@ from compiler.abcd.sizes import (
     emin,
 )
 from compiler.abcd.verdict import Analysis
+from compiler.abcd.zeros import Zero, flips, is_lower, odd_averages
 from compiler.ir import Avg, Instruction, MatMul, Nonlin, OuterNonlin, Program, split_symbol
 from compiler.kets.parity import is_odd, parities, sign_flips
 from compiler.passes.backprop import Backprop, BackpropOptions
@@ -69,13 +77,18 @@ class Step:
     """The update passes: the Q-input exponents the last one used, the sizes it produced (per
     backprop program), the Q-input exponents measured after it, the sizes of the first pass
     (one update from init) and each group's first nonzero Q input (at init, or after the
-    first update for a gradient that is exactly 0 at init, behind a zero-initialised readout)."""
+    first update for a gradient that is exactly 0 at init, behind a zero-initialised readout;
+    at its scale for one whose limit is exactly 0 there by symmetry)."""
 
     q_in: dict[str, Size]
     sizes: tuple[Sizes, ...]
     q_after: dict[str, Size]
     first: tuple[Sizes, ...]
     q_first: dict[str, Size]
+    q0: dict[str, Size]
+    """Each group's Q input at step 0 (its finite-width size; None: exactly 0)."""
+    vanishing: frozenset[str]
+    """Groups whose Q input has limit exactly 0 at step 0 by symmetry (see the module)."""
 
 
 class SizeCalculus:
@@ -92,7 +105,10 @@ class SizeCalculus:
         self.forward = tuple(ins.out for ins in program.body)
         self.copies = tuple({c for ins in program.body if isinstance(ins, OuterNonlin)
                              for c in ins.copies})
-        self.init = tuple(self._init_sizes(bp) for bp in self.bps)
+        self.init = tuple(self._init_sizes(bp, symmetric=True) for bp in self.bps)
+        self.generic = tuple(self._init_sizes(bp, symmetric=False) for bp in self.bps)
+        """The step-0 sizes with every gradient average at the size it has once the first
+        update broke the readout's symmetry: the scale faithfulness is judged at."""
 
     def exps(self, entry: str) -> Exponents:
         return self.param[self.group[entry]]
@@ -106,7 +122,7 @@ class SizeCalculus:
         zero = sympy.oo == e.A or (init is not None and init == 0)
         return Sized(None if zero else -e.A)
 
-    def _init_sizes(self, bp: Backprop) -> Sizes:
+    def _init_sizes(self, bp: Backprop, symmetric: bool) -> Sizes:
         prog = bp.program
         par = self.parity[id(bp)]
         sizes: Sizes = {n: self._leaf(n) for n in (*prog.input_names, *prog.param_names())}
@@ -118,7 +134,7 @@ class SizeCalculus:
                     sizes[ins.out] = Sized(eadd(HALF - self.exps(w).A, sizes[x].e0))
                 case Avg(arg=x):
                     e0 = sizes[x].e0
-                    if e0 is not None and ins.out in forward and is_odd(par[x]):
+                    if e0 is not None and (symmetric or ins.out in forward) and is_odd(par[x]):
                         e0 = e0 - HALF
                     sizes[ins.out] = Sized(e0)
                 case Nonlin() | OuterNonlin():
@@ -198,17 +214,50 @@ class SizeCalculus:
     def run(self) -> Step:
         """Update passes until the Q inputs settle."""
         q_in = self.q_inputs(self.init, after=False)
-        q_first = dict(q_in)
+        q0, scale = dict(q_in), self.scales(q_in)
+        q_first = q_in | scale  # a symmetric zero is judged at its scale (see the module)
+        pending = {g for g, q in q_in.items() if q is None}
         first: tuple[Sizes, ...] = ()
         for _ in range(MAX_PASSES):
             sizes = tuple(self.changes(k, q_in) for k in range(len(self.bps)))
             first = first or sizes
             after = self.q_inputs(sizes, after=True)
-            q_first = {g: after[g] if q is None else q for g, q in q_first.items()}
+            for g in [g for g in pending if after[g] is not None]:
+                q_first[g] = after[g]  # the first nonzero Q input
+                pending.discard(g)
             if self._settled(q_in, after):
                 break
             q_in = after
-        return Step(q_in, sizes, after, first, q_first)
+        return Step(q_in, sizes, after, first, q_first, q0, frozenset(scale))
+
+    def scales(self, q0: dict[str, Size]) -> dict[str, Size]:
+        """The scale of every group whose step-0 Q input is below it: only the symmetric CLT
+        drop of gradient averages separates ``init`` from ``generic``, so its limit is 0."""
+        scale = self.q_inputs(self.generic, after=False)
+        return {g: scale[g] for g, q in q0.items() if is_lower(q, scale[g])}
+
+    def zeros(self, step: Step) -> tuple[Zero, ...]:
+        """Each vanishing group with the odd gradient averages its gradient reads."""
+        out = []
+        named = frozenset(self.decl) | frozenset(self.group.values())
+        for g in (g for g in self.group.values() if g in step.vanishing):
+            avgs: set[str] = set()
+            found: list[str] = []
+            for bp in self.bps:
+                par = self.parity[id(bp)]
+                dep = odd_averages(bp.program, frozenset(self.forward), par)
+                mine = set().union(*(dep[x] for x in self._grad_vectors(bp, g)))
+                found += flips(par, tuple(sorted(mine)), named)
+                avgs |= mine
+            q0 = step.q0[g]
+            assert q0 is not None  # vanishing groups have a step-0 Q input
+            out.append(Zero(g, q0, tuple(sorted(avgs)), tuple(dict.fromkeys(found))))
+        return tuple(dict.fromkeys(out))
+
+    def _grad_vectors(self, bp: Backprop, group: str) -> list[str]:
+        names = [n for n, g in self.group.items() if g == group]
+        out = [x for n in names for u in bp.grads.matrix_uses(n) for x in u.outer]
+        return out + [gr for n in names if (gr := bp.grads.get(n)) is not None]
 
     def _settled(self, q_in: dict[str, Size], after: dict[str, Size]) -> bool:
         # a scale-invariant Q only cares whether a gradient is exactly zero (Q(0) = 0)

@@ -6,7 +6,10 @@
   Forward scalars, the arguments of non-homogeneous functions and f_0 must be O(1);
 * faithful at init (adaptive Q): every group's first nonzero Q input has exponent 0 — at init,
   or after the first update for a gradient that is exactly 0 at init (behind a zero readout:
-  Q(0) = 0 is neither linearised nor saturated, so only the scale it has from step 1 on counts);
+  Q(0) = 0 is neither linearised nor saturated, so only the scale it has from step 1 on counts)
+  at its scale (the size once the symmetry is broken) for one whose limit is exactly 0 there by
+  symmetry (its n^{-1/2} is the CLT fluctuation of a zero, not the table's scale:
+  :mod:`compiler.abcd.zeros`, whose notes say what Q makes of it);
   faithful during training: no Q input grows beyond that;
 * stable during training: no forward change and no Δf exponent positive; nontrivial: Δf = Θ(1);
 * r = −max e(Δx) over the forward non-output vectors.
@@ -28,7 +31,16 @@ from compiler.abcd.calculus import SizeCalculus, Sizes, Step
 from compiler.abcd.classify import SP_OPEN
 from compiler.abcd.conditions import Exp, decided, npow, relation
 from compiler.abcd.sizes import FormulaSizes, Size, Sized, emax
-from compiler.abcd.verdict import Analysis, Check, Contribution, conjunction, standard_verdicts
+from compiler.abcd.verdict import (
+    Analysis,
+    Check,
+    Contribution,
+    QInput,
+    conjunction,
+    standard_verdicts,
+)
+from compiler.abcd.zeros import Zero
+from compiler.abcd.zeros import notes as zero_notes
 from compiler.ir import Nonlin, OuterNonlin, split_symbol
 from compiler.printer import format_instruction
 
@@ -55,8 +67,10 @@ def grows(first: Size) -> str:
     return f"grows at least like {npow(first)} after the first update"
 
 
-def _q_low_high(g: str, q: Exp, later: bool) -> tuple[str, str]:
-    head = (f"the gradient of {g} is 0 at init and its first nonzero value enters Q at "
+def _q_low_high(g: str, q: Exp, later: bool, vanishing: bool) -> tuple[str, str]:
+    head = (f"the gradient of {g} has limit 0 at init (by symmetry); at its scale it enters Q at "
+            if vanishing else
+            f"the gradient of {g} is 0 at init and its first nonzero value enters Q at "
             if later else f"the gradient of {g} enters Q at ")
     return (f"{head}{npow(q)}, too small: Q is linearised (ε dominates)",
             f"{head}{npow(q)}, too large: Q saturates to a sign")
@@ -136,8 +150,9 @@ class Checks:
         for g, q in self.step.q_first.items():
             if q is None:
                 continue
-            later = self.q0[g] is None
-            low, high = _q_low_high(g, q, later)
+            vanishing = g in self.step.vanishing
+            later = self.q0[g] is None or vanishing
+            low, high = _q_low_high(g, q, later, vanishing)
             out.append(Check(f"q₁({g})" if later else f"q({g})", q, "==", 0, low=low, high=high))
         return tuple(out)
 
@@ -176,13 +191,24 @@ def analysis(calc: SizeCalculus, step: Step) -> Analysis:
     every = [ins.out for ins in calc.bps[0].program.body]  # forward, then the gradients
     sizes = tuple((x, checks.init[x].e0, shown[x].ed) for x in every)
     quantities = [("e(f_0)", f0), ("e(Δf)", df)]
-    quantities += [(f"q({g})", q) if q is not None else (f"q₁({g})", step.q_first[g])
-                   for g, q in checks.q0.items()]  # q₁: the first nonzero gradient's Q input
+    for g, q in checks.q0.items():  # q₁: the first Q input whose limit is not 0
+        quantities += [(f"q({g})", q)] if q is not None else []
+        quantities += [(f"q₁({g})", step.q_first[g])] if q is None or g in step.vanishing else []
     first = (("r", checks.r(first=True)), ("e(Δf)", df_first))
+    zeros = calc.zeros(step)
+    notes = ((SP_OPEN,) if calc.param.name.startswith("sp") else ()) + zero_notes(
+        zeros, calc.opt, {g: (calc.param[g].d, calc.param.e_out) for g in calc.param})
     return Analysis("calculus", f"arch {calc.program.name}", calc.param, calc.opt, verdicts, r,
-                    _contributions(calc, step, verdicts[4].condition, f0),
-                    (SP_OPEN,) if calc.param.name.startswith("sp") else (), tuple(quantities),
-                    sizes, first, conjunction(*checks.features_init()))
+                    _contributions(calc, step, verdicts[4].condition, f0), notes,
+                    tuple(quantities), sizes, first, conjunction(*checks.features_init()),
+                    _q_rows(calc, step, zeros))
+
+
+def _q_rows(calc: SizeCalculus, step: Step, zeros: tuple[Zero, ...]) -> tuple[QInput, ...]:
+    """Each group's Q input at step 0 and after the first update (the coordinate check's rows)."""
+    q1 = calc.q_inputs(step.first, after=True)
+    by = {z.group: z.flips for z in zeros}
+    return tuple(QInput(g, q, q1[g], by.get(g, ())) for g, q in step.q0.items())
 
 
 def _contributions(calc: SizeCalculus, step: Step, nontrivial: sympy.Basic,

@@ -54,7 +54,21 @@ def size_table(a: Analysis) -> str:
              ] if a["stable"].holds is False else []
     lines.append(f"{'variable':<{width}}  init  change")
     lines += [f"{x:<{width}}  {fmt(e0):<4}  {fmt(ed)}" for x, e0, ed in a.sizes]
-    return "\n".join(lines) + "\n"
+    return "\n".join(lines + _q_table(a)) + "\n"
+
+
+def _q_table(a: Analysis) -> list[str]:
+    """The Q inputs n^D·∂L/∂P per group at step 0 and after the first update; a step-0 limit
+    that is exactly 0 by symmetry is marked (its exponent is the CLT fluctuation's)."""
+    if not a.q_inputs:
+        return []
+    width = max(len("Q input"), *(len(f"q({r.group})") for r in a.q_inputs))
+    lines = ["", f"{'Q input':<{width}}  step 0  step 1  limit at step 0"]
+    for r in a.q_inputs:
+        zero = f"0 (by symmetry: odd under {', '.join(r.zero_by)})" if r.zero_by else ""
+        lines.append(f"{f'q({r.group})':<{width}}  {fmt(r.step0):<6}  {fmt(r.step1):<6}  "
+                     f"{zero}".rstrip())
+    return lines
 
 
 def table(a: Analysis) -> str:
@@ -147,6 +161,10 @@ def as_json(a: Analysis) -> dict[str, Any]:
     if a.sizes:  # the size calculus: what a coordinate check measures (03 §3.4)
         out["vectors"] = {x: {"init": json_value(e0), "change": json_value(ed)}
                           for x, e0, ed in a.sizes}
+    if a.q_inputs:  # step 0 and 1; zero_by: the flips that make the step-0 limit exactly 0
+        out["q_inputs"] = {r.group: {"step0": json_value(r.step0), "step1": json_value(r.step1),
+                                     "limit_zero_at_step0": bool(r.zero_by),
+                                     "zero_by": list(r.zero_by)} for r in a.q_inputs}
     out["reasons"] = a.reasons()
     out["notes"] = list(a.notes)
     return out

@@ -132,6 +132,18 @@ class Contribution:
 
 
 @dataclass(frozen=True)
+class QInput:
+    """One parameter group's Q input n^{D}·∂L/∂P (entries Θ(n^e)) at step 0 and after the first
+    update; ``zero_by``: the sign flips that make its step-0 limit exactly 0 (empty: it is not;
+    :mod:`compiler.abcd.zeros`)."""
+
+    group: str
+    step0: Exp | None
+    step1: Exp | None
+    zero_by: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class Analysis:
     """Everything an abcd analysis found: verdicts with reasons, r, contributions."""
 
@@ -149,6 +161,8 @@ class Analysis:
     """r and e(Δf) after the very first update from init (lower bounds when they diverge)."""
     features_init: Boolean = sympy.true
     """Whether the features (not f_0) are Θ(1) at init: r is undefined where they are not."""
+    q_inputs: tuple[QInput, ...] = ()
+    """The size calculus's Q inputs per group (what the coordinate check measures, 03 §3.4)."""
 
     def __getitem__(self, name: str) -> Verdict:
         return next(v for v in self.verdicts if v.name == name)
