@@ -1,4 +1,4 @@
-"""Exact numbers from decimal text (issue 11 item 6).
+"""Exact numbers from decimal text: what a user typed prints as typed (9/10, not a binary fraction).
 
 A number a user writes as ``0.9`` means nine tenths, not the binary double nearest to it: every
 numeric value that reaches a formula (option strings, parametrization tables, printed programs)

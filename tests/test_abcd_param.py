@@ -93,7 +93,7 @@ def test_toml_table_with_base_and_symbol(tmp_path):
     f.write_text(TOML)
     p = resolve(str(f), program("mlp1"))
     assert p.name == "mup, slow readout" and p["v"].c == symbol("t")
-    assert p.table["v"].lr == sympy.Rational(1, 2)  # exact, not the double 0.5 (issue 11 item 6)
+    assert p.table["v"].lr == sympy.Rational(1, 2)  # exact, not the double 0.5
     a = analyse(program("mlp1"), p, "adam")
     assert a["feature_learning"].solutions() == sympy.Interval(0, sympy.oo)
     v_update = next(c for c in a.contributions if c.name == "v")

@@ -1,5 +1,5 @@
-"""Exact zeros by symmetry in the size calculus (spec 03 §3.3-3.4, issue 12 "measured outside the
-project"; :mod:`compiler.abcd.zeros`).
+"""Exact zeros by symmetry in the size calculus (spec 03 §3.3-3.4;
+:mod:`compiler.abcd.zeros`).
 
 In μP attention at step 0 the score gradients da[s] = avg(v ⊙ …) are odd under the flip of the
 readout v: their limit is exactly 0, so Wq's and Wk's Q inputs are n^{-1/2} (CLT) at step 0, not

@@ -1,4 +1,4 @@
-"""Bad command-line input as a new user types it (issue 11): every case is an error that names the
+"""Bad command-line input as a new user types it: every case is an error that names the
 option or points into the file, exit 1, never a traceback; under ``--json`` the error is the
 document ``{"ok": false, "error": {…}}`` on stdout; output paths are refused before computing."""
 

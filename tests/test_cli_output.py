@@ -1,4 +1,4 @@
-"""The one output convention of every command (issue 11 item 4): ``--json`` prints the document
+"""The one output convention of every command: ``--json`` prints the document
 on stdout, ``--json PATH`` writes the same document to PATH and the text report to stdout; the
 progress reporter redraws a few times a second; ``python -m compiler.cli`` is ``nexort``."""
 

@@ -1,4 +1,4 @@
-"""Deep and large sources (issue 11, "bad input that still escapes"): generated architectures nest
+"""Deep and large sources: generated architectures nest
 hundreds of calls and sum thousands of terms. They compile, execute and differentiate — or are
 refused with a located error naming the size — and never end in a RecursionError or a hang."""
 

@@ -1,4 +1,4 @@
-"""Monte Carlo limits of copy averages are unbiased within their own standard errors (issue 13).
+"""Monte Carlo limits of copy averages are unbiased within their own standard errors.
 
 A nonlinear function g of an OuterNonlin's copy average ŷ = y + ε (ε the noise of averaging over
 finitely many copies) is biased by ½g″·Var ε, or ∝ sd ε at a kink (relu of y ≡ 0).  The engine

@@ -1,4 +1,4 @@
-"""The pass pipeline (issue 11, item 1) and the one liveness analysis (item 5).
+"""The pass pipeline and the one liveness analysis.
 
 Driven by the registry: every registered pass, run with its sample options on every sample,
 gives a result of its declared class that the verifier of that class accepts (or refuses the

@@ -1,4 +1,4 @@
-"""Error signals (spec 04 §4.2, compiler.train.signals) and exact numbers (issue 11 item 6)."""
+"""Error signals (spec 04 §4.2, compiler.train.signals) and exact numbers."""
 
 from __future__ import annotations
 
