@@ -124,7 +124,7 @@ def _chi(loss: str, f: float, y: float) -> float:
     return f - y if loss == "mse" else 1.0 / (1.0 + np.exp(-f)) - y  # a formula(loss=…) signal
 
 
-LOSSES = {"mse": "mse", "logistic": "formula(chi = sigmoid(f) - y)"}
+LOSSES = {"mse": "mse", "logistic": "formula(chi = 1/(1 + exp(-f)) - y)"}
 
 
 def unrolled_f(arch: str, options: UnrollOptions, n: int, seed: int, x: np.ndarray,
