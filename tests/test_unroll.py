@@ -11,7 +11,9 @@ import pytest
 
 from compiler.abcd.param import resolve
 from compiler.frontend.parse import parse_file, parse_text
+from compiler.errors import NexortError
 from compiler.ir import OuterNonlin
+from compiler.passes.backprop import BackpropOptions
 from compiler.passes.pipeline import run_pass
 from compiler.passes.unroll import UnrollOptions, Unrolled
 from compiler.printer import print_program
@@ -186,13 +188,24 @@ def test_memoryful_update_is_an_outer_nonlin_of_the_history():
                       UnrollOptions(opt="adam", steps=2, batch=1))
     outer = [ins for ins in result.program.body if isinstance(ins, OuterNonlin)]
     assert [ins.out for ins in outer] == ["h2_ξ1_t1", "dx1_ξ1_t1", "h2_ξ1_t2"]
-    names = {s.name for s in outer[-1].formula.free_symbols}
-    assert {"chi_t0_ξ1", "chi_t1_ξ1", "dh2_ξ1_t0[b]", "dh2_ξ1_t1[b]"} <= names
+    names = {s.name for s in outer[-1].formula.free_symbols}  # G(α,β) = dh2_α x1_β
+    assert {"chi_t0_ξ1", "chi_t1_ξ1", "dh2_ξ1_t0", "dh2_ξ1_t1", "x1_ξ1_t0[b]",
+            "x1_ξ1_t1[b]", "x1_ξ1_t2[b]"} == names - {"h2_ξ1_t2_w0"}
+    names = {s.name for s in outer[1].formula.free_symbols}  # Wᵀ: α and β swap
+    assert {"dh2_ξ1_t0[b]", "x1_ξ1_t0", "dh2_ξ1_t1[b]"} <= names
 
 
 @pytest.mark.parametrize("path", SAMPLES, ids=sample_id)
 def test_mup_training_program_is_width_free(path):
-    result = run_pass(parse_file(path), UnrollOptions(param="mup", opt="adam", steps=2, batch=2))
+    """Every sample's μP training program (Rem. 2.7.2), unless the sample cannot be trained at
+    all (then its backpropagation program is refused too)."""
+    program = parse_file(path)
+    try:
+        result = run_pass(program, UnrollOptions(param="mup", opt="adam", steps=2, batch=2))
+    except NexortError:
+        with pytest.raises(NexortError):
+            run_pass(program, BackpropOptions())
+        return
     check_width_free(result.program)
     assert parse_text(print_program(result.program)) == result.program
 
