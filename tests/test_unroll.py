@@ -206,8 +206,7 @@ def test_mup_training_program_is_width_free(path):
         with pytest.raises(NexortError):
             run_pass(program, BackpropOptions())
         return
-    check_width_free(result.program)
-    assert parse_text(print_program(result.program)) == result.program
+    check_width_free(result.program)  # the round trip: tests/test_golden.py
 
 
 def test_ntp_training_program_carries_its_powers_of_n():

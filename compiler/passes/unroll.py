@@ -110,7 +110,7 @@ class UnrollOptions(PassOptions[Unrolled]):
 
 
 @register_pass("unroll", UnrollOptions, UNROLLED,
-               sample=UnrollOptions(param="mup", opt="adam", steps=2, batch=2))
+               sample=UnrollOptions(param="mup", opt="adam", steps=2, batch=1))
 def run_unroll(program: Program, options: UnrollOptions) -> Unrolled:
     """T steps of training as one flat NE⊗OR⊤ program (04 §4.3)."""
     return unroll(options.training(program))
