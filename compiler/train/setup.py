@@ -192,6 +192,7 @@ def build_training(program: Program, param_spec: str | Parametrization,
     opt = parse_optimizer(opt_spec) if isinstance(opt_spec, str) else opt_spec
     signal = parse_signal(loss_spec) if isinstance(loss_spec, str) else loss_spec
     _check_counts(steps, n_train, n_test, batch_size)
+    check_signal(program, signal)
     widths = training_width_exponents(program, param)
     tensors = tuple(
         TensorTraining(p.name, p.kind, p.names, param[p.name], param.table[p.name].sigma,
@@ -199,6 +200,14 @@ def build_training(program: Program, param_spec: str | Parametrization,
         for p in program.params)
     schedule = Schedule(n_train, n_test, batch_size or n_train)
     return Training(program, param, tensors, signal, steps, schedule, center, widths)
+
+
+def check_signal(program: Program, signal: ErrorSignal) -> None:
+    """Cross-entropy needs k ≥ 2 outputs: the softmax of one logit is 1, so χ would vanish."""
+    if signal.kind == "softmax" and len(program.outputs) < 2:
+        raise UsageError(f"--loss {signal.name}: cross-entropy needs k ≥ 2 outputs (arch "
+                         f"{program.name} has {len(program.outputs)}; softmax of one logit is 1, "
+                         "so χ would vanish); use mse or list several outputs")
 
 
 def _check_counts(steps: int, n_train: int, n_test: int, batch_size: int | None) -> None:
