@@ -10,12 +10,12 @@ import numpy as np
 import pytest
 
 from compiler.abcd.param import resolve
-from compiler.frontend.parse import parse_file, parse_text
 from compiler.errors import NexortError
+from compiler.frontend.parse import parse_file, parse_text
 from compiler.ir import OuterNonlin
 from compiler.passes.backprop import BackpropOptions
 from compiler.passes.pipeline import run_pass
-from compiler.passes.unroll import UnrollOptions, Unrolled
+from compiler.passes.unroll import Unrolled, UnrollOptions
 from compiler.printer import print_program
 from compiler.train.widths import check_width_free
 from runtime.executor import execute
@@ -176,7 +176,7 @@ def test_test_points_minibatches_centring_momentum(loss):
     x, y = data(3, 2)
     options = UnrollOptions(param="mup", opt=OPTS["momentum"], loss=LOSSES[loss], steps=steps,
                             batch=3, train=2, batch_size=1, center=True)
-    result, got = unrolled_f("mlp2", options, n, seed, x, y)
+    _, got = unrolled_f("mlp2", options, n, seed, x, y)
     want = direct_training("mlp2", "mup", "momentum", n, seed, x, y, steps, 2, 1, True, loss)
     assert_same(got, want)
     assert np.all(got[0] == 0) and np.ptp(got[:, 2]) > 0  # centred; the test point moves

@@ -21,6 +21,7 @@ vectors o of every step and point, and F_t(ξ^i) = avg(o) is the scalar ``F_ti_�
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass
 from operator import attrgetter
 
@@ -63,12 +64,12 @@ class Unrolled:
         out.update({target_name(i + 1): ys[i:i + 1].copy() for i in range(s.n_train)})
         return out
 
-    def f(self, scalars: dict[str, np.ndarray] | object, width: int) -> np.ndarray:
+    def f(self, scalars: Mapping[str, np.ndarray], width: int) -> np.ndarray:
         """f_t(ξ^i) = n^{1−e_out}·F_t(ξ^i) (minus f_0 when centring), shape (T+1, points), from
-        an execution's values (anything indexable by scalar name)."""
-        get = scalars.__getitem__  # type: ignore[attr-defined]
+        an execution's values."""
         scale = float(width) ** float(self.training.widths.output)
-        f = np.array([[float(np.ravel(get(x))[0]) for x in row] for row in self.f_names]) * scale
+        f = np.array([[float(np.ravel(scalars[x])[0]) for x in row] for row in self.f_names])
+        f *= scale
         return f - f[0] if self.training.center else f
 
 

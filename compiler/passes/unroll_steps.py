@@ -48,7 +48,7 @@ from compiler.passes.gradients import GradientMap
 from compiler.passes.total import per_input
 from compiler.rename import rename_symbols, split_name
 from compiler.symbols import WIDTH, sym
-from compiler.train.optimizers import G, T, Optimizer
+from compiler.train.optimizers import G, Optimizer, T
 from compiler.train.setup import TensorTraining, Training
 
 COPY = "b"
@@ -182,15 +182,14 @@ class StepBuilder:
                 self.body.append(MatMul(raw, w, x, transpose))
                 self.body.append(Nonlin(y, init * sym(raw)))
             return
-        formula = sympy.S.Zero
+        terms = []
         if init != 0:
             self.body.append(MatMul(raw, w, x, transpose))
-            formula = init * sym(raw)
+            terms.append(init * sym(raw))
         rate = -t.eta * power(rule.widths.update)
-        for r in updates:
-            q = self._matrix_q(w, r, transpose)
-            formula += rate * t.decay ** (s - 1 - r) * q * sym(copy_ref(x, COPY))
-        self.body.append(OuterNonlin(y, (COPY,), formula))
+        terms += [rate * t.decay ** (s - 1 - r) * self._matrix_q(w, r, transpose)
+                  * sym(copy_ref(x, COPY)) for r in updates]
+        self.body.append(OuterNonlin(y, (COPY,), sympy.Add(*terms)))
 
     def _matrix_q(self, w: str, r: int, transpose: bool) -> sympy.Expr:
         """Q_r(G_0(α,β), …, G_r(α,β)) of matrix w; for a use of wᵀ, α and β swap."""
