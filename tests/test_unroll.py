@@ -87,7 +87,8 @@ OPTS = {"sgd": "sgd(lr=0.1)", "momentum": "momentum(lr=0.1, beta=0.5)",
 
 def direct_training(arch: str, param: str, opt: str, n: int, seed: int, x: np.ndarray,
                     y: np.ndarray, steps: int, n_train: int, batch_size: int, center: bool,
-                    loss: str) -> np.ndarray:
+                    loss: str, shape: Callable[[np.ndarray], np.ndarray] = lambda q: q
+                    ) -> np.ndarray:
     """f_t on every point, t = 0..T: plain numpy training with explicit matrices (03 §3.1)."""
     program = parse_file(f"samples/{arch}.nx")
     table = resolve(param, program)
@@ -118,7 +119,7 @@ def direct_training(arch: str, param: str, opt: str, n: int, seed: int, x: np.nd
             loss_grad = sum(_chi(loss, f[i], y[i]) / batch_size * out[i][1][k] for i in batch)
             history[k].append(n ** float(e.D) * loss_grad)
             lr = 0.01 if opt == "adam" else 0.1
-            p[k] = p[k] - lr * n ** -float(e.C) * q_hand(opt, history[k])
+            p[k] = p[k] - lr * n ** -float(e.C) * shape(q_hand(opt, history[k]))
     return np.array(fs) - (fs[0] if center else 0.0)
 
 
@@ -214,3 +215,22 @@ def test_ntp_training_program_carries_its_powers_of_n():
     text = print_program(result.program)
     assert "n^" in text or "sqrt(n)" in text
     assert parse_text(text) == result.program
+
+
+@pytest.mark.parametrize("shaping", ["normalize", "clip=0.5"])
+def test_normalize_and_clip_use_the_rms_over_the_tensor(shaping):
+    """Eq. 2.54: Q̃ = Q/N or Q·min(1, τ/N), N the RMS of Q over the whole group (U is one n×10
+    tensor); the reference shapes the hand-written Q with numpy."""
+    n, seed, steps = 16, 4, 2
+    x, y = data(2, 2)
+    opt = f"sgd(lr=0.1, {shaping})"
+    _, got = unrolled_f("mlp2", UnrollOptions(param="mup", opt=opt, steps=steps, batch=2),
+                        n, seed, x, y)
+
+    def shape(q: np.ndarray) -> np.ndarray:
+        rms = np.sqrt(np.mean(q * q))
+        return q / rms if shaping == "normalize" else q * min(1.0, 0.5 / rms)
+
+    want = direct_training("mlp2", "mup", "sgd", n, seed, x, y, steps, 2, 2, False, "mse",
+                           shape=shape)
+    assert_same(got, want)

@@ -60,7 +60,7 @@ def test_fast_trainer_equals_the_literal_program() -> None:
     (["--batch", "2", "--train", "3"], "--train"),
     (["--batch", "2", "--batch-size", "3"], "--batch-size"),
     (["--param", "up:s"], "symbol"),
-    (["--opt", "adam(normalize=true)"], "normalize"),
+    (["--opt", "adamm(lr=0.1)"], "adamm"),
 ])
 def test_bad_options_are_clear_errors(capsys, args, message) -> None:
     assert main([*BASE, *args]) == 1

@@ -17,6 +17,8 @@ Rules (P the actual value of a parameter, the semantics of :mod:`compiler.train.
   V_{s+1} = (1−η·lr·λ)V_s − η·lr·n^{-C}·Q_s(g_0, …, g_s) (a Nonlin); V₀ = σ n^{-A}·V;
 * a scalar parameter: the same with g_s = n^{D+1−e_out} Σ_i χ_{s,i} dΘ_{s,i}, each a constant
   Nonlin followed by an Avg (01 §1.2 scalar-to-scalar functions);
+* normalize/clip (Eq. 2.54): Q̃_s = ν_s·Q_s with ν_s a scalar of the mean square of Q_s over
+  the whole group (an OuterNonlin + Avg for a matrix), see :meth:`StepBuilder._shaping`;
 * a memoryful Q_s is a function of the whole history g_0..g_s: its state updates are unrolled
   symbolically (:func:`q_of_history`), so the program grows as O(T²).
 
@@ -44,7 +46,6 @@ from compiler.ir import (
     formula_args,
 )
 from compiler.passes.backprop import Backprop
-from compiler.passes.gradients import GradientMap
 from compiler.passes.total import per_input
 from compiler.rename import rename_symbols, split_name
 from compiler.symbols import WIDTH, sym
@@ -115,6 +116,7 @@ class StepBuilder:
         self.inputs = set(self.program.input_names)
         self.f_names: list[tuple[str, ...]] = []
         self._q_cache: dict[tuple[str, int, bool], sympy.Expr] = {}
+        self.nu: dict[str, list[sympy.Expr]] = {}  # per group: the shaping ν_0, ν_1, …
 
     # -- names --------------------------------------------------------------------------------
     def name(self, var: str, i: int, s: int) -> str:
@@ -186,8 +188,8 @@ class StepBuilder:
         if init != 0:
             self.body.append(MatMul(raw, w, x, transpose))
             terms.append(init * sym(raw))
-        rate = -t.eta * power(rule.widths.update)
-        terms += [rate * t.decay ** (s - 1 - r) * self._matrix_q(w, r, transpose)
+        rate, nu = -t.eta * power(rule.widths.update), self.nu[rule.name]
+        terms += [rate * t.decay ** (s - 1 - r) * nu[r] * self._matrix_q(w, r, transpose)
                   * sym(copy_ref(x, COPY)) for r in updates]
         self.body.append(OuterNonlin(y, (COPY,), sympy.Add(*terms)))
 
@@ -224,32 +226,64 @@ class StepBuilder:
         return chis
 
     def update(self, s: int, chis: dict[int, str]) -> None:
-        """Record step s's gradients and emit the vector and scalar parameters' updates."""
-        maps = {i: self.bp.grads for i in chis}
-        for entry, t in self.tensors.items():
-            if t.rule.frozen:
+        """Record step s's gradients, the shaping ν_s of every group, and emit the vector and
+        scalar parameters' updates."""
+        for rule in self.training.tensors:
+            if rule.frozen:
                 continue
-            if t.rule.kind == "matrix":
-                t.terms.append(self._matrix_terms(entry, s, chis, maps))
+            tensors = [self.tensors[e] for e in rule.entries]
+            for entry, t in zip(rule.entries, tensors, strict=True):
+                if rule.kind == "matrix":
+                    t.terms.append(self._matrix_terms(entry, s, chis))
+                else:
+                    t.grads.append(self._gradient(entry, t, s, chis))
+            shaped = rule.optimizer.normalize or rule.optimizer.clip is not None
+            qs = [self._matrix_q(e, s, False) if rule.kind == "matrix"
+                  else q_of_history(rule.optimizer, t.grads)
+                  for e, t in zip(rule.entries, tensors, strict=True)
+                  if shaped or rule.kind != "matrix"]
+            nu = self._shaping(rule, s, qs) if shaped else sympy.S.One
+            self.nu.setdefault(rule.name, []).append(nu)
+            if rule.kind == "matrix":
                 continue
-            t.grads.append(self._gradient(entry, t, s, chis, maps))
-            q = q_of_history(t.rule.optimizer, t.grads)
-            new = t.decay * sym(t.current) - t.eta * power(t.rule.widths.update) * q
-            t.current = self._emit_value(entry, s + 1, new, t.rule.kind)
+            for entry, t, q in zip(rule.entries, tensors, qs, strict=True):
+                new = t.decay * sym(t.current) - t.eta * power(rule.widths.update) * nu * q
+                t.current = self._emit_value(entry, s + 1, new, rule.kind)
 
-    def _matrix_terms(self, w: str, s: int, chis: dict[int, str],
-                      maps: dict[int, GradientMap]) -> tuple[Term, ...]:
+    def _shaping(self, rule: TensorTraining, s: int, qs: list[sympy.Expr]) -> sympy.Expr:
+        """ν_s with Q̃_s = ν_s·Q_s (04 §4.1, Eq. 2.54): 1, or from N² = the mean of Q_s² over
+        every entry of the group (an Avg of an OuterNonlin for a matrix: (1/n²)Σ_αβ):
+        normalize ν = 1/N, clip ν = min(1, τ/N) = (1 + τ/N − |1 − τ/N|)/2."""
+        opt = rule.optimizer
+        mean_square = sympy.Add(*(q ** 2 for q in qs)) / len(qs)
+        if mean_square == 0:
+            return sympy.S.One  # Q ≡ Q(0) = 0 needs no shaping (Optimizer.run: N = 0)
+        name = f"{rule.name}_rms2_t{s}"
+        if rule.kind == "matrix":
+            self.body.append(OuterNonlin(f"{name}_1", (COPY,), mean_square))
+            self.body.append(Avg(name, f"{name}_1"))
+        elif rule.kind == "vector":
+            self.body.append(Nonlin(f"{name}_1", mean_square))
+            self.body.append(Avg(name, f"{name}_1"))
+        else:
+            self._emit_value(name, None, mean_square, "scalar")
+        inverse = sym(name) ** sympy.Rational(-1, 2)
+        if opt.clip is None:
+            return inverse
+        ratio = opt.clip * inverse
+        return (1 + ratio - sympy.Abs(1 - ratio)) / 2
+
+    def _matrix_terms(self, w: str, s: int, chis: dict[int, str]) -> tuple[Term, ...]:
         return tuple((chi, self.name(a, i, s), self.name(b, i, s))
-                     for i, chi in chis.items() for use in maps[i].matrix_uses(w)
+                     for i, chi in chis.items() for use in self.bp.grads.matrix_uses(w)
                      for a, b in [use.outer])
 
-    def _gradient(self, entry: str, t: _Tensor, s: int, chis: dict[int, str],
-                  maps: dict[int, GradientMap]) -> sympy.Expr:
+    def _gradient(self, entry: str, t: _Tensor, s: int, chis: dict[int, str]) -> sympy.Expr:
         """g_s = n^{q_input} Σ_i χ_{s,i} dP_{s,i} as a new vector or scalar (0 if none)."""
-        terms = [sym(chi) * sym(self.name(d, i, s)) for i, chi in chis.items()
-                 if (d := maps[i].get(entry)) is not None]
-        if not terms:
+        d = self.bp.grads.get(entry)
+        if d is None:
             return sympy.S.Zero
+        terms = [sym(chi) * sym(self.name(d, i, s)) for i, chi in chis.items()]
         g = power(t.rule.widths.q_input) * sympy.Add(*terms)
         base, idx = split_name(entry)
         return sym(self._emit_value(f"{base}_grad_t{s}{idx}", None, g, t.rule.kind))
@@ -300,8 +334,3 @@ def check_supported(training: Training) -> None:
     if training.outputs != 1:
         raise UsageError(f"arch {training.program.name} has {training.outputs} outputs; the "
                          "unrolled training program supports one output vector")
-    for t in training.tensors:
-        opt = t.optimizer
-        if opt.normalize or opt.clip is not None:
-            raise UsageError(f"--opt {opt.text or opt.name}: normalize/clip (an RMS over the "
-                             "tensor) is not expressed by the unrolled program yet")
