@@ -32,7 +32,7 @@ def test_json_document(capsys) -> None:
     assert main([*BASE, "--batch", "2", "--json"]) == 0
     doc = json.loads(capsys.readouterr().out)
     assert doc["points"] == ["train:0", "train:1"] and doc["steps"] == 2
-    assert doc["f_scalars"] == [[f"F_t{t}_ξ{i}" for i in (1, 2)] for t in range(3)]
+    assert doc["f_scalars"] == [[[f"F_t{t}_ξ{i}"] for i in (1, 2)] for t in range(3)]
     assert doc["width_free"] is True and set(doc["width_exponents"].values()) == {"0"}
     assert doc["instructions"] == len(doc["program"]["body"])
 
@@ -66,3 +66,31 @@ def test_bad_options_are_clear_errors(capsys, args, message) -> None:
     assert main([*BASE, *args]) == 1
     err = capsys.readouterr().err
     assert message in err and "Traceback" not in err
+
+
+TWO = """arch two {
+    input xi[10]
+    param U : vector[10]
+    param W : matrix
+    param v : vector[2]
+    x = relu(W @ relu(U . xi))
+    output v[0] * x, v[1] * x
+}
+"""
+
+
+def test_two_outputs_cross_entropy_equals_the_fast_trainer() -> None:
+    """k = 2 outputs: one backprop per output (gradients of output j end in _oj), χ_ij of the
+    softmax, targets target_ξi[j]; the trainer (one-hot rows) gives the same f_t."""
+    program = parse_text(TWO)
+    opt, n, seed, steps = "adam(lr=0.05, eps=1e-3)", 16, 1, 2
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((3, 10)) / np.sqrt(10)
+    y = np.eye(2)[[0, 1]]
+    result = run_pass(program, UnrollOptions("mup", opt, "ce", steps, 3, 2))
+    assert "dx_o1_ξ1_t0" in result.program.kinds and "target_ξ2[1]" in result.program.kinds
+    literal = result.f(execute(result.program, n, seed, inputs=result.bind(x, y)).values, n)
+    training = build_training(program, "mup", opt, "ce", steps, 2, 1)
+    fast = train(training, x, y, n, (seed,)).f[0]
+    assert literal.shape == fast.shape == (steps + 1, 3, 2) and np.ptp(literal[:, 0, 0]) > 1e-3
+    assert np.max(np.abs(literal - fast)) <= 1e-10 * max(1.0, np.abs(fast).max())

@@ -12,9 +12,10 @@ The rules are those of :mod:`compiler.passes.unroll_steps`, on the semantics of
 
 The program's initial objects are the architecture's parameters (the same draws as every other
 program of it, :func:`runtime.params.draw_parameters`), the input coordinates of every point
-(``xi_ξi``) and the target y of every training point (``target_ξi``); its outputs are the output
-vectors o of every step and point, and F_t(ξ^i) = avg(o) is the scalar ``F_ti_ξi``
-(:attr:`Unrolled.f_names`), so f_t = n^{1−e_out}·F_t (:meth:`Unrolled.f`). Registered as the pass
+(``xi_ξi``) and the target y of every training point (``target_ξi``, ``target_ξi[j]`` for k > 1
+outputs); its outputs are the output vectors o_j of every step and point, and F_t(ξ^i) = avg(o)
+is the scalar ``F_ti_ξi`` (``Fj_ti_ξi``; :attr:`Unrolled.f_names`), so f_t = n^{1−e_out}·F_t
+(:meth:`Unrolled.f`). With k > 1 outputs the gradient variables of output j end in ``_oj``. Registered as the pass
 ``unroll`` (options :class:`UnrollOptions`).
 """
 
@@ -43,7 +44,7 @@ class Unrolled:
 
     program: Program
     training: Training
-    f_names: tuple[tuple[str, ...], ...]  # [t][point]: the scalar F_t(ξ^i) = avg(o), t = 0..T
+    f_names: tuple[tuple[tuple[str, ...], ...], ...]  # [t][point][j]: F_t(ξ^i) = avg(o_j)
 
     @property
     def steps(self) -> int:
@@ -51,33 +52,35 @@ class Unrolled:
 
     def bind(self, x: object, y: object) -> dict[str, np.ndarray]:
         """{input name: (1,) array} for :func:`runtime.executor.execute`: ``x`` (points × d, the
-        training points first) and ``y`` (one target per training point)."""
-        s = self.training.schedule
+        training points first) and ``y`` (B_train or B_train × k targets)."""
+        s, k = self.training.schedule, self.training.outputs
         xs = input_array(self.training.program, x)
-        ys = np.asarray(y, dtype=np.float64).reshape(-1)
+        ys = np.asarray(y, dtype=np.float64).reshape(-1, k)
         if xs.shape[0] != s.n_points or ys.shape[0] != s.n_train:
             raise UsageError(f"the unrolled program takes {s.n_points} points and {s.n_train} "
-                             f"targets, got {xs.shape[0]} and {ys.shape[0]}")
+                             f"× {k} targets, got {xs.shape[0]} and {ys.shape[0]} × {k}")
         names = self.training.program.input_names
         out = {per_input(name, i + 1): xs[i, j:j + 1].copy()
                for i in range(s.n_points) for j, name in enumerate(names)}
-        out.update({target_name(i + 1): ys[i:i + 1].copy() for i in range(s.n_train)})
+        out.update({target_name(i + 1, j, k): ys[i, j:j + 1].copy()
+                    for i in range(s.n_train) for j in range(k)})
         return out
 
     def f(self, scalars: Mapping[str, np.ndarray], width: int) -> np.ndarray:
-        """f_t(ξ^i) = n^{1−e_out}·F_t(ξ^i) (minus f_0 when centring), shape (T+1, points), from
-        an execution's values."""
+        """f_t(ξ^i) = n^{1−e_out}·F_t(ξ^i) (minus f_0 when centring) from an execution's values:
+        shape (T+1, points), with a trailing output axis when k > 1."""
         scale = float(width) ** float(self.training.widths.output)
-        f = np.array([[float(np.ravel(scalars[x])[0]) for x in row] for row in self.f_names])
-        f *= scale
-        return f - f[0] if self.training.center else f
+        f = np.array([[[float(np.ravel(scalars[x])[0]) for x in point] for point in row]
+                      for row in self.f_names]) * scale
+        f = f - f[0] if self.training.center else f
+        return f if self.training.outputs > 1 else f[..., 0]
 
 
 def verify_unrolled(result: Unrolled) -> None:
     """The program verifies and every F_t name is one of its scalars."""
     kinds = verify(result.program).kinds
     for row in result.f_names:
-        for x in row:
+        for x in (x for point in row for x in point):
             if kinds.get(x) != "scalar":
                 raise VerifyError(f"unrolled program {result.program.name}: F = {x} is not a "
                                   "scalar of the program")
@@ -121,8 +124,8 @@ def unroll(training: Training) -> Unrolled:
     """The unrolled training program of ``training`` (see the module docstring)."""
     check_supported(training)
     program = training.program
-    bp = backprop_map(program, program.outputs[0], input_gradients=False)
-    steps = StepBuilder(training, bp)
+    bps = [backprop_map(program, o, input_gradients=False) for o in program.outputs]
+    steps = StepBuilder(training, bps)
     steps.initial_values()
     schedule = training.schedule
     for s in range(training.steps + 1):
@@ -133,7 +136,9 @@ def unroll(training: Training) -> Unrolled:
             steps.update(s, steps.error_signal(s, batch))
     inputs = [Input(per_input(inp.name, i), inp.shape)
               for i in range(1, schedule.n_points + 1) for inp in program.inputs]
-    inputs += [Input(target_name(i)) for i in range(1, schedule.n_train + 1)]
+    k = training.outputs
+    inputs += [Input(target_name(i), () if k == 1 else (k,))
+               for i in range(1, schedule.n_train + 1)]
     outputs = tuple(steps.name(o, i, s) for s in range(training.steps + 1)
                     for i in range(1, schedule.n_points + 1) for o in program.outputs)
     result = program.replace(name=f"{program.name}_train", inputs=tuple(inputs),

@@ -55,6 +55,9 @@ from compiler.train.setup import TensorTraining, Training
 COPY = "b"
 """The copy index of the update OuterNonlins (β of 04 §4.3)."""
 
+Chis = dict[tuple[int, int], str]
+"""(point i, output j) → the scalar χ_{s,ij} of one step."""
+
 Term = tuple[str, str, str]
 """(χ scalar, a, b) of one use of a matrix at one point: χ·a(α)·b(β) is a term of G."""
 
@@ -103,32 +106,41 @@ class _Tensor:
 class StepBuilder:
     """Appends the instructions of training steps 0..T to one body (see the module docstring)."""
 
-    def __init__(self, training: Training, backprop: Backprop) -> None:
+    def __init__(self, training: Training, backprops: Sequence[Backprop]) -> None:
         self.training = training
         self.program = training.program
-        self.bp = backprop
+        self.bps = tuple(backprops)  # one per output f_j
         self.body: list[Instruction] = []
         self.tensors: dict[str, _Tensor] = {}
         for rule in training.tensors:
             for entry in rule.entries:
                 self.tensors[entry] = _Tensor(rule, entry)
-        self.refs = _symbol_refs(backprop.program)
+        forward = len(self.program.body)
+        for bp in self.bps:  # the forward part of every backprop program is the program's body
+            assert bp.program.body[:forward] == self.program.body
+        self.refs = [_symbol_refs(bp.program) for bp in self.bps]
+        # with k > 1 outputs the gradient variables of output j get the suffix _o{j}
+        self.own = [{ins.out for ins in bp.program.body[forward:]} | set(bp.grads.table.values())
+                     if len(self.bps) > 1 else set() for bp in self.bps]
         self.inputs = set(self.program.input_names)
-        self.f_names: list[tuple[str, ...]] = []
+        self.f_names: list[tuple[tuple[str, ...], ...]] = []  # [t][point][output]
         self._q_cache: dict[tuple[str, int, bool], sympy.Expr] = {}
         self.nu: dict[str, list[sympy.Expr]] = {}  # per group: the shaping ν_0, ν_1, …
 
     # -- names --------------------------------------------------------------------------------
-    def name(self, var: str, i: int, s: int) -> str:
-        """``var`` of the program as seen by point i (1-based) at step s."""
+    def name(self, var: str, i: int, s: int, j: int = 0) -> str:
+        """``var`` of the backprop program of output j as seen by point i (1-based) at step s."""
         if var in self.tensors:
             return self.tensors[var].current
         if var in self.inputs:
             return per_input(var, i)
+        if var in self.own[j]:
+            base, idx = split_name(var)
+            var = f"{base}_o{j}{idx}"
         return step_name(per_input(var, i), s)
 
-    def _symbols(self, i: int, s: int) -> dict[sympy.Basic, sympy.Basic]:
-        return {x: sym(self.name(var, i, s) + copy) for x, (var, copy) in self.refs.items()}
+    def _symbols(self, i: int, s: int, j: int) -> dict[sympy.Basic, sympy.Basic]:
+        return {x: sym(self.name(var, i, s, j) + copy) for x, (var, copy) in self.refs[j].items()}
 
     # -- one step -----------------------------------------------------------------------------
     def initial_values(self) -> None:
@@ -142,29 +154,40 @@ class StepBuilder:
                 t.current = self._emit_value(entry, 0, factor * sym(entry), rule.kind)
 
     def forward_backward(self, s: int, batch: frozenset[int], last: bool) -> None:
-        """Step s on every point (1-based i): backprop on the batch, forward elsewhere."""
-        forward = self.program.body
-        for i in range(1, self.training.schedule.n_points + 1):
-            body = forward if last or i not in batch else self.bp.program.body
-            symbols = self._symbols(i, s)
-            for ins in body:
-                self._emit(ins, i, s, dict(symbols))
+        """Step s on every point (1-based i): the forward program, and on the batch the
+        backward part of every output's backprop program."""
+        forward = len(self.program.body)
+        points = range(1, self.training.schedule.n_points + 1)
+        for i in points:
+            for ins in self.program.body:
+                self._emit(ins, i, s, 0, self._symbols(i, s, 0))
+            if last or i not in batch:
+                continue
+            for j, bp in enumerate(self.bps):
+                symbols = self._symbols(i, s, j)
+                for ins in bp.program.body[forward:]:
+                    self._emit(ins, i, s, j, symbols)
+        k = len(self.program.outputs)
         self.f_names.append(tuple(
-            self._avg(f"F_t{s}_ξ{i}", self.name(self.program.outputs[0], i, s))
-            for i in range(1, self.training.schedule.n_points + 1)))
+            tuple(self._avg(f"F{'' if k == 1 else j}_t{s}_ξ{i}", self.name(o, i, s))
+                  for j, o in enumerate(self.program.outputs))
+            for i in points))
 
-    def _emit(self, ins: Instruction, i: int, s: int,
+    def _emit(self, ins: Instruction, i: int, s: int, j: int,
               symbols: dict[sympy.Basic, sympy.Basic]) -> None:
+        def name(var: str) -> str:
+            return self.name(var, i, s, j)
+
         match ins:
             case MatMul(out=y, matrix=w, arg=x, transpose=tr):
-                self._matmul(self.name(y, i, s), w, self.name(x, i, s), tr, s)
+                self._matmul(name(y), w, name(x), tr, s)
             case Avg(out=y, arg=x):
-                self.body.append(Avg(self.name(y, i, s), self.name(x, i, s), ins.loc))
+                self.body.append(Avg(name(y), name(x), ins.loc))
             case Nonlin(out=y, formula=f):
-                self.body.append(Nonlin(self.name(y, i, s), rename_symbols(f, symbols), ins.loc))
+                self.body.append(Nonlin(name(y), rename_symbols(f, dict(symbols)), ins.loc))
             case OuterNonlin(out=y, copies=c, formula=f):
-                new = rename_symbols(f, symbols)
-                self.body.append(OuterNonlin(self.name(y, i, s), c, new, ins.loc))
+                new = rename_symbols(f, dict(symbols))
+                self.body.append(OuterNonlin(name(y), c, new, ins.loc))
             case _:
                 assert_never(ins)
 
@@ -213,19 +236,23 @@ class StepBuilder:
         return self._q_cache[key]
 
     # -- the error signal and the updates -----------------------------------------------------
-    def error_signal(self, s: int, batch: Sequence[int]) -> dict[int, str]:
-        """χ_{s,i} for the points i of the batch (04 §4.2), as scalars."""
+    def error_signal(self, s: int, batch: Sequence[int]) -> Chis:
+        """χ_{s,ij} for the points i of the batch and the outputs j (04 §4.2), as scalars."""
         out_power = power(self.training.widths.output)
+        k = len(self.program.outputs)
         chis = {}
         for i in batch:
-            f = out_power * sym(self.f_names[s][i - 1])
+            fs = [out_power * sym(x) for x in self.f_names[s][i - 1]]
             if self.training.center:
-                f -= out_power * sym(self.f_names[0][i - 1])
-            chi = self.training.signal.chi([f], [sym(target_name(i))], len(batch))[0]
-            chis[i] = self._emit_value(f"chi_t{s}_ξ{i}", None, chi, "scalar")
+                fs = [f - out_power * sym(x) for f, x in zip(fs, self.f_names[0][i - 1],
+                                                             strict=True)]
+            ys = [sym(target_name(i, j, k)) for j in range(k)]
+            for j, chi in enumerate(self.training.signal.chi(fs, ys, len(batch))):
+                name = f"chi{'' if k == 1 else j}_t{s}_ξ{i}"
+                chis[i, j] = self._emit_value(name, None, chi, "scalar")
         return chis
 
-    def update(self, s: int, chis: dict[int, str]) -> None:
+    def update(self, s: int, chis: Chis) -> None:
         """Record step s's gradients, the shaping ν_s of every group, and emit the vector and
         scalar parameters' updates."""
         for rule in self.training.tensors:
@@ -273,17 +300,17 @@ class StepBuilder:
         ratio = opt.clip * inverse
         return (1 + ratio - sympy.Abs(1 - ratio)) / 2
 
-    def _matrix_terms(self, w: str, s: int, chis: dict[int, str]) -> tuple[Term, ...]:
-        return tuple((chi, self.name(a, i, s), self.name(b, i, s))
-                     for i, chi in chis.items() for use in self.bp.grads.matrix_uses(w)
+    def _matrix_terms(self, w: str, s: int, chis: Chis) -> tuple[Term, ...]:
+        return tuple((chi, self.name(a, i, s, j), self.name(b, i, s, j))
+                     for (i, j), chi in chis.items() for use in self.bps[j].grads.matrix_uses(w)
                      for a, b in [use.outer])
 
-    def _gradient(self, entry: str, t: _Tensor, s: int, chis: dict[int, str]) -> sympy.Expr:
+    def _gradient(self, entry: str, t: _Tensor, s: int, chis: Chis) -> sympy.Expr:
         """g_s = n^{q_input} Σ_i χ_{s,i} dP_{s,i} as a new vector or scalar (0 if none)."""
-        d = self.bp.grads.get(entry)
-        if d is None:
+        terms = [sym(chi) * sym(self.name(d, i, s, j)) for (i, j), chi in chis.items()
+                 if (d := self.bps[j].grads.get(entry)) is not None]
+        if not terms:
             return sympy.S.Zero
-        terms = [sym(chi) * sym(self.name(d, i, s)) for i, chi in chis.items()]
         g = power(t.rule.widths.q_input) * sympy.Add(*terms)
         base, idx = split_name(entry)
         return sym(self._emit_value(f"{base}_grad_t{s}{idx}", None, g, t.rule.kind))
@@ -310,9 +337,9 @@ class StepBuilder:
         return name
 
 
-def target_name(i: int) -> str:
-    """The input scalar holding the target y of training point i (1-based)."""
-    return f"target_ξ{i}"
+def target_name(i: int, j: int = 0, k: int = 1) -> str:
+    """The input scalar holding the target y_j of training point i (1-based), k outputs."""
+    return f"target_ξ{i}" if k == 1 else f"target_ξ{i}[{j}]"
 
 
 def _symbol_refs(program: Program) -> dict[sympy.Basic, tuple[str, str]]:
@@ -331,6 +358,3 @@ def check_supported(training: Training) -> None:
         names = ", ".join(sorted(s.name for s in training.symbols))
         raise UsageError(f"--param {training.param.name}: the exponents contain the symbol(s) "
                          f"{names}; the training program needs numbers")
-    if training.outputs != 1:
-        raise UsageError(f"arch {training.program.name} has {training.outputs} outputs; the "
-                         "unrolled training program supports one output vector")
