@@ -15,8 +15,8 @@ program of it, :func:`runtime.params.draw_parameters`), the input coordinates of
 (``xi_ξi``) and the target y of every training point (``target_ξi``, ``target_ξi[j]`` for k > 1
 outputs); its outputs are the output vectors o_j of every step and point, and F_t(ξ^i) = avg(o)
 is the scalar ``F_ti_ξi`` (``Fj_ti_ξi``; :attr:`Unrolled.f_names`), so f_t = n^{1−e_out}·F_t
-(:meth:`Unrolled.f`). With k > 1 outputs the gradient variables of output j end in ``_oj``. Registered as the pass
-``unroll`` (options :class:`UnrollOptions`).
+(:meth:`Unrolled.f`). With k > 1 outputs the gradient variables of output j end in ``_oj``.
+Registered as the pass ``unroll`` (options :class:`UnrollOptions`).
 """
 
 from __future__ import annotations
