@@ -18,7 +18,7 @@ the instruction); memory is estimated before anything is allocated.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import partial
 from typing import Any
@@ -40,6 +40,25 @@ from runtime.training.stepper import GroupStepper
 
 Progress = Callable[[int, int], None]
 """progress(seed index, step) after every step."""
+
+
+@dataclass(frozen=True)
+class StepView:
+    """What step t of one seed sees, for an observer (e.g. a coordinate check), before the
+    update: ``values`` every vector (n, points) and scalar of the forward and backward pass of
+    the first output, ``params`` the current parameter values P_t, ``f`` (points, k) (centred
+    if asked), ``q_inputs`` per trained group the input of Q of each entry (empty at t = T).
+    The arrays are the trainer's own: read them, do not keep or modify them."""
+
+    seed: int
+    t: int
+    values: Mapping[str, np.ndarray]
+    params: Mapping[str, np.ndarray]
+    f: np.ndarray
+    q_inputs: Mapping[str, tuple[np.ndarray, ...]]
+
+
+Observer = Callable[[StepView], None]
 
 
 @dataclass(frozen=True)
@@ -108,9 +127,9 @@ def estimate_bytes(training: Training, bps: Sequence[Backprop], width: int, poin
 
 def train(training: Training, x: np.ndarray, y: np.ndarray, width: int,
           seeds: Sequence[int] = (0,), dist: str = "gaussian",
-          progress: Progress | None = None) -> TrainResult:
+          progress: Progress | None = None, observer: Observer | None = None) -> TrainResult:
     """Train at width ``width`` for each seed. ``x``: (points, d), training points first;
-    ``y``: (B_train, k) targets (one-hot rows for ce)."""
+    ``y``: (B_train, k) targets (one-hot rows for ce); ``observer`` sees every step."""
     s = training.schedule
     if x.shape[0] != s.n_points or y.shape != (s.n_train, training.outputs):
         raise UsageError(f"data of shape {x.shape} / targets {y.shape} do not match the training "
@@ -122,7 +141,7 @@ def train(training: Training, x: np.ndarray, y: np.ndarray, width: int,
                         "choose a smaller --width")
     fs, losses = [], []
     for k, seed in enumerate(seeds):
-        run = _SeedRun(training, bps, factors, width, x, y)
+        run = _SeedRun(training, bps, factors, width, x, y, observer)
         f, loss = run.run(seed, dist, None if progress is None else partial(progress, k))
         fs.append(f)
         losses.append(loss)
@@ -133,14 +152,16 @@ class _SeedRun:
     """One seed's training: the current parameter values and each group's optimizer state."""
 
     def __init__(self, training: Training, bps: Sequence[Backprop],
-                 factors: dict[str, _Factors], width: int, x: np.ndarray, y: np.ndarray) -> None:
+                 factors: dict[str, _Factors], width: int, x: np.ndarray, y: np.ndarray,
+                 observer: Observer | None = None) -> None:
         self.tr, self.bps, self.factors, self.n = training, bps, factors, width
-        self.x, self.y = x, y
+        self.x, self.y, self.observer = x, y, observer
         self.n_train = training.schedule.n_train
         self.out_scale = power(width, 1 - training.e_out, "the output multiplier")
 
     def run(self, seed: int, dist: str, progress: Callable[[int], None] | None
             ) -> tuple[np.ndarray, np.ndarray]:
+        self.seed = seed
         self.params = self._initial(seed, dist)
         self.steppers = {t.name: GroupStepper(t.optimizer, [self.params[e].shape for e in
                                                             t.entries])
@@ -159,6 +180,8 @@ class _SeedRun:
                 losses.append(signals.loss(self.tr.signal, f[:self.n_train], self.y))
                 if t < self.tr.steps:
                     self._step(t, runs, f)
+                elif self.observer is not None:
+                    self.observer(StepView(seed, t, runs[0].values, self.params, f, {}))
             if progress is not None:
                 progress(t)
         return np.stack(fs), np.array(losses)
@@ -174,9 +197,12 @@ class _SeedRun:
         return drawn
 
     def _execute(self, t: int) -> list[Execution]:
-        """Forward and backward of every output at the current parameters (the last f_T needs
-        the forward pass only, which every backprop program begins with)."""
+        """Forward and backward of every output at the current parameters (one run per output);
+        the last step's f_T needs the forward program only (the same output names)."""
         try:
+            if t == self.tr.steps:
+                forward = execute(self.tr.program, self.n, inputs=self.x, params=self.params)
+                return [forward] * len(self.bps)
             return [execute(bp.program, self.n, inputs=self.x, params=self.params)
                     for bp in self.bps]
         except NumericError as e:
@@ -187,12 +213,16 @@ class _SeedRun:
         batch = list(tr.schedule.batch(t))
         chi = np.zeros_like(f)
         chi[batch] = signals.chi(tr.signal, f[batch], self.y[batch], len(batch))
-        for tensor in tr.tensors:
+        trained = [tensor for tensor in tr.tensors  # not frozen (c = ∞) without decay
+                   if self.factors[tensor.name].rate or self.factors[tensor.name].decay]
+        q_inputs = {tensor.name: tuple(self.factors[tensor.name].q_input *
+                                       self._gradient(tensor, e, runs, chi)
+                                       for e in tensor.entries) for tensor in trained}
+        if self.observer is not None:
+            self.observer(StepView(self.seed, t, runs[0].values, self.params, f, q_inputs))
+        for tensor in trained:
             fac = self.factors[tensor.name]
-            if fac.rate == 0 and fac.decay == 0:  # frozen (c = ∞) and no decay
-                continue
-            grads = [fac.q_input * self._gradient(tensor, e, runs, chi) for e in tensor.entries]
-            qs = self.steppers[tensor.name].step(t, grads)
+            qs = self.steppers[tensor.name].step(t, q_inputs[tensor.name])
             for e, q in zip(tensor.entries, qs, strict=True):
                 p = self.params[e]
                 if fac.decay:

@@ -31,6 +31,8 @@ INVOCATIONS = {
     "abcd": [MLP2, "--param", "mup", "--opt", "adam"],
     "lower": [MLP2],
     "limit-scalars": [MLP2, "--kernels", "--inputs", X1],
+    "train": [MLP2, "--data", str(ROOT / "samples" / "data" / "regress10.npz"), "--steps", "2",
+              "--width", "16"],
 }
 TIMING = "seconds"  # wall-clock time: the one key two runs cannot share
 

@@ -11,6 +11,7 @@ ulps of f (|f| = O(1)) amplified over a handful of steps.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 import numpy as np
@@ -173,10 +174,12 @@ def test_every_optimizer_matches_direct_training(arch: str, opt: str) -> None:
     check(arch, "mup", opt)
 
 
-@pytest.mark.parametrize("param", ["mup", "ntp", "sp", "sp:1"])
-@pytest.mark.parametrize("opt", ["sgd(lr=0.05)", "adam(lr=0.01, eps=1e-4)"])
+@pytest.mark.parametrize("param", ["ntp", "sp", "sp:1"])
+@pytest.mark.parametrize("opt", OPTIMIZERS)
 @pytest.mark.parametrize("arch", ["mlp2", "resmlp"])
 def test_every_parametrization_matches(arch: str, opt: str, param: str) -> None:
+    if param == "sp":  # SP's updates are Θ(n) too large at these rates (03 §3.2): it diverges
+        opt = re.sub(r"lr=([0-9.e-]+)", lambda m: f"lr={float(m.group(1)) / 20:g}", opt)
     check(arch, param, opt)
 
 
@@ -188,7 +191,8 @@ def test_signals_and_centring_match(arch: str, loss: str, center: bool) -> None:
     check(arch, "ntp", "momentum(0.5, lr=0.2)", loss, center)
 
 
-@pytest.mark.parametrize("arch", ["mlp2", "resmlp"])
+@pytest.mark.parametrize("arch,loss", [("mlp2", "mse"), ("resmlp", "mse"), ("mlp2k", "ce")])
 @pytest.mark.parametrize("opt", ["sgd(lr=0.3)", "adam(lr=0.02, eps=1e-4, normalize)"])
-def test_test_mask_and_minibatches_match(arch: str, opt: str) -> None:
-    check(arch, "mup", opt, "mse", True, n_test=3, batch=2, n_train=5)
+@pytest.mark.parametrize("param", ["mup", "sp"])
+def test_test_mask_and_minibatches_match(arch: str, loss: str, opt: str, param: str) -> None:
+    check(arch, param, opt, loss, True, n_test=3, batch=2, n_train=5)

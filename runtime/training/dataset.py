@@ -89,13 +89,13 @@ def _finite(a: np.ndarray, key: str, source: str) -> None:
 
 
 def _targets(y: np.ndarray, rows: int, k: int, signal: ErrorSignal, source: str) -> np.ndarray:
-    want = f"({rows},) or ({rows}, {k})" if k == 1 else f"({rows}, {k})"
     if signal.kind == "softmax" and y.shape == (rows,):
         return _one_hot(y, k, source)
-    if signal.kind == "softmax":
-        want = f"({rows},) class labels or ({rows}, {k}) one-hot rows"
-    if y.shape not in ((rows, k), (rows,) if k == 1 else (rows, k)) or not np.issubdtype(
-            y.dtype, np.number):
+    allowed = {(rows, k), (rows,)} if k == 1 else {(rows, k)}
+    if y.shape not in allowed or not np.issubdtype(y.dtype, np.number):
+        want = " or ".join(sorted(str(s) for s in allowed))
+        if signal.kind == "softmax":
+            want = f"({rows},) class labels or ({rows}, {k}) one-hot rows"
         raise UsageError(f"{source}: y_train has shape {y.shape} ({y.dtype}), expected {want}: "
                          f"one row per X_train row, one column per output of the arch")
     out = np.asarray(y, dtype=np.float64).reshape(rows, k)
