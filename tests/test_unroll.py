@@ -87,23 +87,26 @@ OPTS = {"sgd": "sgd(lr=0.1)", "momentum": "momentum(lr=0.1, beta=0.5)",
 
 def direct_training(arch: str, param: str, opt: str, n: int, seed: int, x: np.ndarray,
                     y: np.ndarray, steps: int, n_train: int, batch_size: int, center: bool,
-                    loss: str, shape: Callable[[np.ndarray], np.ndarray] = lambda q: q
-                    ) -> np.ndarray:
+                    loss: str, shape: Callable[[np.ndarray], np.ndarray] = lambda q: q,
+                    wd: float = 0.0) -> np.ndarray:
     """f_t on every point, t = 0..T: plain numpy training with explicit matrices (03 §3.1)."""
     program = parse_file(f"samples/{arch}.nx")
     table = resolve(param, program)
     e_out = float(table.e_out)
     draws = draw_parameters(program, n, seed)
+    # σ n^{-A} (0 for b = ∞) and the tensor's rate η·lr (n^{-C} = 0 for c = ∞: frozen)
+    init = {g: float(r.sigma) * n ** -float(r.exponents.A) for g, r in table.table.items()}
+    rates = {g: (0.01 if opt == "adam" else 0.1) * float(r.lr) for g, r in table.table.items()}
     p: Params = {}
     for decl in program.params:
         e = table[decl.name]
         if decl.kind == "vector" and decl.shape:  # input layer: the columns U[j]
-            p[decl.name] = np.stack([draws[k] for k in decl.names], axis=1) * n ** -float(e.A)
+            p[decl.name] = np.stack([draws[k] for k in decl.names], axis=1) * init[decl.name]
         elif decl.kind == "matrix":
             for k in decl.names:  # entries N(0, 1/n): the actual matrix is n^{½−A}·draw
-                p[k] = draws[k] * n ** (0.5 - float(e.A))
+                p[k] = draws[k] * init[decl.name] * n ** 0.5
         else:
-            p[decl.name] = draws[decl.name] * n ** -float(e.A)
+            p[decl.name] = draws[decl.name] * init[decl.name]
     group = {k: k.split("[")[0] for k in p}
     history: dict[str, list[np.ndarray]] = {k: [] for k in p}
     fs = []
@@ -118,8 +121,8 @@ def direct_training(arch: str, param: str, opt: str, n: int, seed: int, x: np.nd
             e = table[group[k]]
             loss_grad = sum(_chi(loss, f[i], y[i]) / batch_size * out[i][1][k] for i in batch)
             history[k].append(n ** float(e.D) * loss_grad)
-            lr = 0.01 if opt == "adam" else 0.1
-            p[k] = p[k] - lr * n ** -float(e.C) * shape(q_hand(opt, history[k]))
+            lr = rates[group[k]]
+            p[k] = (1 - lr * wd) * p[k] - lr * n ** -float(e.C) * shape(q_hand(opt, history[k]))
     return np.array(fs) - (fs[0] if center else 0.0)
 
 
@@ -233,4 +236,33 @@ def test_normalize_and_clip_use_the_rms_over_the_tensor(shaping):
 
     want = direct_training("mlp2", "mup", "sgd", n, seed, x, y, steps, 2, 2, False, "mse",
                            shape=shape)
+    assert_same(got, want)
+
+
+TABLE = """
+base = "mup"
+[params.v]
+b = "inf"        # zero-initialised readout
+[params.U]
+c = "inf"        # frozen input layer
+[params.W]
+sigma = 2
+lr = 0.5
+"""
+
+
+def test_table_constants_zero_init_frozen_and_weight_decay(tmp_path):
+    """σ and lr of a table, b = ∞ (v₀ = 0), c = ∞ (U never moves) and decoupled weight decay
+    p ← (1 − η·lr·λ)p − η·lr·n^{-C}·Q (03 §3.1, 04 §4.1)."""
+    path = tmp_path / "table.toml"
+    path.write_text(TABLE)
+    n, seed, steps = 16, 6, 3
+    x, y = data(2, 2)
+    opt = f"adam(lr=0.01, beta1={ADAM[0]}, beta2={ADAM[1]}, eps={ADAM[2]}, wd=0.5)"
+    result, got = unrolled_f("mlp2", UnrollOptions(param=str(path), opt=opt, steps=steps,
+                                                   batch=2), n, seed, x, y)
+    assert "U_grad_t0[0]" not in result.program.kinds and np.all(got[0] == 0)
+    want = direct_training("mlp2", str(path), "adam", n, seed, x, y, steps, 2, 2, False, "mse",
+                           wd=0.5)
+    assert np.ptp(want[:, 0]) > 1e-3
     assert_same(got, want)

@@ -256,9 +256,10 @@ class StepBuilder:
         """Record step s's gradients, the shaping ν_s of every group, and emit the vector and
         scalar parameters' updates."""
         for rule in self.training.tensors:
-            if rule.frozen:
-                continue
             tensors = [self.tensors[e] for e in rule.entries]
+            if rule.frozen:  # learning rate 0; a decoupled weight decay still shrinks it
+                self._decay_only(rule, tensors, s)
+                continue
             for entry, t in zip(rule.entries, tensors, strict=True):
                 if rule.kind == "matrix":
                     t.terms.append(self._matrix_terms(entry, s, chis))
@@ -276,6 +277,13 @@ class StepBuilder:
             for entry, t, q in zip(rule.entries, tensors, qs, strict=True):
                 new = t.decay * sym(t.current) - t.eta * power(rule.widths.update) * nu * q
                 t.current = self._emit_value(entry, s + 1, new, rule.kind)
+
+    def _decay_only(self, rule: TensorTraining, tensors: list[_Tensor], s: int) -> None:
+        """A frozen vector or scalar: P ← (1 − η·lr·λ)P (a matrix's decay is in c_s)."""
+        if rule.kind == "matrix" or tensors[0].decay == 1:
+            return
+        for entry, t in zip(rule.entries, tensors, strict=True):
+            t.current = self._emit_value(entry, s + 1, t.decay * sym(t.current), rule.kind)
 
     def _shaping(self, rule: TensorTraining, s: int, qs: list[sympy.Expr]) -> sympy.Expr:
         """ν_s with Q̃_s = ν_s·Q_s (04 §4.1, Eq. 2.54): 1, or from N² = the mean of Q_s² over
