@@ -33,7 +33,7 @@ wall, cpu = time.perf_counter(), time.process_time()
 result = run_pass(program, options)
 wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
 printed = time.process_time()
-text = print_program(result.program)
+text = print_program(result.program) if {print} else ""
 printed = time.process_time() - printed
 nodes = sum(sum(1 for _ in sympy.preorder_traversal(i.formula))
             for i in result.program.body if hasattr(i, 'formula'))
@@ -44,10 +44,10 @@ CLI = ["-m", "compiler.cli", "unroll", "samples/transformer_block.nx", "--const"
        "--param", "mup", "--opt", "adam", "--batch", "4"]
 
 
-def measure(steps: int, repeats: int) -> dict[str, float]:
+def measure(steps: int, repeats: int, printing: bool = True) -> dict[str, float]:
     runs = []
     for _ in range(repeats):
-        out = subprocess.run([sys.executable, "-c", ONE_RUN.format(steps=steps)],
+        out = subprocess.run([sys.executable, "-c", ONE_RUN.format(steps=steps, print=printing)],
                              capture_output=True, text=True, check=True, cwd=ROOT).stdout
         runs.append(json.loads(out))
     return {k: statistics.median(r[k] for r in runs) for k in runs[0]}
@@ -78,12 +78,13 @@ def main() -> None:
     print(f"transformer_block S=4, B=4, T={args.steps}, mup + adam: {m['size']:.0f} instructions,"
           f" {m['nodes']:.0f} formula nodes, {m['chars'] / 1e6:.2f} MB printed")
     print(f"  unroll pass {m['wall']:.2f} s wall ({m['cpu']:.2f} s CPU); print {m['print']:.2f} s")
-    print(f"  nexort unroll (whole command, fresh process): {cli_seconds(args.steps, 1):.2f} s")
     ts = [t for t in (1, 2, 5, 10) if t <= args.steps]
-    sizes = [measure(t, 1) for t in ts]
-    for what in ("size", "nodes"):
+    sizes = [measure(t, 1, printing=False) for t in ts]
+    for what in ("size", "nodes", "cpu"):
         p = float(np.polyfit(np.log(ts), np.log([s[what] for s in sizes]), 1)[0])
-        print(f"  growth in T of {what}: T^{p:.2f} over T = {ts}")
+        print(f"  growth in T of {what}: T^{p:.2f} over T = {ts} "
+              f"({', '.join(f'{s[what]:.3g}' for s in sizes)})")
+    print(f"  nexort unroll (whole command, fresh process): {cli_seconds(args.steps, 1):.2f} s")
 
 
 if __name__ == "__main__":

@@ -159,8 +159,9 @@ class StepBuilder:
         forward = len(self.program.body)
         points = range(1, self.training.schedule.n_points + 1)
         for i in points:
+            symbols = self._symbols(i, s, 0)  # extended by rename_symbols with its memo
             for ins in self.program.body:
-                self._emit(ins, i, s, 0, self._symbols(i, s, 0))
+                self._emit(ins, i, s, 0, symbols)
             if last or i not in batch:
                 continue
             for j, bp in enumerate(self.bps):
@@ -184,14 +185,16 @@ class StepBuilder:
             case Avg(out=y, arg=x):
                 self.body.append(Avg(name(y), name(x), ins.loc))
             case Nonlin(out=y, formula=f):
-                self.body.append(Nonlin(name(y), rename_symbols(f, dict(symbols)), ins.loc))
+                self.body.append(Nonlin(name(y), rename_symbols(f, symbols), ins.loc))
             case OuterNonlin(out=y, copies=c, formula=f):
-                new = rename_symbols(f, dict(symbols))
+                new = rename_symbols(f, symbols)
                 self.body.append(OuterNonlin(name(y), c, new, ins.loc))
             case _:
                 assert_never(ins)
 
     def _matmul(self, y: str, w: str, x: str, transpose: bool, s: int) -> None:
+        """y = W_s x (or W_sᵀ x): W₀x by a MatMul, the updates of steps r < s by one
+        OuterNonlin of order 1 (see the module docstring)."""
         t = self.tensors[w]
         rule = t.rule
         init = sympy.S.Zero if rule.zero_init else (
