@@ -94,3 +94,10 @@ def test_two_outputs_cross_entropy_equals_the_fast_trainer() -> None:
     fast = train(training, x, y, n, (seed,)).f[0]
     assert literal.shape == fast.shape == (steps + 1, 3, 2) and np.ptp(literal[:, 0, 0]) > 1e-3
     assert np.max(np.abs(literal - fast)) <= 1e-10 * max(1.0, np.abs(fast).max())
+
+
+def test_pipeline_text_form() -> None:
+    from compiler.passes.pipeline import parse_pipeline
+
+    got = parse_pipeline("unroll{opt=adam(lr=0.1,eps=1e-4) steps=2 batch=3 train=2 center=true}")
+    assert got == [UnrollOptions("mup", "adam(lr=0.1,eps=1e-4)", "mse", 2, 3, 2, None, True)]
