@@ -33,6 +33,7 @@ INVOCATIONS = {
     "limit-scalars": [MLP2, "--kernels", "--inputs", X1],
     "train": [MLP2, "--data", str(ROOT / "samples" / "data" / "regress10.npz"), "--steps", "2",
               "--width", "16"],
+    "unroll": [MLP2, "--param", "mup", "--opt", "adam", "--steps", "2", "--batch", "2"],
 }
 TIMING = "seconds"  # wall-clock time: the one key two runs cannot share
 

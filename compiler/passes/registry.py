@@ -80,6 +80,7 @@ PASS_MODULES = (
     "compiler.passes.total",
     "compiler.passes.kernel_program",
     "compiler.passes.lower",
+    "compiler.passes.unroll",
 )
 """Modules that register passes when imported."""
 

@@ -122,7 +122,7 @@ def _keyword(cur: Cursor, spelled: dict[str, Arg]) -> Token | None:
 
 
 def _value(cur: Cursor, arg: Arg, bare: bool) -> Value:
-    if bare:  # a flag written alone
+    if bare and arg.kind == "flag":  # a flag written alone (``lr=)`` is a missing number)
         return True
     start = cur.peek
     value: Value
