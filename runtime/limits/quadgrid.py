@@ -187,11 +187,10 @@ def _sum(
         wv = np.prod(np.meshgrid(*([wv] * d), indexing="ij"), axis=0).ravel()
         v = np.stack([g.ravel() for g in grids], axis=1)
     a = (coords @ kink) @ u.T  # (leaves, Nu)
-    b = (coords @ comp) @ v.T  # (leaves, Nv)
-    vals = (a[:, :, None] + b[:, None, :] + consts[:, None, None]).reshape(len(consts), -1)
-    weights = (wu[:, None] * wv[None, :]).reshape(-1)
-    y = f(*vals, np.inf)  # type: ignore[operator]
-    return float(np.sum(weights * np.broadcast_to(y, weights.shape)))
+    b = (coords @ comp) @ v.T + consts[:, None]  # (leaves, Nv)
+    vals = a[:, :, None] + b[:, None, :]  # (leaves, Nu, Nv)
+    y = np.broadcast_to(f(*vals, np.inf), vals.shape[1:])  # type: ignore[operator]
+    return float(np.einsum("i,ij,j->", wu, y, wv))  # no BLAS: its threads spin on a busy machine
 
 
 def _kink_normals(expr: sympy.Expr, syms: list, coords: np.ndarray, consts: np.ndarray) -> list:
