@@ -8,6 +8,9 @@ of an expectation without changing its value:
 * **collapse**: an affine combination of several leaves, c·ℓ + b, is itself one Gaussian; it
   becomes one new leaf (``x1 = relu(U . xi)`` over ten kets |U_j⟩ is a 1-dimensional integral,
   exactly like ``h1 = U . xi`` then ``x1 = relu(h1)``);
+* **trig products to sums**: Π cos(a_k) and its sines are sums of cos/sin of sums of
+  the a_k (``TR8``), each again one Gaussian after collapsing: E[Π_s cos(e_s)] over S
+  correlated e_s is 2^(S−1) one-dimensional integrals;
 * **split**: E is linear, so a sum of terms is integrated term by term, each over the span of
   its own leaves — E[(Σ_s erf(4e_s))²] over S correlated e_s is a sum of S² integrals of
   dimension ≤ 2, where a single S-dimensional tensor rule is neither cheap nor accurate.  Terms
@@ -24,6 +27,7 @@ from typing import TYPE_CHECKING, cast
 
 import numpy as np
 import sympy
+from sympy.simplify.fu import TR8
 
 if TYPE_CHECKING:
     from runtime.limits.quadrature import Lin
@@ -97,6 +101,9 @@ def split_terms(
     syms = expr.free_symbols & set(leaves)
     if _rank([leaves[s].padded(dim) for s in syms]) <= EXACT_RANK:
         return [expr]
+    if _trig_products(expr):
+        expr = collapse(cast(sympy.Expr, TR8(expr)), leaves, dim)
+        syms = expr.free_symbols & set(leaves)
     if _count(expr) > MAX_TERMS:
         return [expr]
     buckets: dict[frozenset[sympy.Basic], list[sympy.Expr]] = {}
@@ -110,6 +117,13 @@ def split_terms(
         else:
             home[1].extend(buckets[key])
     return [cast(sympy.Expr, sympy.Add(*terms)) for _, terms in merged]
+
+
+def _trig_products(expr: sympy.Expr) -> bool:
+    """Whether ``expr`` multiplies sines and cosines whose sum-of-angles form (at most
+    2^(k−1) terms for k factors) is small enough to build."""
+    k = sum(1 for e in sympy.preorder_traversal(expr) if isinstance(e, sympy.sin | sympy.cos))
+    return 2 <= k and 2 ** (k - 1) <= MAX_TERMS // 8
 
 
 def _rank(rows: list[np.ndarray]) -> int:
