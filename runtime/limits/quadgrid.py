@@ -1,21 +1,29 @@
-"""Quadrature for the exact path (spec 01 §1.6): compose, factor, whiten, split at kinks, sum.
+"""Quadrature for the exact path (spec 01 §1.6): compose, reduce, factor, whiten, split at kinks,
+sum twice.
 
 ``integrate(column, expr, items)`` computes E[expr] where ``expr`` is a sympy expression in
 placeholder symbols standing for kets of :mod:`runtime.limits.quadrature`:
 
 1. *compose*: substitute every non-linear ket by its formula until only Gaussian leaves (linear
    kets, as symbols ℓ_k) and numbers remain;
-2. *factor*: split the product into groups of factors whose leaves are uncorrelated with every
+2. *reduce* (:mod:`runtime.limits.quadreduce`): affine combinations of leaves become one leaf,
+   products of sines and cosines become sums, and an integrand spanning more than two
+   dimensions is split into terms integrated over their own (smaller) spans;
+3. *factor*: split the product into groups of factors whose leaves are uncorrelated with every
    other group's (independent Gaussians: E of the product is the product of E's) — e.g.
    E[v² step(h)step(h′)] = E[v²]·E[step(h)step(h′)];
-3. per group, *whiten* the leaves (SVD of their forms: ℓ = A·w + b, w ~ N(0, I_r)), find the kink
+4. per group, *whiten* the leaves (SVD of their forms: ℓ = A·w + b, w ~ N(0, I_r)), find the kink
    hyperplanes {a·w = 0} of relu/step/sign/abs/Heaviside/Max/Min (each must pass through the
    origin and be linear in the leaves), integrate the kink span piecewise (q = 1: two half-lines;
    q = 2: polar sectors between the kink lines) and the complement smoothly;
-4. rules: composite Gauss–Legendre panels on [−L, L] (or [0, L] radially, weight written out)
+5. rules: composite Gauss–Legendre panels on [−L, L] (or [0, L] radially, weight written out)
    for up to 2 smooth dimensions — robust when the integrand is much narrower than the Gaussian
-   (erf′(h)² with Var h = 10 is exp(−20w²)) — and tensor Gauss–Hermite beyond that.
-"""
+   (erf′(h)² with Var h = 10 is exp(−20w²)) — and tensor Gauss–Hermite beyond that;
+6. *error estimate*: every group is summed at a coarse and a fine level (10 and 16 nodes per
+   panel, 16 and 24 per angle, ⅔ of the Hermite nodes); the estimate of the fine value's error
+   is QUADPACK's (200·|fine − coarse|)^1.5 (relative to max(1, |E|)), and above ``TOL`` the
+   value is not exact: :class:`NotExactError` says so, and ``method="auto"`` falls back to
+   Monte Carlo instead of printing a wrong value with standard error 0."""
 
 from __future__ import annotations
 

@@ -6,8 +6,11 @@ Monte Carlo sampler, :mod:`runtime.limits.hats`, but from exact inner products) 
 function of earlier kets.  An expectation E[F] of nodes is an integral over the Gaussian leaves
 (the linear kets) it reaches: they span r ≤ few whitened dimensions w (SVD of their forms), and
 
-* if no kink (relu, step, sign, abs, Heaviside, Max/Min) sits in F, tensor Gauss–Hermite in w
-  (≈1e-13 for smooth integrands such as erf);
+* first the Gaussian dimension is reduced to the span of F's arguments (affine combinations of
+  leaves are one Gaussian; sums are integrated term by term over each term's own span;
+  products of cosines become sums), :mod:`runtime.limits.quadreduce`;
+* if no kink (relu, step, sign, abs, Heaviside, Max/Min) sits in F, composite Gauss–Legendre
+  panels (≤ 2 dimensions) or tensor Gauss–Hermite in w;
 * if the kinks are hyperplanes through the origin spanning q ≤ 2 dimensions, those dimensions
   are integrated piecewise — two half-lines (q = 1) or angular sectors in polar coordinates
   (q = 2), with composite Gauss–Legendre panels in r and Gauss–Legendre in the angle
@@ -20,7 +23,10 @@ scalars, odd Avgs and the Stein regressors follow the shared rules of
 :mod:`runtime.limits.ketrules`.  Anything else (OuterNonlin, kinks off the origin or on
 non-Gaussian kets, too many dimensions) raises :class:`NotExactError` naming the ket and the
 reason; :func:`runtime.limits.evaluate` with ``method="auto"`` then falls back to Monte Carlo.
-Every standard error of the result is a real 0.
+Every integral is computed at two levels of nodes and its error estimated; a value whose
+estimate exceeds ~1e-11 (relative) is never returned as exact: :class:`NotExactError` says how
+far the rules disagree and ``"auto"`` hands the program to Monte Carlo.  Every standard error of
+the result is a real 0.
 """
 
 from __future__ import annotations

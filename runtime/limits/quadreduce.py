@@ -93,9 +93,7 @@ def _affine(
     return None
 
 
-def split_terms(
-    expr: sympy.Expr, leaves: dict[sympy.Symbol, Lin], dim: int
-) -> list[sympy.Expr]:
+def split_terms(expr: sympy.Expr, leaves: dict[sympy.Symbol, Lin], dim: int) -> list[sympy.Expr]:
     """``expr`` as a sum of parts, each to be integrated over its own leaves' span: ``[expr]``
     when that spans at most two dimensions or the expansion would be too large."""
     syms = expr.free_symbols & set(leaves)
@@ -123,7 +121,7 @@ def _trig_products(expr: sympy.Expr) -> bool:
     """Whether ``expr`` multiplies sines and cosines whose sum-of-angles form (at most
     2^(k−1) terms for k factors) is small enough to build."""
     k = sum(1 for e in sympy.preorder_traversal(expr) if isinstance(e, sympy.sin | sympy.cos))
-    return 2 <= k and 2 ** (k - 1) <= MAX_TERMS // 8
+    return k >= 2 and 2 ** (k - 1) <= MAX_TERMS // 8
 
 
 def _rank(rows: list[np.ndarray]) -> int:
@@ -141,12 +139,12 @@ def _count(e: sympy.Basic) -> int:
         return math.prod(_count(a) for a in e.args)
     if _int_power(e):
         base, n = e.args
-        return int(_count(base) ** int(n))  # type: ignore[call-overload]
+        return int(_count(base) ** int(n))
     return 1
 
 
 def _int_power(e: sympy.Basic) -> bool:
-    return isinstance(e, sympy.Pow) and e.args[1].is_Integer and 2 <= int(e.args[1]) <= 8  # type: ignore[call-overload]
+    return isinstance(e, sympy.Pow) and e.args[1].is_Integer and 2 <= int(e.args[1]) <= 8
 
 
 def _distribute(e: sympy.Basic) -> list[sympy.Expr]:
@@ -159,5 +157,5 @@ def _distribute(e: sympy.Basic) -> list[sympy.Expr]:
     if _int_power(e):
         base, n = e.args
         terms = _distribute(base)
-        return [cast(sympy.Expr, sympy.Mul(*c)) for c in product(terms, repeat=int(n))]  # type: ignore[call-overload]
+        return [cast(sympy.Expr, sympy.Mul(*c)) for c in product(terms, repeat=int(n))]
     return [cast(sympy.Expr, e)]
