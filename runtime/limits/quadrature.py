@@ -31,7 +31,8 @@ the result is a real 0.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import assert_never, cast
 
@@ -166,6 +167,15 @@ def _localise(kets: KetProgram, inputs: object, scalars: Mapping[str, float]) ->
     evaluate(kets, inputs, "mc", LimitOptions(particles=4096, replicas=1), scalars=scalars)
 
 
+@contextmanager
+def _naming(what: str) -> Iterator[None]:
+    """Prefix a NotExactError raised inside with the statement it arose in."""
+    try:
+        yield
+    except NotExactError as e:
+        raise NotExactError(f"{what}: {e.message}") from None
+
+
 class _Column:
     """The kets of one input column: linear forms and nodes, scalars, hats, dot coefficients."""
 
@@ -203,11 +213,14 @@ class _Column:
                     self.scal[y], self.methods[y] = 0.0, "symmetry"
                 else:
                     t = sympy.Symbol("t_", real=True)
-                    self.scal[y], self.methods[y] = self.expect(t, {t: self.ket[x]}), "exact"
+                    with _naming(f"{y} = E|{x}⟩"):
+                        self.scal[y] = self.expect(t, {t: self.ket[x]})
+                    self.methods[y] = "exact"
             case FormulaKet():
                 self._formula(i, s)
             case MatMulKet():
-                self._matmul(i, s)
+                with _naming(f"the MatMul |{s.out}⟩"):
+                    self._matmul(i, s)
             case _:
                 assert_never(s)
 

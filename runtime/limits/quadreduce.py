@@ -32,7 +32,7 @@ from sympy.simplify.fu import TR8
 if TYPE_CHECKING:
     from runtime.limits.quadrature import Lin
 
-MAX_TERMS = 4096
+MAX_TERMS = 1024
 EXACT_RANK = 2  # the piecewise rules are exact up to this many dimensions
 
 
