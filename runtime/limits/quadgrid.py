@@ -265,8 +265,10 @@ def _smooth_grid(d: int, budget: int, level: int) -> tuple[np.ndarray, np.ndarra
         n = max(min(96, int(budget ** (1 / d))), 3)
         x, w = hermite(n if level == FINE else max(2 * n // 3, 2))
     grids = np.meshgrid(*([x] * d), indexing="ij")
-    weights = np.prod(np.meshgrid(*([w] * d), indexing="ij"), axis=0)
-    return np.stack([g.ravel() for g in grids], axis=1), weights.ravel()
+    weights = np.prod(np.meshgrid(*([w] * d), indexing="ij"), axis=0).ravel()
+    points = np.stack([g.ravel() for g in grids], axis=1)
+    inside = np.sum(points**2, axis=1) <= CUT**2  # the ball the polar rules cover: no corners
+    return points[inside], weights[inside]
 
 
 def _cuts(normals: list[np.ndarray]) -> tuple[float, ...]:
