@@ -117,3 +117,27 @@ def test_kernels_do_not_depend_on_naming_the_linear_layer():
     for table, ref in ((kp.ntk, k.ntk), (kp.nngp, k.nngp)):
         for (i, j), n in table.items():
             assert abs(res.scalars[n][0] - ref[i, j]) < 1e-12, (n, res.scalars[n], ref[i, j])
+
+
+def relu_kernel(k: np.ndarray) -> np.ndarray:
+    """E[relu(u) relu(v)] for (u, v) ~ N(0, k) entrywise (the arc-cosine kernel, 07 §7.1)."""
+    d = np.sqrt(np.diag(k))
+    c = np.clip(k / np.outer(d, d), -1, 1)
+    t = np.arccos(c)
+    return np.outer(d, d) / (2 * np.pi) * (np.sin(t) + (np.pi - t) * c)
+
+
+@pytest.mark.parametrize("batch", [1, pytest.param(2, marks=pytest.mark.slow)])
+def test_residual_mlp_nngp_is_exact_after_splitting_the_sum(batch):
+    # z ← z + W relu(z): the NNGP integrand relu(z2)relu(z2') spans four kink directions, but its
+    # sums split into terms of ≤ 2; closed form K ← K + relu_kernel(K) (W independent of z),
+    # NNGP = relu_kernel(K_L)
+    prog = parse_text((ROOT / "samples" / "resmlp.nx").read_text())
+    x = np.random.default_rng(0).standard_normal((batch, 10)) / np.sqrt(10)
+    kp = kernel_program(prog, len(x))
+    res = evaluate(lower(kp.program), kp.bind(x), method="exact")
+    k = x @ x.T
+    for _ in range(2):
+        k = k + relu_kernel(k)
+    for (i, j), n in kp.nngp.items():
+        assert abs(res.scalars[n][0] - relu_kernel(k)[i, j]) < 1e-12, (n, res.scalars[n])
