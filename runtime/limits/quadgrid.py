@@ -161,11 +161,16 @@ def _integrate_group(col: _Column, expr: sympy.Expr, syms: list, leaves: dict) -
         _sum(f, coords, consts, kink, *_kink_grid(q, cuts, lv), comp, *_grid(comp, q, cuts, lv))
         for lv in (COARSE, FINE)
     )
+    return _converged(fine, coarse, r)
+
+
+def _converged(fine: float, coarse: float, dims: int) -> float:
+    """``fine`` if QUADPACK's error estimate from the two levels meets ``TOL``, else refuse."""
     scale = max(1.0, abs(fine))
     error = scale * (200 * abs(fine - coarse) / scale) ** 1.5
     if error > TOL * scale:  # NaN passes: it is reported per limit
         raise _not_exact(
-            f"quadrature over {r} Gaussian dimension(s) did not converge (error estimate "
+            f"quadrature over {dims} Gaussian dimension(s) did not converge (error estimate "
             f"{error:.1e} from two rules differing by {abs(fine - coarse):.1e}; tolerance "
             f"{TOL * scale:.0e})"
         )
