@@ -6,8 +6,11 @@ Monte Carlo sampler, :mod:`runtime.limits.hats`, but from exact inner products) 
 function of earlier kets.  An expectation E[F] of nodes is an integral over the Gaussian leaves
 (the linear kets) it reaches: they span r ≤ few whitened dimensions w (SVD of their forms), and
 
-* if no kink (relu, step, sign, abs, Heaviside, Max/Min) sits in F, tensor Gauss–Hermite in w
-  (≈1e-13 for smooth integrands such as erf);
+* first the Gaussian dimension is reduced to the span of F's arguments (affine combinations of
+  leaves are one Gaussian; sums are integrated term by term over each term's own span;
+  products of cosines become sums), :mod:`runtime.limits.quadreduce`;
+* if no kink (relu, step, sign, abs, Heaviside, Max/Min) sits in F, composite Gauss–Legendre
+  panels (≤ 2 dimensions) or tensor Gauss–Hermite in w;
 * if the kinks are hyperplanes through the origin spanning q ≤ 2 dimensions, those dimensions
   are integrated piecewise — two half-lines (q = 1) or angular sectors in polar coordinates
   (q = 2), with composite Gauss–Legendre panels in r and Gauss–Legendre in the angle
@@ -20,12 +23,16 @@ scalars, odd Avgs and the Stein regressors follow the shared rules of
 :mod:`runtime.limits.ketrules`.  Anything else (OuterNonlin, kinks off the origin or on
 non-Gaussian kets, too many dimensions) raises :class:`NotExactError` naming the ket and the
 reason; :func:`runtime.limits.evaluate` with ``method="auto"`` then falls back to Monte Carlo.
-Every standard error of the result is a real 0.
+Every integral is computed at two levels of nodes and its error estimated; a value whose
+estimate exceeds ~1e-11 (relative) is never returned as exact: :class:`NotExactError` says how
+far the rules disagree and ``"auto"`` hands the program to Monte Carlo.  Every standard error of
+the result is a real 0.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import assert_never, cast
 
@@ -160,6 +167,15 @@ def _localise(kets: KetProgram, inputs: object, scalars: Mapping[str, float]) ->
     evaluate(kets, inputs, "mc", LimitOptions(particles=4096, replicas=1), scalars=scalars)
 
 
+@contextmanager
+def _naming(what: str) -> Iterator[None]:
+    """Prefix a NotExactError raised inside with the statement it arose in."""
+    try:
+        yield
+    except NotExactError as e:
+        raise NotExactError(f"{what}: {e.message}") from None
+
+
 class _Column:
     """The kets of one input column: linear forms and nodes, scalars, hats, dot coefficients."""
 
@@ -197,11 +213,14 @@ class _Column:
                     self.scal[y], self.methods[y] = 0.0, "symmetry"
                 else:
                     t = sympy.Symbol("t_", real=True)
-                    self.scal[y], self.methods[y] = self.expect(t, {t: self.ket[x]}), "exact"
+                    with _naming(f"{y} = E|{x}⟩"):
+                        self.scal[y] = self.expect(t, {t: self.ket[x]})
+                    self.methods[y] = "exact"
             case FormulaKet():
                 self._formula(i, s)
             case MatMulKet():
-                self._matmul(i, s)
+                with _naming(f"the MatMul |{s.out}⟩"):
+                    self._matmul(i, s)
             case _:
                 assert_never(s)
 

@@ -1,0 +1,87 @@
+"""Exact-path benchmark (01 §1.6, 07 §7.1): CPU time of the quadrature engine on the kernels
+(NNGP + NTK) of relu ``mlp2``/``mlp3`` and erf ``mlp2_erf``, and of ``mlp3`` written with the
+linear layer inline (``x1 = relu(U . xi)``), with the largest error against the closed forms;
+then the many-leaves expectation E[(Σ_s erf(4e_s))²] for S = 2…8, its method and error against
+the arcsine closed form.  Timings are process CPU seconds (the machine is shared).
+
+Run: python bench/bench_exact.py [--quick]."""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from compiler.frontend.parse import parse_text
+from compiler.kets.lowering import lower
+from compiler.passes.kernel_program import kernel_program
+from runtime.limits import evaluate
+from runtime.limits.closed_forms import mlp_kernels
+
+ROOT = Path(__file__).resolve().parent.parent
+X = np.load(ROOT / "samples" / "data" / "gauss10.npz")["X_train"]
+INLINE = ("h1 = U . xi\n    x1 = relu(h1)", "x1 = relu(U . xi)")
+
+
+def kernels(name: str, depth: int, act: str, batch: int, inline: bool = False) -> None:
+    text = (ROOT / "samples" / f"{name}.nx").read_text()
+    if inline:
+        assert INLINE[0] in text
+        text = text.replace(*INLINE)
+    kp = kernel_program(parse_text(text), batch)
+    x = X[:batch]
+    start = time.process_time()
+    res = evaluate(lower(kp.program), kp.bind(x), method="exact")
+    cpu = time.process_time() - start
+    k = mlp_kernels(x, depth, act)
+    err = max(
+        abs(res.scalars[n][0] - ref[i, j])
+        for table, ref in ((kp.ntk, k.ntk), (kp.nngp, k.nngp))
+        for (i, j), n in table.items()
+    )
+    label = f"{name}{' (inline U . xi)' if inline else ''}"
+    print(f"kernels {label:<24} B={batch:<3} {cpu:7.2f} CPU-s   max error {err:.1e}")
+
+
+def many_leaves(size: int) -> None:
+    text = f"""arch t {{
+ const S = {size}
+ input xi[S][6]
+ param U : vector[6]
+ param v : vector
+ for s in 0..S {{ e[s] = U . xi[s] }}
+ z = sum[s in 0..S](erf(4*e[s]))
+ r = avg(z*z)
+ output v * z
+}}"""
+    xi = np.random.default_rng(size).standard_normal((size, 6)) / np.sqrt(6)
+    c = xi @ xi.T
+    d = np.sqrt(1 + 32 * np.diag(c))
+    truth = float(np.sum(2 / np.pi * np.arcsin(32 * c / np.outer(d, d))))
+    start = time.process_time()
+    res = evaluate(lower(parse_text(text)), xi.reshape(1, -1), "auto")
+    cpu = time.process_time() - start
+    val, se = res.scalars["r"][0], res.stderr["r"][0]
+    print(
+        f"E[(Σ erf(4e_s))²] S={size}  {res.methods['r']:<5} error {val - truth:+.1e} "
+        f"(s.e. {se:.1e})  {cpu:6.2f} CPU-s"
+    )
+
+
+def main() -> None:
+    quick = "--quick" in sys.argv
+    for name, depth, act in (("mlp2", 2, "relu"), ("mlp3", 3, "relu"), ("mlp2_erf", 2, "erf")):
+        kernels(name, depth, act, 4)
+    kernels("mlp3", 3, "relu", 4, inline=True)
+    if not quick:
+        kernels("mlp3", 3, "relu", 8)
+    for size in range(2, 9):
+        many_leaves(size)
+
+
+if __name__ == "__main__":
+    main()
