@@ -7,7 +7,10 @@ width N0 the per-parameter factors are
     init std (N/N0)^{-b},  forward multiplier (N/N0)^{-a},  learning rate (N/N0)^{-c}
     (linear Q: (N/N0)^{d-c}),  Adam eps (N/N0)^{-d}  (adaptive Q only),
 
-and the output f = Σ_α o_α is multiplied by (N/N0)^{-e_out}. Absolute values at width N are given
+and the output f = Σ_α o_α is multiplied by (N/N0)^{-e_out}. Decoupled weight decay
+(04 §4.1: P ← (1 − η·lr·λ)P, a width-independent factor per step) is multiplied by the group's
+learning rate in PyTorch (AdamW: p ← (1 − lr·weight_decay)p), so its weight_decay is λ times
+the inverse of the learning-rate factor: λ·(N/N0)^{c} (linear Q: λ·(N/N0)^{c−d}). Absolute values at width N are given
 too: init std σ·N^{-b} (the spec's N(0, σ²n^{-2b})), multiplier N^{-a}, learning rate
 η·lr·N^{-c}. A symbolic exponent gives a formula instead of a number.
 """
@@ -88,10 +91,17 @@ def recipe_dict(param: Parametrization, opt: Optimizer, width: int, base: int,
             "lr_factor": factor(r.lr, width, base),
             "lr_multiplier": float(r.lr_const),
             "adam_eps_factor": factor(r.eps, width, base),
+            # PyTorch's decoupled decay is lr·weight_decay: λ over the lr factor (module doc)
+            "weight_decay_factor": _decay(r.lr, width, base) if opt.weight_decay else None,
             "exponents": {"init_std": fmt(r.init), "multiplier": fmt(r.multiplier),
                           "lr": fmt(r.lr), "eps": None if r.eps is None else fmt(r.eps)},
         }
     return out
+
+
+def _decay(lr: Exp, width: int, base: int) -> Any:
+    """λ's factor 1/(lr factor); none for a frozen tensor (lr 0 cannot carry a decay)."""
+    return None if lr == sympy.oo else factor(-lr, width, base)
 
 
 def _absolute(sigma: sympy.Rational, b: Exp, width: int) -> Any:
@@ -123,6 +133,13 @@ def recipe_text(param: Parametrization, opt: Optimizer, width: int, base: int,
               "(eps on the stored tensor's gradient = ε·N^-d)." if opt.qclass == "adaptive" else
               "adam eps: not needed (" + ("linear Q: d is folded into the lr"
                                           if opt.qclass == "linear" else "ε = 0") + ")."]
+    if opt.weight_decay:
+        lines += [f"weight decay {float(opt.weight_decay):g} is decoupled (P ← (1 − lr·λ)P): "
+                  "PyTorch multiplies weight_decay by the group's lr, so use per group",
+                  "weight_decay = λ × " + ", ".join(
+                      f"{name} {_num(r['weight_decay_factor'] or '—')}"
+                      for name, r in d["parameters"].items()) +
+                  " (AdamW; SGD only without momentum)."]
     return "\n".join(lines) + "\n"
 
 
