@@ -31,8 +31,10 @@ from runtime.params import draw_parameters
 from runtime.trainer import train
 from tests.conftest import ROOT
 
-torch = pytest.importorskip(
-    "torch", reason="PyTorch is not installed (it is in the `test` extra: pip install -e '.[test]')")
+pytest.importorskip(
+    "torch", reason="PyTorch is not installed (it is in the `test` extra: "
+                    "pip install -e '.[test]')")
+import torch  # after the skip, so the module is collected (and skipped) without torch
 
 WIDTH, STEPS, D, N_TRAIN = 48, 4, 10, 4
 # one string per torch optimizer the recipe serves; SP's rates are Θ(n) too large (03 §3.2), so
@@ -53,8 +55,8 @@ def recipe(capsys: pytest.CaptureFixture[str], arch: str, param: str, opt: str
     return doc
 
 
-class Net(torch.nn.Module):  # type: ignore[misc]
-    """f(ξ) = m_out · Σ_α v_α relu(z_L)_α with z_0 = m_U·U ξ, z_{l+1} = [z_l +] m_W·W_l relu(z_l)."""
+class Net(torch.nn.Module):
+    """f(ξ) = m_out·Σ_α v_α relu(z_L)_α, z_0 = m_U·U ξ, z_{l+1} = [z_l +] m_W·W_l relu(z_l)."""
 
     def __init__(self, prog: Program, rec: dict[str, Any], seed: int, resnet: bool) -> None:
         super().__init__()
@@ -80,8 +82,10 @@ class Net(torch.nn.Module):  # type: ignore[misc]
         return self.out * (torch.relu(z) @ (self.mult["v"] * self.v))
 
 
-def torch_optimizer(net: Net, rec: dict[str, Any], opt_text: str, eps_scaled: bool = True) -> Any:
-    """One parameter group per tensor with the recipe's lr (and eps, weight decay)."""
+def torch_optimizer(net: Net, rec: dict[str, Any], opt_text: str,
+                    unscaled: frozenset[str] = frozenset()) -> Any:
+    """One parameter group per tensor with the recipe's lr (and eps, weight decay); the factors
+    named in ``unscaled`` ("eps", "weight_decay") left out, as a naive port would."""
     opt = parse_optimizer(opt_text)
     eta, eps = float(opt.lr), None if opt.eps is None else float(opt.eps)
     groups = []
@@ -91,9 +95,10 @@ def torch_optimizer(net: Net, rec: dict[str, Any], opt_text: str, eps_scaled: bo
                                  "lr": eta * row["lr_multiplier"] * row["lr_factor"]}
         if opt.qclass == "adaptive":
             assert eps is not None
-            group["eps"] = eps * (row["adam_eps_factor"] if eps_scaled else 1.0)
+            group["eps"] = eps * (1.0 if "eps" in unscaled else row["adam_eps_factor"])
         if opt.weight_decay:
-            group["weight_decay"] = float(opt.weight_decay) * row["weight_decay_factor"]
+            group["weight_decay"] = float(opt.weight_decay) * (
+                1.0 if "weight_decay" in unscaled else row["weight_decay_factor"])
         groups.append(group)
     args = dict(opt.args)
     b1, b2 = (float(args.get("beta1", 0)), float(args.get("beta2", 0)))
@@ -127,8 +132,10 @@ def torch_training(net: Net, optimizer: Any, x: np.ndarray, y: np.ndarray,
 
 
 def compare(capsys: pytest.CaptureFixture[str], arch: str, param: str, opt: str,
-            n_test: int = 0, batch: int | None = None, seed: int = 5) -> tuple[Any, ...]:
-    """(nexort's f_t, torch's f_t, torch's f_t with the unscaled eps or None)."""
+            n_test: int = 0, batch: int | None = None, seed: int = 5,
+            unscaled: frozenset[str] = frozenset()) -> tuple[np.ndarray, ...]:
+    """(nexort's f_t, torch's f_t by the recipe, torch's f_t without the ``unscaled``
+    factors)."""
     if param == "sp":
         opt = _slower(opt)
     prog = parse_file(ROOT / "samples" / f"{arch}.nx")
@@ -138,13 +145,12 @@ def compare(capsys: pytest.CaptureFixture[str], arch: str, param: str, opt: str,
     x, y = rng.standard_normal((N_TRAIN + n_test, D)), rng.standard_normal((N_TRAIN, 1))
     want = train(tr, x, y, WIDTH, seeds=(seed,)).f[0, :, :, 0]
 
-    def run(eps_scaled: bool) -> np.ndarray:
+    def run(leave_out: frozenset[str]) -> np.ndarray:
         net = Net(prog, rec, seed, arch == "resmlp")
-        return torch_training(net, torch_optimizer(net, rec, opt, eps_scaled), x, y,
+        return torch_training(net, torch_optimizer(net, rec, opt, leave_out), x, y,
                               tr.schedule.batch)
 
-    unscaled = run(False) if parse_optimizer(opt).qclass == "adaptive" else None
-    return want, run(True), unscaled
+    return (want, run(frozenset())) + ((run(unscaled),) if unscaled else ())
 
 
 def _slower(opt: str) -> str:
@@ -161,13 +167,13 @@ def assert_same(want: np.ndarray, got: np.ndarray) -> None:
 @pytest.mark.parametrize("arch", ["mlp2", "resmlp"])
 def test_recipe_in_torch_trains_like_nexort(capsys: pytest.CaptureFixture[str], arch: str,
                                             param: str, opt: str) -> None:
-    want, got, _ = compare(capsys, arch, param, opt)
+    want, got = compare(capsys, arch, param, opt)
     assert_same(want, got)
 
 
 @pytest.mark.parametrize("opt", ["sgd(lr=0.3)", "adam(lr=0.02, eps=1e-4)"])
 def test_minibatches_and_test_points(capsys: pytest.CaptureFixture[str], opt: str) -> None:
-    want, got, _ = compare(capsys, "resmlp", "mup", opt, n_test=3, batch=2)
+    want, got = compare(capsys, "resmlp", "mup", opt, n_test=3, batch=2)
     assert_same(want, got)
 
 
@@ -176,6 +182,17 @@ def test_eps_on_the_raw_gradient_must_be_scaled(capsys: pytest.CaptureFixture[st
                                                param: str) -> None:
     """ε acts on n^{d}·g (03 §3.1): torch's eps on g = ∂L/∂p is ε·n^{-d}; ε unscaled is another
     optimizer (the d of μP's input and output layers is 1, NTP's hidden layer 1/2)."""
-    want, got, unscaled = compare(capsys, "mlp2", param, "adam(lr=0.02, eps=0.05)")
+    want, got, naive = compare(capsys, "mlp2", param, "adam(lr=0.02, eps=0.05)",
+                               unscaled=frozenset({"eps"}))
     assert_same(want, got)
-    assert np.abs(unscaled - want).max() > 1e-4
+    assert np.abs(naive - want).max() > 1e-4
+
+
+@pytest.mark.parametrize("arch", ["mlp2", "resmlp"])
+def test_weight_decay_must_be_scaled(capsys: pytest.CaptureFixture[str], arch: str) -> None:
+    """Decoupled decay is width independent per step (04 §4.1), torch's is lr·weight_decay: under
+    μP + AdamW the hidden matrices' weight_decay is λ·n^{c} = λ·n; λ unscaled barely decays them."""
+    want, got, naive = compare(capsys, arch, "mup", "adamw(lr=0.02, eps=1e-3, wd=0.5)",
+                               unscaled=frozenset({"weight_decay"}))
+    assert_same(want, got)
+    assert np.abs(naive - want).max() > 1e-4

@@ -10,9 +10,11 @@ width N0 the per-parameter factors are
 and the output f = Σ_α o_α is multiplied by (N/N0)^{-e_out}. Decoupled weight decay
 (04 §4.1: P ← (1 − η·lr·λ)P, a width-independent factor per step) is multiplied by the group's
 learning rate in PyTorch (AdamW: p ← (1 − lr·weight_decay)p), so its weight_decay is λ times
-the inverse of the learning-rate factor: λ·(N/N0)^{c} (linear Q: λ·(N/N0)^{c−d}). Absolute values at width N are given
-too: init std σ·N^{-b} (the spec's N(0, σ²n^{-2b})), multiplier N^{-a}, learning rate
-η·lr·N^{-c}. A symbolic exponent gives a formula instead of a number.
+the inverse of the learning-rate factor: λ·(N/N0)^{c} (linear Q: λ·(N/N0)^{c−d}).
+
+Absolute values at width N are given too: init std σ·N^{-b} (the spec's N(0, σ²n^{-2b})),
+multiplier N^{-a}, learning rate η·lr·N^{-c}. A symbolic exponent gives a formula instead of a
+number.
 """
 
 from __future__ import annotations
