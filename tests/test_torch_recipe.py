@@ -196,3 +196,13 @@ def test_weight_decay_must_be_scaled(capsys: pytest.CaptureFixture[str], arch: s
                                unscaled=frozenset({"weight_decay"}))
     assert_same(want, got)
     assert np.abs(naive - want).max() > 1e-4
+
+
+def test_recipe_text_gives_the_weight_decay(capsys: pytest.CaptureFixture[str]) -> None:
+    """The printed recipe names each group's weight_decay factor 1/(lr factor): μP + AdamW at
+    N = 4·N0 has c = 1 for the hidden matrix (× 4) and c = 0 for the input and output layers."""
+    code = main(["abcd", str(ROOT / "samples" / "mlp2.nx"), "--param", "mup", "--opt",
+                 "adamw(lr=0.02, wd=0.1)", "--torch-recipe", "--width", "256",
+                 "--base-width", "64"])
+    out = capsys.readouterr().out
+    assert code == 0 and "weight_decay = λ × U 1, W 4, v 1 (AdamW" in out
