@@ -210,7 +210,8 @@ def demand(kets: KetProgram, wanted: Iterable[str] | None) -> Demand:
         raise UsageError(
             f"requested limits of {', '.join(sorted(unknown))}: not objects of {kets.source.name}"
         )
-    live, keep, last = set(roots), [], {}
+    live, keep = set(roots), []
+    last: dict[str, int] = {}
     for i in reversed(range(len(kets.stmts))):
         if kets.stmts[i].out not in live:
             continue
