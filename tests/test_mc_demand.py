@@ -130,3 +130,23 @@ def test_exact_engine_result_is_restricted_to_the_request():
     want = set(kp.nngp.values())
     res = evaluate(kets, kp.bind(X), "exact", scalars_wanted=want)
     assert set(res.scalars) == want
+
+
+def test_fused_pair_sums_agree_with_one_by_one(monkeypatch):
+    from runtime.limits import fusion
+    from runtime.limits.ketfuncs import KetFunctions
+
+    kets = lower(backprop(parse_file(ROOT / "samples/programs/outer1.nx")))
+    groups = fusion.pair_groups(kets, KetFunctions(kets))
+    assert len({g.members for g in groups.values()}) == 1 and len(groups) == 4  # ∂z ∂x ∂u ∂c
+    opts = LimitOptions(particles=1024, keep_values=True)
+    want = ["dx", "du", "dz", "dc"]
+    fused = evaluate(kets, None, "mc", opts, scalars_wanted=want)
+    monkeypatch.setattr(fusion, "FUSE", False)
+    alone = evaluate(kets, None, "mc", opts, scalars_wanted=want)
+    # the same sums of the same products, regrouped by common-subexpression elimination:
+    # round-off only (a few ulps of each ψ, averaged over ~1e3 pairs)
+    for k in want:
+        np.testing.assert_allclose(fused.values.get(k, 0), alone.values.get(k, 0), rtol=1e-12,
+                                   atol=1e-14)
+    assert np.allclose(fused.scalars["dc"], alone.scalars["dc"], rtol=1e-12, atol=1e-15)

@@ -48,6 +48,7 @@ from compiler.kets.lowering import (
     ScalarLimit,
 )
 from runtime.data import input_batch
+from runtime.limits.fusion import Group, pair_groups
 from runtime.limits.hats import ParticleHats
 from runtime.limits.ketfuncs import Demand, KetFunctions, check_finite, demand, tangent_plan
 from runtime.limits.ketrules import (
@@ -59,7 +60,13 @@ from runtime.limits.ketrules import (
     stein_solve,
 )
 from runtime.limits.mcbias import bias_bounded, few_particles, reads_copy
-from runtime.limits.outer import Arg, copy_average, min_block_bytes, pairs_per_own
+from runtime.limits.outer import (
+    Arg,
+    copy_average,
+    copy_average_joint,
+    min_block_bytes,
+    pairs_per_own,
+)
 from runtime.limits.result import LimitOptions, LimitResult, Progress, ScalarMethod
 from runtime.memory import physical_memory
 
@@ -264,6 +271,8 @@ class _Run:
         self.pool = opts.outer2_pool if span is None else opts.outer2_pool / math.sqrt(2.0)
         self.plan = tangent_plan(kets, opts.stein, frozenset(dem.keep))
         self.funcs = KetFunctions(kets)
+        self.groups = pair_groups(kets, self.funcs)
+        self.keep = frozenset(dem.keep)
         self.values: dict[str, np.ndarray] = {}
         self.hatvals: dict[str, np.ndarray] = {}
         self.scal: dict[str, np.ndarray] = {}
@@ -290,7 +299,7 @@ class _Run:
             case AvgLimit():
                 self._avg(stmt)
             case FormulaKet():
-                self._formula(stmt)
+                self._formula(i, stmt)
             case MatMulKet():
                 self._matmul(stmt)
             case _:
@@ -306,32 +315,72 @@ class _Run:
             self.scal[s.out] = self.values[s.arg].mean(axis=0)
         self._check(s.out, self.scal[s.out], s)
 
-    def _formula(self, s: FormulaKet) -> None:
+    def _formula(self, i: int, s: FormulaKet) -> None:
+        if s.out in self.values:
+            return  # computed with its fused group (runtime.limits.fusion)
+        if i in self.groups:
+            self._fused(self.groups[i])
+            return
         args = self.funcs.args(s)
         arrays = [self.values[v] if kind == "vector" else self.scal[v] for v, _, kind in args]
-        need = self.plan.need.get(s.out, frozenset())
+        wanted = self._tangent_args(s)
         if not reads_copy(self.funcs, s):
             y = np.asarray(self.funcs.function(s)(*arrays), dtype=np.float64)
             shape = np.broadcast_shapes(y.shape, *(a.shape for a in arrays), (self.P, 1, 1))
             if y.shape != shape:  # a read-only view: no value is ever written in place
                 y = np.broadcast_to(y, shape)
-            derivs = {a: self.funcs.derivative(s, a)(*arrays) for a in self._tangent_args(s, need)}
+            derivs = {a: self.funcs.derivative(s, a)(*arrays) for a in wanted}
         else:
             placed = [
                 Arg(arr, c, kind == "vector")
                 for arr, (_, c, kind) in zip(arrays, args, strict=True)
             ]
-            wanted = self._tangent_args(s, need)
             fns = [self.funcs.function(s), *(self.funcs.derivative(s, a) for a in wanted)]
             outs = copy_average(fns, placed, s.order, self.pool, self.span, tick=self.tick)
             y, derivs = outs[0], dict(zip(wanted, outs[1:], strict=True))
+        self._store(s, y, derivs)
+
+    def _fused(self, group: Group) -> None:
+        """The requested members of ``group`` in one pass over their pairs, with the slot-0
+        derivatives their tangents need."""
+        subset = [j for j in group.members if j in self.keep]
+        keys, joint = group.evaluator(subset)
+        placed = [
+            Arg(self.values[v] if kind == "vector" else self.scal[v], c, kind == "vector")
+            for v, c, kind in keys
+        ]
+        extra: list[tuple[int, str, Callable[..., np.ndarray]]] = []
+        for j in subset:
+            s = self.kets.stmts[j]
+            assert isinstance(s, FormulaKet)
+            pos = [keys.index(k) for k in self.funcs.args(s)]
+            for a in self._tangent_args(s):
+                d = self.funcs.derivative(s, a)
+                extra.append((j, a, lambda *arr, d=d, pos=pos: d(*(arr[p] for p in pos))))
+
+        def all_of(*arrays: np.ndarray) -> list[np.ndarray]:
+            return [*joint(*arrays), *(f(*arrays) for _, _, f in extra)]
+
+        order = self.kets.stmts[subset[0]].order  # type: ignore[union-attr]
+        outs = copy_average_joint(
+            all_of, len(subset) + len(extra), placed, order, self.pool, self.span, tick=self.tick
+        )
+        for k, j in enumerate(subset):
+            s = self.kets.stmts[j]
+            assert isinstance(s, FormulaKet)
+            derivs = {a: outs[len(subset) + e] for e, (jj, a, _) in enumerate(extra) if jj == j}
+            self._store(s, outs[k], derivs)
+
+    def _store(self, s: FormulaKet, y: np.ndarray, derivs: dict[str, np.ndarray]) -> None:
         self._check(s.out, y, s)
         self.values[s.out] = y
+        need = self.plan.need.get(s.out, frozenset())
         self.tan[s.out] = {
             h: sum(derivs[a] * self.tan[a][h] for a in derivs if h in self.tan[a]) for h in need
         }
 
-    def _tangent_args(self, s: FormulaKet, need: frozenset[str]) -> list[str]:
+    def _tangent_args(self, s: FormulaKet) -> list[str]:
+        need = self.plan.need.get(s.out, frozenset())
         return [a for a in self.funcs.slot0(s) if any(h in self.tan.get(a, {}) for h in need)]
 
     def _matmul(self, s: MatMulKet) -> None:
