@@ -60,15 +60,9 @@ from runtime.limits.ketrules import (
     stein_solve,
 )
 from runtime.limits.mcbias import bias_bounded, few_particles, reads_copy
-from runtime.limits.outer import (
-    Arg,
-    copy_average,
-    copy_average_joint,
-    min_block_bytes,
-    pairs_per_own,
-)
+from runtime.limits.mccost import budget, estimate_memory, replicas, work_units
+from runtime.limits.outer import Arg, copy_average, copy_average_joint
 from runtime.limits.result import LimitOptions, LimitResult, Progress, ScalarMethod
-from runtime.memory import physical_memory
 
 __all__ = ["LimitOptions", "LimitResult", "MonteCarloEngine", "estimate_memory", "evaluate"]
 
@@ -104,15 +98,6 @@ class MonteCarloEngine:
         return evaluate(program, inputs, scalars, options, progress, wanted)
 
 
-def _replicas(opts: LimitOptions) -> int:
-    """R: as given (LimitOptions refuses too few particles per replica), else 16 when M ≥ 2048,
-    else M // 128 (at least 1)."""
-    m = opts.particle_count
-    if opts.replicas is not None:
-        return opts.replicas
-    return 16 if m >= 2048 else max(1, m // 128)
-
-
 def _summary(per_rep: np.ndarray, batch: int, exact: bool) -> tuple[np.ndarray, np.ndarray]:
     """(mean, s.e.) over replicas of an (R, C) array, broadcast to (B,).  The s.e. is the
     replicas' spread; with one replica it is unknown (NaN) unless the value is ``exact``."""
@@ -124,43 +109,6 @@ def _summary(per_rep: np.ndarray, batch: int, exact: bool) -> tuple[np.ndarray, 
     else:
         se = np.full(per_rep.shape[1:], np.nan)
     return mean, np.broadcast_to(se, (batch,)).copy()
-
-
-def estimate_memory(
-    kets: KetProgram,
-    particles: int,
-    batch: int,
-    opts: LimitOptions,
-    keep: Collection[int] | None = None,
-) -> int:
-    """Bytes the evaluation will hold: every vector ket and hat that runs (``keep``; None: all),
-    the tangents it tracks, and one block of copy averages (upper bound: every ket taken
-    input-dependent, none freed)."""
-    keep = range(len(kets.stmts)) if keep is None else keep
-    stmts = [kets.stmts[i] for i in keep]
-    plan = tangent_plan(kets, opts.stein, frozenset(keep))
-    vectors = sum(1 for s in stmts if isinstance(s, InitKet | FormulaKet | MatMulKet))
-    hats = sum(1 for s in stmts if isinstance(s, MatMulKet))
-    tangents = sum(len(v) for v in plan.need.values())
-    per = particles * batch * 8
-    r = _replicas(opts)
-    own = max(2, particles // r)
-    block = max(
-        (
-            12 * max(min_block_bytes(own, s.order, opts.outer2_pool, r * batch), 1 << 24)
-            for s in stmts
-            if isinstance(s, FormulaKet) and s.order
-        ),
-        default=0,
-    )
-    return (vectors + 2 * hats + tangents) * per + block
-
-
-def _budget(opts: LimitOptions) -> int:
-    if opts.memory_budget is not None:
-        return opts.memory_budget
-    have = physical_memory()
-    return 8 << 30 if have is None else have // 2  # half: the arrays live beside their blocks
 
 
 def evaluate(
@@ -185,11 +133,11 @@ def evaluate(
     m = opts.particle_count
     dem = demand(kets, wanted)
     need = estimate_memory(kets, m, batch, opts, dem.keep)
-    if need > _budget(opts):
+    if need > budget(opts):
         raise UsageError(
             f"the limit of {kets.source.name} with {m} particles and {batch} inputs "
             f"needs about {need / 2**30:.2f} GiB, more than the budget of "
-            f"{_budget(opts) / 2**30:.2f} GiB; use fewer particles or inputs"
+            f"{budget(opts) / 2**30:.2f} GiB; use fewer particles or inputs"
         )
     full = _Run(kets, opts, batch, cols, given, dem, wanted)
     copies = any(_reads_copy(full, i) for i in dem.keep)
@@ -225,16 +173,6 @@ def _execute(
             done += work[i]
 
 
-def work_units(kets: KetProgram, opts: LimitOptions) -> list[float]:
-    """Cost of each statement in ψ evaluations: M for a pointwise ket, M·span for an order-1
-    OuterNonlin (span = P − 1 copies), M·(pairs per own particle) for order 2."""
-    r = _replicas(opts)
-    p = max(2, opts.particle_count // r)
-    m = float(p * r)
-    pair = {0: 1.0, 1: float(p - 1), 2: float(pairs_per_own(2, p - 1, opts.outer2_pool))}
-    return [m * pair[s.order] if isinstance(s, FormulaKet) else m for s in kets.stmts]
-
-
 def _reads_copy(run: _Run, i: int) -> bool:
     s = run.kets.stmts[i]
     return isinstance(s, FormulaKet) and reads_copy(run.funcs, s)
@@ -264,7 +202,7 @@ class _Run:
         self.given, self.demand = given, dem
         ran = {kets.stmts[i].out for i in dem.keep}
         self.names = [n for n in kets.scalar_names if n in ran and (wanted is None or n in wanted)]
-        self.R = _replicas(opts)
+        self.R = replicas(opts)
         self.P = max(2, opts.particle_count // self.R)
         # copies per own particle (None: all P − 1); the half run also halves the pairs
         self.span = span
