@@ -6,6 +6,11 @@
 2. Time and peak memory (tracemalloc: numpy allocations) of the Monte Carlo limits of mlp2's
    backprop program against M = 256 … 16384, with the fitted exponents t ∝ M^a, mem ∝ M^b;
    then the same for samples/programs/outer1.nx, whose OuterNonlin makes the cost O(M²/R).
+3. The Monte Carlo kets of mlp2's backprop (every gradient ket requested) against a hand-written
+   numpy Monte Carlo of the same kets, same (P, R, B) layout: the interpreter's overhead (goal
+   ≤ 1.3×).
+4. outer1's backprop with its gradient kets requested, pair sums fused (one pass, shared tanh:
+   runtime/limits/fusion.py) against one pass per OuterNonlin, CPU seconds of one thread.
 
 Run: python bench/bench_limits.py [--quick]."""
 
@@ -14,6 +19,7 @@ from __future__ import annotations
 import sys
 import time
 import tracemalloc
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -26,8 +32,8 @@ from compiler.frontend.parse import parse_text
 from compiler.kets.lowering import lower
 from compiler.passes.backprop import backprop
 from compiler.symbols import sym
-from runtime import outer
 from runtime.codegen import compile_formula
+from runtime.limits import outer
 from runtime.limits.montecarlo import LimitOptions, evaluate
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -121,8 +127,80 @@ def scaling(ms: list[int], sample: str = "mlp2.nx", inputs: int = 4, square: boo
     print(f"fitted exponents: time ∝ M^{a:.2f} (M ≥ 2048: M^{a_big:.2f}), memory ∝ M^{b:.2f}")
 
 
+def mlp2_by_hand(x: np.ndarray, m: int, replicas: int = 16) -> dict[str, np.ndarray]:
+    """mlp2's backprop kets written directly in numpy: (P, R, B) arrays, hats from the particle
+    second moment per replica and input (01 §1.4 Hat; no live dot coefficient in this program)."""
+    rng = np.random.default_rng(0)
+    p = m // replicas
+    u = [rng.standard_normal((p, replicas, 1)) for _ in range(x.shape[1])]
+    v = rng.standard_normal((p, replicas, 1))
+    h1 = sum(uj * x[:, j] for j, uj in enumerate(u))
+    x1 = np.maximum(h1, 0.0)
+    h2 = np.sqrt(np.mean(x1 * x1, axis=0)) * rng.standard_normal(h1.shape)
+    x2 = np.maximum(h2, 0.0)
+    out = {"h1": h1, "x1": x1, "h2": h2, "x2": x2, "out": v * x2, "dv": x2}
+    dh2 = v * (h2 > 0)
+    dx1 = np.sqrt(np.mean(dh2 * dh2, axis=0)) * rng.standard_normal(h1.shape)
+    dh1 = dx1 * (h1 > 0)
+    out.update(dh2=dh2, dx1=dx1, dh1=dh1)
+    for j, uj in enumerate(u):
+        out[f"dU[{j}]"] = dh1 * x[:, j]
+        out[f"dxi_1[{j}]"] = uj * dh1
+        out[f"dxi[{j}]"] = out[f"dxi_1[{j}]"].mean(axis=0)
+    return out
+
+
+def mc_against_numpy(m: int, inputs: int = 4) -> None:
+    program = parse_text((ROOT / "samples" / "mlp2.nx").read_text())
+    kets = lower(backprop(program))
+    d = len(program.input_names)
+    x = np.random.default_rng(0).standard_normal((inputs, d)) / np.sqrt(d)
+    want = [s.out for s in kets.stmts if s.out.startswith(("dU", "dv", "dxi_1"))]
+    opts = LimitOptions(particles=m, keep_values=True)
+    evaluate(kets, x, opts=LimitOptions(particles=1024), wanted=want)  # warm the caches
+    ours = median_seconds(lambda: evaluate(kets, x, opts=opts, wanted=want), repeats=3)
+    hand = median_seconds(lambda: mlp2_by_hand(x, m), repeats=3)
+    verdict = "met" if ours <= 1.3 * hand else "NOT met"
+    print(f"mlp2 backprop Monte Carlo, M = {m}, {inputs} inputs, {len(want)} gradient kets "
+          f"requested: {ours:.3f} s against hand-written numpy {hand:.3f} s = "
+          f"{ours / hand:.2f}× (goal ≤ 1.3×: {verdict})")
+
+
+def median_cpu(fn: Callable[[], object], repeats: int = 3) -> float:
+    """Median CPU seconds of this process (less sensitive than wall time to other jobs)."""
+    times = []
+    for _ in range(repeats):
+        start = time.process_time()
+        fn()
+        times.append(time.process_time() - start)
+    return float(np.median(times))
+
+
+def fused_against_unfused(m: int) -> None:
+    from runtime.limits import fusion
+    from runtime.limits import outer as limit_outer
+
+    kets = lower(backprop(parse_text((ROOT / "samples/programs/outer1.nx").read_text())))
+    want = ["dx", "du", "dz", "dc"]
+    opts = LimitOptions(particles=m)
+    threads, limit_outer.THREADS = limit_outer.THREADS, 1  # CPU time of one thread: less noise
+    try:
+        times = {}
+        for fuse in (False, True):
+            fusion.FUSE = fuse
+            evaluate(kets, None, opts=LimitOptions(particles=512), wanted=want)
+            times[fuse] = median_cpu(lambda: evaluate(kets, None, opts=opts, wanted=want))
+    finally:
+        fusion.FUSE, limit_outer.THREADS = True, threads
+    print(f"outer1 backprop Monte Carlo, M = {m}, kets {', '.join(want)} requested (4 pair sums "
+          f"over the same pairs, one thread): one pass each {times[False]:.2f} CPU-s, fused "
+          f"{times[True]:.2f} CPU-s = {times[False] / times[True]:.2f}× faster")
+
+
 def main() -> None:
     quick = "--quick" in sys.argv
+    mc_against_numpy(16384 if quick else 262144)
+    fused_against_unfused(4096 if quick else 65536)
     pair_averages(2048 if quick else 8192)
     pair_averages(2048 if quick else 8192, smooth=False)
     scaling(

@@ -79,7 +79,7 @@ def cmd_limit_scalars(args: argparse.Namespace) -> Report:
     kets = run_pass(program, LowerOptions())
     given = parse_assignments(args.scalar, "--scalar", exact_number, "a number")
     start = time.perf_counter()
-    res = _limits(args, kets, x, given)
+    res = _limits(args, kets, x, given, shown)
     lim = res.as_json()
     lim["seconds"] = time.perf_counter() - start
     lim["inputs"] = list(program.input_names)
@@ -118,9 +118,11 @@ def _kernel_program(program: Any, x: Any, output: str | None) -> tuple[Any, Any,
 
 
 def _limits(
-    args: argparse.Namespace, kets: KetProgram, x: Any, given: dict[str, float]
+    args: argparse.Namespace, kets: KetProgram, x: Any, given: dict[str, float],
+    wanted: set[str] | None = None,
 ) -> LimitResult:
-    """The limits by the engine ``--engine`` asks for (auto: exact where it applies)."""
+    """The limits ``wanted`` (None: all) by the engine ``--engine`` asks for (auto: exact where
+    it applies)."""
     from runtime.limits import LimitOptions, evaluate
 
     budget = int(args.memory_limit * 2**30) if args.memory_limit else None
@@ -132,7 +134,8 @@ def _limits(
         raise UsageError(named) from None
     progress = Progress("limit")
     try:
-        return evaluate(kets, x, args.method, opts, scalars=given, progress=progress)
+        return evaluate(kets, x, args.method, opts, scalars=given, progress=progress,
+                        scalars_wanted=wanted)
     finally:
         progress.done()
 

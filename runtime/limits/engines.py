@@ -14,8 +14,9 @@ engine passed over leaves a note in the result saying why.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any, Protocol, TypeVar
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass
+from typing import Any, Protocol, TypeVar, runtime_checkable
 
 from compiler.errors import UsageError
 from runtime.limits.montecarlo import MonteCarloEngine
@@ -50,6 +51,22 @@ class LimitEngine(Protocol[P_contra]):
     ) -> LimitResult: ...
 
 
+@runtime_checkable
+class DemandEngine(Protocol):
+    """An engine that can evaluate only the limits ``wanted`` (scalar or ket names) and what
+    they depend on; an engine without it evaluates everything and the result is restricted."""
+
+    def evaluate_demand(
+        self,
+        program: Any,
+        inputs: object,
+        scalars: Mapping[str, float],
+        options: LimitOptions,
+        progress: Progress | None,
+        wanted: Collection[str],
+    ) -> LimitResult: ...
+
+
 ENGINES: dict[str, LimitEngine[Any]] = {}
 """Every engine by method name, in the order ``"auto"`` tries them."""
 
@@ -78,13 +95,17 @@ def evaluate(
     *,
     scalars: Mapping[str, float] | None = None,
     progress: Progress | None = None,
+    scalars_wanted: Collection[str] | None = None,
 ) -> LimitResult:
     """Every scalar limit of ``program`` by the engine ``method`` (``"auto"``: the first engine
     that applies; the result's ``method`` and ``notes`` say which, and why not the others).
-    ``inputs`` as for the executor; ``scalars``: values of random scalar parameters."""
+    ``inputs`` as for the executor; ``scalars``: values of random scalar parameters;
+    ``scalars_wanted``: only these limits (scalar or ket names, None: every scalar), and a
+    demand-driven engine computes only what they depend on."""
     options = options or LimitOptions()
     given = dict(scalars or {})
-    return _drawn_noted(_evaluate(program, inputs, method, options, given, progress), given)
+    run = _Call(inputs, given, options, progress, scalars_wanted)
+    return _drawn_noted(_evaluate(program, method, run), given)
 
 
 def _drawn_noted(res: LimitResult, given: Mapping[str, float]) -> LimitResult:
@@ -101,18 +122,34 @@ def _drawn_noted(res: LimitResult, given: Mapping[str, float]) -> LimitResult:
     )
 
 
-def _evaluate(
-    program: object,
-    inputs: object,
-    method: str,
-    options: LimitOptions,
-    given: dict[str, float],
-    progress: Progress | None,
-) -> LimitResult:
+@dataclass(frozen=True)
+class _Call:
+    """The arguments every engine is called with."""
+
+    inputs: object
+    given: dict[str, float]
+    options: LimitOptions
+    progress: Progress | None
+    wanted: Collection[str] | None
+
+    def on(self, engine: LimitEngine[Any], program: object) -> LimitResult:
+        if self.wanted is None:
+            return engine.evaluate(
+                program, self.inputs, self.given, self.options, self.progress
+            )
+        if isinstance(engine, DemandEngine):
+            return engine.evaluate_demand(
+                program, self.inputs, self.given, self.options, self.progress, self.wanted
+            )
+        res = engine.evaluate(program, self.inputs, self.given, self.options, self.progress)
+        return res.only(self.wanted)
+
+
+def _evaluate(program: object, method: str, run: _Call) -> LimitResult:
     if method != "auto":
         engine = _engine(method, program)
         try:
-            return engine.evaluate(program, inputs, given, options, progress)
+            return run.on(engine, program)
         except NotApplicableError as e:
             raise NotApplicableError(f"no {engine.label} for this program: {e.message}") from None
     engines = [e for e in ENGINES.values() if isinstance(program, e.takes)]
@@ -121,7 +158,7 @@ def _evaluate(
     notes: list[str] = []
     for k, engine in enumerate(engines):
         try:
-            return engine.evaluate(program, inputs, given, options, progress).noted(*notes)
+            return run.on(engine, program).noted(*notes)
         except NotApplicableError as e:
             if k + 1 == len(engines):
                 raise

@@ -15,7 +15,7 @@ dropped.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass
 from functools import cache
 from typing import assert_never
@@ -112,8 +112,12 @@ class TangentPlan:
     free_after: dict[int, tuple[str, ...]]
 
 
-def tangent_plan(kets: KetProgram, stein_only: bool = False) -> TangentPlan:
-    """Which tangents to carry (see module docstring); with ``stein_only`` none are needed."""
+def tangent_plan(
+    kets: KetProgram, stein_only: bool = False, keep: Collection[int] | None = None
+) -> TangentPlan:
+    """Which tangents to carry (see module docstring); with ``stein_only`` none are needed.
+    ``keep``: the statements that run (:func:`demand`; None: all) — a tangent only a skipped
+    statement reads is not carried."""
     need: dict[str, set[str]] = {}
     last: dict[str, int] = {}
 
@@ -124,6 +128,8 @@ def tangent_plan(kets: KetProgram, stein_only: bool = False) -> TangentPlan:
                 last.setdefault(name, i)
 
     for i in reversed(range(len(kets.stmts))):
+        if keep is not None and i not in keep:
+            continue
         s = kets.stmts[i]
         mine = need.get(s.out, set())
         match s:
@@ -146,3 +152,75 @@ def tangent_plan(kets: KetProgram, stein_only: bool = False) -> TangentPlan:
     return TangentPlan(
         {k: frozenset(v) for k, v in need.items()}, {i: tuple(v) for i, v in free.items()}
     )
+
+
+@dataclass(frozen=True)
+class Demand:
+    """The statements one evaluation runs (``keep``, indices in program order) and, per index,
+    the names whose values are read for the last time there (``last_read``)."""
+
+    keep: tuple[int, ...]
+    last_read: dict[int, tuple[str, ...]]
+
+
+def ket_reads(kets: KetProgram, i: int) -> tuple[str, ...]:
+    """The names statement ``i`` reads (01 §1.4).  A formula reads its arguments; an Avg its
+    argument, unless the sign-flip parity makes it exactly 0 (then nothing); a MatMul its
+    argument, the arguments and hats of its live dot coefficients, and every earlier hat of its
+    orientation — the hats of one orientation are drawn jointly (``runtime.limits.hats``), so
+    keeping them keeps each kept hat's draw the same whatever else is requested."""
+    s = kets.stmts[i]
+    match s:
+        case ScalarLimit() | InitKet():
+            return ()
+        case AvgLimit():
+            odd = any(v == -1 for v in kets.parity[s.arg].values())
+            return () if odd else (s.arg,)
+        case FormulaKet():
+            return tuple(dict.fromkeys(var for _, var, _ in formula_args(s.ins)))
+        case MatMulKet():
+            dots = [n for c in s.live_dots for n in (c.hat.arg, c.hat.out)]
+            # Stein's lemma regresses on the earlier opposite-orientation hats the argument
+            # depends on (runtime.limits.ketrules.stein_hats)
+            other = (s.hat.matrix, not s.hat.transpose)
+            stein = [t for t in same_before(kets, i, other) if t in kets.dep[s.hat.arg]]
+            same = same_before(kets, i, s.hat.orientation)
+            return tuple(dict.fromkeys([s.hat.arg, *dots, *same, *stein]))
+        case _:
+            assert_never(s)
+
+
+def same_before(kets: KetProgram, i: int, orientation: object) -> list[str]:
+    """The MatMuls before statement ``i`` whose hats have ``orientation``."""
+    return [
+        t.out
+        for t in kets.stmts[:i]
+        if isinstance(t, MatMulKet) and t.hat.orientation == orientation
+    ]
+
+
+def demand(kets: KetProgram, wanted: Iterable[str] | None) -> Demand:
+    """The live set backward from the roots ``wanted`` (scalar or ket names; None: every
+    scalar), as compiler/passes/liveness.py does for programs: a statement runs when its output
+    is wanted or read by a statement that runs."""
+    names = {s.out for s in kets.stmts}
+    roots = set(kets.scalar_names if wanted is None else wanted)
+    unknown = roots - names
+    if unknown:
+        raise UsageError(
+            f"requested limits of {', '.join(sorted(unknown))}: not objects of {kets.source.name}"
+        )
+    live, keep = set(roots), []
+    last: dict[str, int] = {}
+    for i in reversed(range(len(kets.stmts))):
+        if kets.stmts[i].out not in live:
+            continue
+        keep.append(i)
+        for name in ket_reads(kets, i):
+            live.add(name)
+            last.setdefault(name, i)
+    by_index: dict[int, list[str]] = {}
+    for name, i in last.items():
+        if name not in roots:
+            by_index.setdefault(i, []).append(name)
+    return Demand(tuple(reversed(keep)), {i: tuple(v) for i, v in by_index.items()})

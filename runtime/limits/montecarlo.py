@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import math
 import zlib
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from typing import Any, assert_never
 
 import numpy as np
@@ -48,8 +48,9 @@ from compiler.kets.lowering import (
     ScalarLimit,
 )
 from runtime.data import input_batch
+from runtime.limits.fusion import Group, pair_groups
 from runtime.limits.hats import ParticleHats
-from runtime.limits.ketfuncs import KetFunctions, check_finite, tangent_plan
+from runtime.limits.ketfuncs import Demand, KetFunctions, check_finite, demand, tangent_plan
 from runtime.limits.ketrules import (
     condition_scalars,
     initial_scalar,
@@ -58,10 +59,10 @@ from runtime.limits.ketrules import (
     stein_hats,
     stein_solve,
 )
-from runtime.limits.mcbias import bias_bounded, few_particles, reads_copies, reads_copy
-from runtime.limits.outer import Arg, copy_average, min_block_bytes, pairs_per_own
+from runtime.limits.mcbias import bias_bounded, few_particles, reads_copy
+from runtime.limits.mccost import budget, estimate_memory, replicas, work_units
+from runtime.limits.outer import Arg, copy_average, copy_average_joint
 from runtime.limits.result import LimitOptions, LimitResult, Progress, ScalarMethod
-from runtime.memory import physical_memory
 
 __all__ = ["LimitOptions", "LimitResult", "MonteCarloEngine", "estimate_memory", "evaluate"]
 
@@ -84,14 +85,17 @@ class MonteCarloEngine:
     ) -> LimitResult:
         return evaluate(program, inputs, scalars, options, progress)
 
-
-def _replicas(opts: LimitOptions) -> int:
-    """R: as given (LimitOptions refuses too few particles per replica), else 16 when M ≥ 2048,
-    else M // 128 (at least 1)."""
-    m = opts.particle_count
-    if opts.replicas is not None:
-        return opts.replicas
-    return 16 if m >= 2048 else max(1, m // 128)
+    def evaluate_demand(
+        self,
+        program: KetProgram,
+        inputs: object,
+        scalars: Mapping[str, float],
+        options: LimitOptions,
+        progress: Progress | None,
+        wanted: Collection[str],
+    ) -> LimitResult:
+        """Only the limits ``wanted`` (scalars or kets) and what they depend on."""
+        return evaluate(program, inputs, scalars, options, progress, wanted)
 
 
 def _summary(per_rep: np.ndarray, batch: int, exact: bool) -> tuple[np.ndarray, np.ndarray]:
@@ -107,42 +111,18 @@ def _summary(per_rep: np.ndarray, batch: int, exact: bool) -> tuple[np.ndarray, 
     return mean, np.broadcast_to(se, (batch,)).copy()
 
 
-def estimate_memory(kets: KetProgram, particles: int, batch: int, opts: LimitOptions) -> int:
-    """Bytes the evaluation will hold: every vector ket and hat, the tangents it tracks, and one
-    block of copy averages (upper bound: every ket taken input-dependent)."""
-    plan = tangent_plan(kets, opts.stein)
-    vectors = sum(1 for s in kets.stmts if isinstance(s, InitKet | FormulaKet | MatMulKet))
-    hats = len(kets.hats)
-    tangents = sum(len(v) for v in plan.need.values())
-    per = particles * batch * 8
-    r = _replicas(opts)
-    own = max(2, particles // r)
-    block = max(
-        (
-            12 * max(min_block_bytes(own, s.order, opts.outer2_pool, r * batch), 1 << 24)
-            for s in kets.stmts
-            if isinstance(s, FormulaKet) and s.order
-        ),
-        default=0,
-    )
-    return (vectors + 2 * hats + tangents) * per + block
-
-
-def _budget(opts: LimitOptions) -> int:
-    if opts.memory_budget is not None:
-        return opts.memory_budget
-    have = physical_memory()
-    return 8 << 30 if have is None else have // 2  # half: the arrays live beside their blocks
-
-
 def evaluate(
     kets: KetProgram,
     inputs: object = None,
     scalars: Mapping[str, float] | None = None,
     opts: LimitOptions | None = None,
     progress: Progress | None = None,
+    wanted: Collection[str] | None = None,
 ) -> LimitResult:
-    """Evaluate every limit of ``kets`` by Monte Carlo.  ``inputs`` as for the executor
+    """Evaluate the limits ``wanted`` (scalar or ket names; None: every scalar) of ``kets`` by
+    Monte Carlo, running only the statements they depend on (:func:`~runtime.limits.ketfuncs.
+    demand`); every ket and hat draws from its own stream, so each kept value is the same
+    whatever else is requested.  ``inputs`` as for the executor
     (runtime.data.input_batch); ``scalars`` gives the value of every scalar parameter without an
     init (the limit conditions on it: :func:`runtime.limits.ketrules.condition_scalars`).  A
     program with copy averages is run a second time at half their span, and the bias that
@@ -151,18 +131,19 @@ def evaluate(
     batch, cols = input_batch(kets.source, inputs)
     given = condition_scalars(kets, scalars)
     m = opts.particle_count
-    need = estimate_memory(kets, m, batch, opts)
-    if need > _budget(opts):
+    dem = demand(kets, wanted)
+    need = estimate_memory(kets, m, batch, opts, dem.keep)
+    if need > budget(opts):
         raise UsageError(
             f"the limit of {kets.source.name} with {m} particles and {batch} inputs "
             f"needs about {need / 2**30:.2f} GiB, more than the budget of "
-            f"{_budget(opts) / 2**30:.2f} GiB; use fewer particles or inputs"
+            f"{budget(opts) / 2**30:.2f} GiB; use fewer particles or inputs"
         )
-    full = _Run(kets, opts, batch, cols, given)
-    copies = reads_copies(kets, full.funcs)
+    full = _Run(kets, opts, batch, cols, given, dem, wanted)
+    copies = any(_reads_copy(full, i) for i in dem.keep)
     flags = few_particles(full.P, full.R, copies, opts.replicas is not None)
     work = work_units(kets, opts)
-    total = sum(work) * (2 if copies else 1)
+    total = sum(work[i] for i in dem.keep) * (2 if copies else 1)
     _execute(full, work, progress, 0.0, total)
     if not copies:
         if progress is not None:
@@ -171,8 +152,8 @@ def evaluate(
     if not opts.keep_values:
         full.values.clear()  # the half run needs only the full run's per-replica estimates
         full.hatvals.clear()
-    half = _Run(kets, opts, batch, cols, given, span=(full.P - 1) // 2)
-    _execute(half, work, progress, sum(work), total)
+    half = _Run(kets, opts, batch, cols, given, dem, wanted, span=(full.P - 1) // 2)
+    _execute(half, work, progress, total / 2, total)
     if progress is not None:
         progress(total, total, "")
     res = bias_bounded(full.result(), (full.scal, full.dot_raw), (half.scal, half.dot_raw), full.R)
@@ -183,7 +164,8 @@ def _execute(
     run: _Run, work: list[float], progress: Progress | None, done: float, total: float
 ) -> None:
     with np.errstate(all="ignore"):  # NaN/Inf are reported per ket by _check, not as warnings
-        for i, stmt in enumerate(run.kets.stmts):
+        for i in run.demand.keep:
+            stmt = run.kets.stmts[i]
             if progress is not None:
                 run.tick = _ticker(progress, done, work[i], total, stmt.out)
                 run.tick(0.0)
@@ -191,14 +173,9 @@ def _execute(
             done += work[i]
 
 
-def work_units(kets: KetProgram, opts: LimitOptions) -> list[float]:
-    """Cost of each statement in ψ evaluations: M for a pointwise ket, M·span for an order-1
-    OuterNonlin (span = P − 1 copies), M·(pairs per own particle) for order 2."""
-    r = _replicas(opts)
-    p = max(2, opts.particle_count // r)
-    m = float(p * r)
-    pair = {0: 1.0, 1: float(p - 1), 2: float(pairs_per_own(2, p - 1, opts.outer2_pool))}
-    return [m * pair[s.order] if isinstance(s, FormulaKet) else m for s in kets.stmts]
+def _reads_copy(run: _Run, i: int) -> bool:
+    s = run.kets.stmts[i]
+    return isinstance(s, FormulaKet) and reads_copy(run.funcs, s)
 
 
 def _ticker(
@@ -217,17 +194,23 @@ class _Run:
         batch: int,
         cols: dict[str, np.ndarray],
         given: dict[str, float],
+        dem: Demand,
+        wanted: Collection[str] | None,
         span: int | None = None,
     ) -> None:
         self.kets, self.opts, self.batch, self.cols = kets, opts, batch, cols
-        self.given = given
-        self.R = _replicas(opts)
+        self.given, self.demand = given, dem
+        ran = {kets.stmts[i].out for i in dem.keep}
+        self.names = [n for n in kets.scalar_names if n in ran and (wanted is None or n in wanted)]
+        self.R = replicas(opts)
         self.P = max(2, opts.particle_count // self.R)
         # copies per own particle (None: all P − 1); the half run also halves the pairs
         self.span = span
         self.pool = opts.outer2_pool if span is None else opts.outer2_pool / math.sqrt(2.0)
-        self.plan = tangent_plan(kets, opts.stein)
+        self.plan = tangent_plan(kets, opts.stein, frozenset(dem.keep))
         self.funcs = KetFunctions(kets)
+        self.groups = pair_groups(kets, self.funcs)
+        self.keep = frozenset(dem.keep)
         self.values: dict[str, np.ndarray] = {}
         self.hatvals: dict[str, np.ndarray] = {}
         self.scal: dict[str, np.ndarray] = {}
@@ -254,7 +237,7 @@ class _Run:
             case AvgLimit():
                 self._avg(stmt)
             case FormulaKet():
-                self._formula(stmt)
+                self._formula(i, stmt)
             case MatMulKet():
                 self._matmul(stmt)
             case _:
@@ -262,40 +245,80 @@ class _Run:
         self._free(i)
 
     def _avg(self, s: AvgLimit) -> None:
-        x = self.values[s.arg]
-        if odd_avg(self.kets, s.arg):
+        if odd_avg(self.kets, s.arg):  # the argument is not even computed (ket_reads)
             self.methods[s.out] = "symmetry"
-            self.scal[s.out] = np.zeros(x.shape[1:])
+            self.scal[s.out] = np.zeros((1, 1))
         else:
             self.methods[s.out] = "mc"
-            self.scal[s.out] = x.mean(axis=0)
+            self.scal[s.out] = self.values[s.arg].mean(axis=0)
         self._check(s.out, self.scal[s.out], s)
 
-    def _formula(self, s: FormulaKet) -> None:
+    def _formula(self, i: int, s: FormulaKet) -> None:
+        if s.out in self.values:
+            return  # computed with its fused group (runtime.limits.fusion)
+        if i in self.groups:
+            self._fused(self.groups[i])
+            return
         args = self.funcs.args(s)
         arrays = [self.values[v] if kind == "vector" else self.scal[v] for v, _, kind in args]
-        need = self.plan.need.get(s.out, frozenset())
+        wanted = self._tangent_args(s)
         if not reads_copy(self.funcs, s):
-            y = self.funcs.function(s)(*arrays)
-            shape = np.broadcast_shapes(np.shape(y), *(a.shape for a in arrays), (self.P, 1, 1))
-            y = np.array(np.broadcast_to(y, shape), dtype=np.float64)
-            derivs = {a: self.funcs.derivative(s, a)(*arrays) for a in self._tangent_args(s, need)}
+            y = np.asarray(self.funcs.function(s)(*arrays), dtype=np.float64)
+            shape = np.broadcast_shapes(y.shape, *(a.shape for a in arrays), (self.P, 1, 1))
+            if y.shape != shape:  # a read-only view: no value is ever written in place
+                y = np.broadcast_to(y, shape)
+            derivs = {a: self.funcs.derivative(s, a)(*arrays) for a in wanted}
         else:
             placed = [
                 Arg(arr, c, kind == "vector")
                 for arr, (_, c, kind) in zip(arrays, args, strict=True)
             ]
-            wanted = self._tangent_args(s, need)
             fns = [self.funcs.function(s), *(self.funcs.derivative(s, a) for a in wanted)]
             outs = copy_average(fns, placed, s.order, self.pool, self.span, tick=self.tick)
             y, derivs = outs[0], dict(zip(wanted, outs[1:], strict=True))
+        self._store(s, y, derivs)
+
+    def _fused(self, group: Group) -> None:
+        """The requested members of ``group`` in one pass over their pairs, with the slot-0
+        derivatives their tangents need."""
+        subset = [j for j in group.members if j in self.keep]
+        keys, joint = group.evaluator(subset)
+        placed = [
+            Arg(self.values[v] if kind == "vector" else self.scal[v], c, kind == "vector")
+            for v, c, kind in keys
+        ]
+        extra: list[tuple[int, str, Callable[..., np.ndarray]]] = []
+        for j in subset:
+            s = self.kets.stmts[j]
+            assert isinstance(s, FormulaKet)
+            pos = [keys.index(k) for k in self.funcs.args(s)]
+            for a in self._tangent_args(s):
+                d = self.funcs.derivative(s, a)
+                extra.append((j, a, lambda *arr, d=d, pos=pos: d(*(arr[p] for p in pos))))
+
+        def all_of(*arrays: np.ndarray) -> list[np.ndarray]:
+            return [*joint(*arrays), *(f(*arrays) for _, _, f in extra)]
+
+        order = self.kets.stmts[subset[0]].order  # type: ignore[union-attr]
+        outs = copy_average_joint(
+            all_of, len(subset) + len(extra), placed, order, self.pool, self.span, tick=self.tick
+        )
+        for k, j in enumerate(subset):
+            s = self.kets.stmts[j]
+            assert isinstance(s, FormulaKet)
+            derivs = {a: outs[len(subset) + e] for e, (jj, a, _) in enumerate(extra) if jj == j}
+            self._store(s, outs[k], derivs)
+
+    def _store(self, s: FormulaKet, y: np.ndarray, derivs: dict[str, np.ndarray]) -> None:
         self._check(s.out, y, s)
         self.values[s.out] = y
+        need = self.plan.need.get(s.out, frozenset())
         self.tan[s.out] = {
             h: sum(derivs[a] * self.tan[a][h] for a in derivs if h in self.tan[a]) for h in need
         }
 
-    def _tangent_args(self, s: FormulaKet, need: frozenset[str]) -> list[str]:
+    def _tangent_args(self, s: FormulaKet) -> list[str]:
+        need = self.plan.need.get(s.out, frozenset())
         return [a for a in self.funcs.slot0(s) if any(h in self.tan.get(a, {}) for h in need)]
 
     def _matmul(self, s: MatMulKet) -> None:
@@ -350,12 +373,19 @@ class _Run:
         check_finite(self.kets, name, arr, s)
 
     def _free(self, i: int) -> None:
+        """Drop tangents, and (unless kept for the caller) values, after their last read, so
+        memory follows the live set."""
         for name in self.plan.free_after.get(i, ()):
             self.tan.pop(name, None)
+        if self.opts.keep_values:
+            return
+        for name in self.demand.last_read.get(i, ()):
+            self.values.pop(name, None)
+            self.hatvals.pop(name, None)
 
     def result(self) -> LimitResult:
         scalars, stderr = {}, {}
-        for name in self.kets.scalar_names:
+        for name in self.names:
             per = np.broadcast_to(self.scal[name], (self.R, self.scal[name].shape[-1]))
             exact = self.methods[name] != "mc"
             scalars[name], stderr[name] = _summary(per, self.batch, exact)
@@ -366,7 +396,7 @@ class _Run:
             batch=self.batch,
             scalars=scalars,
             stderr=stderr,
-            methods={k: self.methods[k] for k in self.kets.scalar_names},
+            methods={k: self.methods[k] for k in self.names},
             dots=self.dots,
             given=dict(self.given),
             particles=m,

@@ -88,6 +88,25 @@ def copy_average(
     """E′ over copies of each ψ function, for every own particle: a list of (n_own, R, C) arrays.
     ``span``: copies per own particle (default all others, P − 1).  ``tick(fraction)`` is called
     after each block (the pair loop is where long runs spend their time)."""
+    return copy_average_joint(
+        lambda *a: [fn(*a) for fn in functions], len(functions), args, order, pool, span, block,
+        tick,
+    )
+
+
+def copy_average_joint(
+    joint: Callable[..., Sequence[np.ndarray]],
+    outputs: int,
+    args: Sequence[Arg],
+    order: int,
+    pool: float = 96,
+    span: int | None = None,
+    block: int = BLOCK,
+    tick: Callable[[float], None] | None = None,
+) -> list[np.ndarray]:
+    """:func:`copy_average` of the ``outputs`` ψ values that one call of ``joint`` returns on a
+    pair block: several ψ share the pass (and, inside ``joint``, their common subexpressions —
+    :mod:`runtime.limits.fusion`)."""
     if order not in (1, 2):
         raise UsageError(
             f"OuterNonlin of order {order}: the limit evaluator supports orders 1 and 2"
@@ -106,7 +125,7 @@ def copy_average(
     moved = [_particles_last(a, span) for a in args]
     n_shift = shifts(order, span, pool)
     step = max(1, block // (span * int(np.prod(cols))))
-    outs = [np.zeros((*cols, n_own)) for _ in functions]
+    outs = [np.zeros((*cols, n_own)) for _ in range(outputs)]
     blocks = [(a0, min(a0 + step, n_own)) for a0 in range(0, n_own, step)]
 
     def run(blk: tuple[int, int]) -> None:
@@ -116,8 +135,8 @@ def copy_average(
                 _place(a, x, a0, a1, order, span, s) for a, x in zip(args, moved, strict=True)
             ]
             width = span if order == 1 else span - s
-            for out, fn in zip(outs, functions, strict=True):
-                y = np.broadcast_to(fn(*arrays), (*cols, a1 - a0, width))
+            for out, value in zip(outs, joint(*arrays), strict=True):
+                y = np.broadcast_to(value, (*cols, a1 - a0, width))
                 out[..., a0:a1] += y.sum(axis=-1)
 
     _run_blocks(run, blocks, tick)
