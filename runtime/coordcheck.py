@@ -16,12 +16,21 @@ rows of step 1 (and t = 0) carry predictions there. A row's verdict holds when
 |slope − prediction| ≤ tolerance (0.1 by default, the spec's "~0.1 in the exponent"); an
 identically zero prediction (a constant, an exact −∞ exponent) holds when every measured size
 is 0 to rounding.
+
+Adaptive optimizers with ε > 0 (Adam, RMSProp, Adagrad) have two regimes (03 §3.1: ε acts on the
+Q input n^{d}·g). The limit sees Q(x) ≈ x/ε for a Q input that vanishes with n (attention's
+Wq/Wk at step 0 under μP: Q(0) = 0), but at any width where the Q input is still ≫ ε (n below
+≈ (size/ε)², 10⁶–10⁷ for size 10⁻², ε = 10⁻⁴) Adam is scale-invariant and turns that CLT noise
+into a full step of random sign. So the check also analyses the optimizer with ε = 0 and
+judges the rows against the regime the measured step-0 Q inputs are in: every one > 10ε at
+every width: the ε-free prediction; every one < ε/10: the limit's; otherwise no verdict
+(a crossover). Both are reported; they differ only where some Q input is not Θ(1).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Literal, assert_never
 
@@ -31,7 +40,9 @@ import sympy
 from compiler.abcd import analyse
 from compiler.abcd.conditions import Exp, fmt
 from compiler.abcd.verdict import Analysis
+from compiler.errors import NexortError
 from compiler.ir import Program
+from compiler.train import Optimizer, parse_optimizer
 from compiler.train.setup import Training
 from compiler.train.signals import ErrorSignal
 from runtime.trainer import StepView, train
@@ -56,6 +67,8 @@ class Row:
     stderr: float
     predicted: Exp | None | str
     verdict: bool | None
+    limit: Exp | None | str = "?"
+    eps_free: Exp | None | str = "?"
 
     @property
     def label(self) -> str:
@@ -76,7 +89,8 @@ class Row:
         return {"kind": self.kind, "name": self.name, "label": self.label, "t": self.t,
                 "sizes": self.sizes.tolist(), "slope": _num(self.slope),
                 "stderr": _num(self.stderr),
-                "predicted": None if pred == "?" else ("zero" if pred is None else fmt(pred)),
+                "predicted": _exp(pred), "predicted_limit": _exp(self.limit),
+                "predicted_eps_free": _exp(self.eps_free),
                 "verdict": self.verdict}
 
 
@@ -90,6 +104,7 @@ class CoordCheck:
     seeds: tuple[int, ...]
     tolerance: float
     rows: tuple[Row, ...]
+    regime: Regime = "limit"
 
     @property
     def judged(self) -> tuple[Row, ...]:
@@ -106,7 +121,11 @@ class CoordCheck:
         return {"widths": list(self.widths), "seeds": list(self.seeds), "steps":
                 self.training.steps, "param": self.training.param.name,
                 "tolerance": self.tolerance, "stable": self.analysis["stable"].holds,
-                "holds": self.holds, "rows": [r.to_json() for r in self.rows]}
+                "holds": self.holds, "regime": self.regime, "rows": [r.to_json() for r in self.rows]}
+
+
+def _exp(e: Exp | None | str) -> str | None:
+    return None if isinstance(e, str) else ("zero" if e is None else fmt(e))
 
 
 def _num(x: float) -> float | None:
@@ -196,12 +215,48 @@ def _verdict(pred: Exp | None | str, slope: float, sizes: np.ndarray, tol: float
     return bool(np.isfinite(slope) and abs(slope - float(value)) <= tol)
 
 
+Regime = Literal["limit", "eps-free", "crossover"]
+EPS_MARGIN = 10.0
+"""A Q input this many times larger (smaller) than ε is in the ε-free (limit) regime."""
+
+
+def without_eps(opt: Optimizer) -> Optimizer | None:
+    """The same optimizer with ε = 0 (None when it has no ε or ε = 0 already)."""
+    if not opt.eps:
+        return None
+    args = ", ".join(f"{k}={0 if k == 'eps' else _arg(v)}" for k, v in opt.args)
+    try:
+        free = parse_optimizer(f"{opt.name}({args})")
+    except NexortError:
+        return None
+    return replace(free, lr=opt.lr, weight_decay=opt.weight_decay, normalize=opt.normalize,
+                   clip=opt.clip, text=f"{opt.text or opt.name} with eps=0")
+
+
+def _arg(v: object) -> str:
+    if isinstance(v, bool):
+        return str(v).lower()
+    return repr(float(v)) if isinstance(v, sympy.Rational) else str(v)
+
+
+def regime(opt: Optimizer, q_sizes: Sequence[np.ndarray]) -> Regime:
+    """Which prediction the measured step-0 Q inputs (seeds × widths each) call for."""
+    eps = float(opt.eps or 0)
+    if not eps or not q_sizes:
+        return "limit"
+    low = min(float(np.min(np.sqrt(np.mean(np.square(q), axis=0)))) for q in q_sizes)
+    high = max(float(np.max(np.sqrt(np.mean(np.square(q), axis=0)))) for q in q_sizes)
+    if low > EPS_MARGIN * eps:
+        return "eps-free"
+    return "limit" if high < eps / EPS_MARGIN else "crossover"
+
+
 def coordcheck(training: Training, x: np.ndarray, y: np.ndarray, widths: Sequence[int],
                seeds: Sequence[int] = (0, 1, 2), tolerance: float = 0.1,
                dist: str = "gaussian", analysis: Analysis | None = None) -> CoordCheck:
     """Train at every width for every seed and compare the fitted slopes with the calculus."""
+    opt = training.tensors[0].optimizer if training.tensors else parse_optimizer("sgd")
     if analysis is None:
-        opt = training.tensors[0].optimizer if training.tensors else "sgd"
         analysis = analyse(training.program, training.param, opt, method="calculus")
     names = frozenset(name for name, _, _ in analysis.sizes)
     recorded: list[list[dict[tuple[Kind, str, int], float]]] = []
@@ -212,19 +267,27 @@ def coordcheck(training: Training, x: np.ndarray, y: np.ndarray, widths: Sequenc
             train(training, x, y, n, (seed,), dist, observer=rec)
             per_seed.append(rec.sizes)
         recorded.append(per_seed)
-    preds = predictions(analysis, training.steps)
     keys = [k for k in recorded[0][0] if all(k in s for w in recorded for s in w)]
+    table = {key: np.array([[recorded[i][k][key] for i in range(len(widths))]
+                            for k in range(len(seeds))]) for key in keys}
+    where = regime(opt, [v for k, v in table.items() if k[0] == "q" and k[2] == 0])
+    free_opt = without_eps(opt)
+    free = (analyse(training.program, training.param, free_opt, method="calculus")
+            if free_opt is not None else analysis)
+    limit_preds = predictions(analysis, training.steps)
+    free_preds = predictions(free, training.steps)
     rows = []
-    for key in keys:
-        sizes = np.array([[recorded[i][k][key] for i in range(len(widths))]
-                          for k in range(len(seeds))])
+    for key, sizes in table.items():
         slope, se = fit_slopes(widths, sizes)
-        pred: Exp | None | str = preds.get(key, "?")
+        lim: Exp | None | str = limit_preds.get(key, "?")
+        eps0: Exp | None | str = free_preds.get(key, "?")
+        pred = {"limit": lim, "eps-free": eps0, "crossover": "?" if lim != eps0 else lim}[where]
         rows.append(Row(key[0], key[1], key[2], sizes, slope, se, pred,
-                        _verdict(pred, slope, sizes, tolerance)))
+                        _verdict(pred, slope, sizes, tolerance), lim, eps0))
     order = {"init": 0, "change": 1, "f": 2, "q": 3}
     rows.sort(key=lambda r: (r.t, order[r.kind]))
-    return CoordCheck(training, analysis, tuple(widths), tuple(seeds), tolerance, tuple(rows))
+    return CoordCheck(training, analysis, tuple(widths), tuple(seeds), tolerance, tuple(rows),
+                      where)
 
 
 def default_data(program: Program, signal: ErrorSignal, root: Path = SAMPLE_DATA
