@@ -65,10 +65,10 @@ class Row:
     sizes: np.ndarray
     slope: float
     stderr: float
-    predicted: Exp | None | str
+    predicted: Exp | str | None
     verdict: bool | None
-    limit: Exp | None | str = "?"
-    eps_free: Exp | None | str = "?"
+    limit: Exp | str | None = "?"
+    eps_free: Exp | str | None = "?"
 
     @property
     def label(self) -> str:
@@ -121,10 +121,11 @@ class CoordCheck:
         return {"widths": list(self.widths), "seeds": list(self.seeds), "steps":
                 self.training.steps, "param": self.training.param.name,
                 "tolerance": self.tolerance, "stable": self.analysis["stable"].holds,
-                "holds": self.holds, "regime": self.regime, "rows": [r.to_json() for r in self.rows]}
+                "holds": self.holds, "regime": self.regime,
+                "rows": [r.to_json() for r in self.rows]}
 
 
-def _exp(e: Exp | None | str) -> str | None:
+def _exp(e: Exp | str | None) -> str | None:
     return None if isinstance(e, str) else ("zero" if e is None else fmt(e))
 
 
@@ -203,7 +204,7 @@ def predictions(analysis: Analysis, steps: int) -> dict[tuple[Kind, str, int], E
     return out
 
 
-def _verdict(pred: Exp | None | str, slope: float, sizes: np.ndarray, tol: float
+def _verdict(pred: Exp | str | None, slope: float, sizes: np.ndarray, tol: float
              ) -> bool | None:
     if isinstance(pred, str):
         return None
@@ -213,6 +214,23 @@ def _verdict(pred: Exp | None | str, slope: float, sizes: np.ndarray, tol: float
     if value.free_symbols or not value.is_finite:
         return None
     return bool(np.isfinite(slope) and abs(slope - float(value)) <= tol)
+
+
+def measure(training: Training, x: np.ndarray, y: np.ndarray, widths: Sequence[int],
+            seeds: Sequence[int], dist: str, names: frozenset[str]
+            ) -> dict[tuple[Kind, str, int], np.ndarray]:
+    """Every recorded size as a (seeds × widths) array, keyed by (kind, name, t)."""
+    recorded: list[list[dict[tuple[Kind, str, int], float]]] = []
+    for n in widths:
+        per_seed = []
+        for seed in seeds:
+            rec = _Recorder(names)
+            train(training, x, y, n, (seed,), dist, observer=rec)
+            per_seed.append(rec.sizes)
+        recorded.append(per_seed)
+    keys = [k for k in recorded[0][0] if all(k in s for w in recorded for s in w)]
+    return {key: np.array([[recorded[i][k][key] for i in range(len(widths))]
+                           for k in range(len(seeds))]) for key in keys}
 
 
 Regime = Literal["limit", "eps-free", "crossover"]
@@ -258,18 +276,8 @@ def coordcheck(training: Training, x: np.ndarray, y: np.ndarray, widths: Sequenc
     opt = training.tensors[0].optimizer if training.tensors else parse_optimizer("sgd")
     if analysis is None:
         analysis = analyse(training.program, training.param, opt, method="calculus")
-    names = frozenset(name for name, _, _ in analysis.sizes)
-    recorded: list[list[dict[tuple[Kind, str, int], float]]] = []
-    for n in widths:
-        per_seed = []
-        for seed in seeds:
-            rec = _Recorder(names)
-            train(training, x, y, n, (seed,), dist, observer=rec)
-            per_seed.append(rec.sizes)
-        recorded.append(per_seed)
-    keys = [k for k in recorded[0][0] if all(k in s for w in recorded for s in w)]
-    table = {key: np.array([[recorded[i][k][key] for i in range(len(widths))]
-                            for k in range(len(seeds))]) for key in keys}
+    table = measure(training, x, y, widths, seeds, dist,
+                    frozenset(name for name, _, _ in analysis.sizes))
     where = regime(opt, [v for k, v in table.items() if k[0] == "q" and k[2] == 0])
     free_opt = without_eps(opt)
     free = (analyse(training.program, training.param, free_opt, method="calculus")
@@ -279,8 +287,8 @@ def coordcheck(training: Training, x: np.ndarray, y: np.ndarray, widths: Sequenc
     rows = []
     for key, sizes in table.items():
         slope, se = fit_slopes(widths, sizes)
-        lim: Exp | None | str = limit_preds.get(key, "?")
-        eps0: Exp | None | str = free_preds.get(key, "?")
+        lim: Exp | str | None = limit_preds.get(key, "?")
+        eps0: Exp | str | None = free_preds.get(key, "?")
         pred = {"limit": lim, "eps-free": eps0, "crossover": "?" if lim != eps0 else lim}[where]
         rows.append(Row(key[0], key[1], key[2], sizes, slope, se, pred,
                         _verdict(pred, slope, sizes, tolerance), lim, eps0))

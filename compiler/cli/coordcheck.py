@@ -47,6 +47,9 @@ def _options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--loss", default="mse", metavar="L", help="mse | ce | formula (default mse)")
     p.add_argument("--data", metavar="DATA",
                    help=".npz with X_train, y_train, optional X_test (default: bundled data)")
+    p.add_argument("--center", action="store_true",
+                   help="train f - f_0 (04 §4.2): χ_0 = −y is then the same for every seed, "
+                        "which removes f_0's seed noise from the slopes under SP and NTP")
     p.add_argument("--tolerance", type=positive_number, default=0.1, metavar="TOL",
                    help="verdict: |slope − predicted exponent| ≤ TOL (default 0.1)")
     p.add_argument("--dist", default="gaussian",
@@ -69,7 +72,7 @@ def cmd_coordcheck(args: argparse.Namespace) -> Report:
     data = (load_training_data(args.data, program, signal) if args.data
             else default_data(program, signal))
     training = build_training(program, args.param, opt, signal, args.steps, data.n_train,
-                              data.n_test)
+                              data.n_test, center=args.center)
     start = time.perf_counter()
     result = coordcheck(training, data.x, data.y, args.widths, range(args.seeds),
                         float(args.tolerance), args.dist)
@@ -83,6 +86,15 @@ def cmd_coordcheck(args: argparse.Namespace) -> Report:
     return Report(doc, _text(result, elapsed, args.plot))
 
 
+_REGIME = {
+    "limit": "the limit's",
+    "eps-free": "ε = 0 (every step-0 Q input ≫ ε at these widths: Adam-like optimizers are "
+                "scale-invariant here, the limit's Q(x) ≈ x/ε only at far larger n)",
+    "crossover": "step-0 Q inputs cross ε at these widths: rows where the limit and ε = 0 "
+                 "differ are not judged",
+}
+
+
 def _text(result: object, elapsed: float, plot: str | None) -> str:
     from runtime.coordcheck import CoordCheck
 
@@ -90,7 +102,8 @@ def _text(result: object, elapsed: float, plot: str | None) -> str:
     widths = result.widths
     lines = [result.training.format(),
              f"widths {', '.join(map(str, widths))}; {len(result.seeds)} seed(s); "
-             f"{elapsed:.2f} s; verdict: |slope − predicted| ≤ {result.tolerance:g}",
+             f"{elapsed:.2f} s; verdict: |slope − predicted| ≤ {result.tolerance:g}; "
+             f"predictions: {_REGIME[result.regime]}",
              f"{'t':>2} {'quantity':<18}" + "".join(f"{n:>10}" for n in widths)
              + f"{'slope':>16} {'predicted':>10}  verdict"]
     for r in result.rows:
