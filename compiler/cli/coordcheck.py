@@ -10,6 +10,8 @@ from __future__ import annotations
 import argparse
 import time
 
+import numpy as np
+
 from compiler.cli.common import Report, arch_summary, command, load
 from compiler.cli.options import (
     file_options,
@@ -86,6 +88,10 @@ def cmd_coordcheck(args: argparse.Namespace) -> Report:
     return Report(doc, _text(result, elapsed, args.plot))
 
 
+def _shown(e: object) -> str:
+    return "zero" if e is None else ("—" if e == "?" else str(e))
+
+
 _REGIME = {
     "limit": "the limit's",
     "eps-free": "ε = 0 (every step-0 Q input ≫ ε at these widths: Adam-like optimizers are "
@@ -109,11 +115,12 @@ def _text(result: object, elapsed: float, plot: str | None) -> str:
     for r in result.rows:
         if r.verdict is None and r.predicted == "?":
             continue
-        pred = "zero" if r.predicted is None else str(r.predicted)
-        sizes = r.sizes.mean(axis=0)
+        pred = _shown(r.predicted)
+        sizes = np.sqrt(np.mean(np.square(r.sizes), axis=0))  # the seed RMS the slope fits
         verdict = {True: "ok", False: "FAILS", None: "—"}[r.verdict]
         lines.append(f"{r.t:>2} {r.label:<18}" + "".join(f"{s:10.3g}" for s in sizes)
-                     + f"{r.slope:>9.3f} ±{r.stderr:5.3f} {pred:>10}  {verdict}")
+                     + f"{r.slope:>9.3f} ±{r.stderr:5.3f} {pred:>10}  {verdict}"
+                     + ("" if r.limit == r.predicted else f"  (limit: {_shown(r.limit)})"))
     judged = result.judged
     bad = sum(1 for r in judged if not r.verdict)
     lines.append(f"{len(judged) - bad} of {len(judged)} predicted rows hold"
