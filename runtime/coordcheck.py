@@ -45,7 +45,8 @@ from compiler.ir import Program
 from compiler.train import Optimizer, parse_optimizer
 from compiler.train.setup import Training
 from compiler.train.signals import ErrorSignal
-from runtime.trainer import StepView, train
+from runtime import memory
+from runtime.trainer import StepView, backprops, estimate_bytes, train
 from runtime.training.dataset import TrainingData, load_training_data, prepare
 
 Kind = Literal["init", "change", "f", "q"]
@@ -219,7 +220,12 @@ def _verdict(pred: Exp | str | None, slope: float, sizes: np.ndarray, tol: float
 def measure(training: Training, x: np.ndarray, y: np.ndarray, widths: Sequence[int],
             seeds: Sequence[int], dist: str, names: frozenset[str]
             ) -> dict[tuple[Kind, str, int], np.ndarray]:
-    """Every recorded size as a (seeds × widths) array, keyed by (kind, name, t)."""
+    """Every recorded size as a (seeds × widths) array, keyed by (kind, name, t). The widest
+    run is checked against memory first, so nothing is trained before a refusal."""
+    need = estimate_bytes(training, backprops(training.program), max(widths),
+                          training.schedule.n_points)
+    memory.check_memory(need, f"the coordinate check at width {max(widths)}",
+                        "drop the largest of --widths")
     recorded: list[list[dict[tuple[Kind, str, int], float]]] = []
     for n in widths:
         per_seed = []

@@ -142,3 +142,10 @@ def test_attention_full():
     cc = _check("attention", "mup", "adam", widths=FULL, seeds=16)
     for group in ("Wq", "Wk"):
         assert cc.row("q", group, 0).verdict
+
+
+def test_cli_refuses_a_width_that_does_not_fit(capsys):
+    """The widest run is estimated before any training: n = 10⁷ needs ≥ 8·n² bytes ≈ 727 TiB."""
+    assert main(["coordcheck", str(SAMPLES / "mlp2.nx"), "--widths", "16,10000000"]) == 1
+    err = capsys.readouterr().err
+    assert "GiB" in err and "--widths" in err and "Traceback" not in err
