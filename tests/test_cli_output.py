@@ -34,6 +34,7 @@ INVOCATIONS = {
     "train": [MLP2, "--data", str(ROOT / "samples" / "data" / "regress10.npz"), "--steps", "2",
               "--width", "16"],
     "unroll": [MLP2, "--param", "mup", "--opt", "adam", "--steps", "2", "--batch", "2"],
+    "coordcheck": [MLP2, "--widths", "16,32", "--seeds", "2", "--steps", "1"],
 }
 TIMING = "seconds"  # wall-clock time: the one key two runs cannot share
 

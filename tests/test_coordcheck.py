@@ -1,0 +1,151 @@
+"""The coordinate check (spec 03 §3.4, runtime/coordcheck.py): slopes, regimes, predictions.
+
+Choices for the statistical tests (fast variants; the @slow ones use 128…4096 and more seeds):
+* slopes are fitted on the seed-RMS size over ≥ 4 widths spanning 3 octaves (log-range ln 8),
+  so a slope's standard error is ≈ sd(log size)/1.6; the tests assert the verdict (|slope −
+  predicted| ≤ 0.1) and that the jackknife standard error is below 0.1, so the margin is real;
+* mlp2 runs are centred (04 §4.2): f_0 is a Θ(1) Gaussian-process sample under SP and NTP
+  (n^{-1/2} under μP), and χ_0 = f_0 − y carries its seed noise into every gradient (measured
+  uncentred under NTP: slopes ± 0.13 at K = 6, n ≤ 4096, the U row off by 0.125); centred,
+  χ_0 = −y for every seed and standard errors are ≈ 0.05 at K = 4–6;
+* T = 1: one update from init is what the calculus predicts on every table (on an unstable one
+  it predicts nothing later); attention's step-0 Q inputs are CLT scalars (a few Gaussian
+  numbers per seed), hence 24 seeds there (standard error ≈ 0.07 measured)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import sympy
+
+from compiler.cli.app import main
+from compiler.frontend.parse import parse_file
+from compiler.train import parse_optimizer
+from compiler.train.setup import build_training
+from compiler.train.signals import parse_signal
+from runtime.coordcheck import coordcheck, default_data, fit_slopes, regime, without_eps
+from tests.conftest import ROOT
+
+SAMPLES = ROOT / "samples"
+FAST = (128, 256, 512, 1024)
+FULL = (128, 256, 512, 1024, 2048, 4096)
+
+
+def _check(arch: str, param: str, opt: str, widths=FAST, seeds=4, steps=1, center=False):
+    program = parse_file(str(SAMPLES / f"{arch}.nx"), {})
+    data = default_data(program, parse_signal("mse"))
+    training = build_training(program, param, opt, "mse", steps, data.n_train, data.n_test,
+                              center=center)
+    return coordcheck(training, data.x, data.y, widths, range(seeds))
+
+
+def _assert_all_hold(cc, max_se=0.1):
+    judged = cc.judged
+    assert judged, "nothing was predicted"
+    bad = [(r.label, r.t, r.slope, str(r.predicted)) for r in judged if not r.verdict]
+    noisy = [(r.label, r.t, r.stderr) for r in judged if r.stderr >= max_se]
+    assert not bad, bad
+    se = [r.stderr for r in judged if r.predicted is not None and np.isfinite(r.stderr)]
+    assert max(se) < max_se, noisy
+
+
+def test_fit_slopes_recovers_an_exponent_and_its_error():
+    rng = np.random.default_rng(1)
+    widths = np.array(FULL)
+    sizes = 3.0 * widths ** -0.5 * np.exp(0.05 * rng.standard_normal((8, len(FULL))))
+    slope, se = fit_slopes(widths, sizes)
+    assert abs(slope + 0.5) < 4 * se and 0 < se < 0.05
+    assert np.isnan(fit_slopes(widths, np.zeros((2, len(FULL))))[0])
+    assert np.isnan(fit_slopes(widths, sizes[:1])[1])  # one seed: no standard error
+
+
+def test_regime_compares_step0_q_inputs_with_eps():
+    adam = parse_optimizer("adam(eps=1e-4)")
+    big, small = np.full((2, 3), 1e-2), np.full((2, 3), 1e-6)
+    assert regime(adam, [big]) == "eps-free"
+    assert regime(adam, [small]) == "limit"
+    assert regime(adam, [big, small]) == "crossover"
+    assert regime(parse_optimizer("sgd"), [small]) == "limit"
+
+
+def test_without_eps_keeps_everything_else():
+    opt = parse_optimizer("adamw(lr=0.02, beta1=0.8, eps=1e-4, wd=0.1)")
+    free = without_eps(opt)
+    assert free is not None and free.eps == 0 and free.qclass == "scale_invariant"
+    assert (free.lr, free.weight_decay, free.arg("beta1")) == (opt.lr, opt.weight_decay,
+                                                               sympy.Rational(4, 5))
+    assert without_eps(parse_optimizer("sgd")) is None
+
+
+@pytest.mark.parametrize("opt", ["sgd", "adam"])
+def test_mlp2_mup(opt):
+    _assert_all_hold(_check("mlp2", "mup", opt, seeds=6, center=True))
+
+
+@pytest.mark.parametrize("opt", ["sgd", "adam"])
+def test_mlp2_ntp(opt):
+    _assert_all_hold(_check("mlp2", "ntp", opt, center=True))
+
+
+@pytest.mark.parametrize("param, opt", [("sp:1", "sgd"), ("sp:1", "adam"), ("sp:3/2", "adam")])
+def test_mlp2_sp_global_rate(param, opt):
+    """03 §3.2: SP with a global rate n^{-c}; under Adam c = 1 gives |Δf| ∝ √n, c = 3/2 flat."""
+    cc = _check("mlp2", param, opt, center=True)
+    _assert_all_hold(cc)
+    df = cc.row("f", "f", 1)
+    expected = {("sp:1", "adam"): sympy.Rational(1, 2)}.get((param, opt), sympy.S.Zero)
+    assert df.predicted == expected and abs(df.slope - float(expected)) <= 0.1
+
+
+def test_attention_mup_adam_step0_q_inputs():
+    """Wq/Wk's step-0 Q input is 0 in the limit (the readout's sign symmetry, compiler.abcd.zeros):
+    n^{-1/2} measured; ≫ ε = 1e-8 at these widths, so the ε-free predictions are the ones judged."""
+    cc = _check("attention", "mup", "adam", widths=(64, 128, 256, 512, 1024), seeds=24)
+    assert cc.regime == "eps-free"
+    for group in ("Wq", "Wk"):
+        row = cc.row("q", group, 0)
+        assert row.predicted == sympy.Rational(-1, 2) and row.verdict, row
+        assert row.stderr < 0.1
+    for group in ("U", "Wv", "v"):
+        assert cc.row("q", group, 0).verdict
+
+
+def test_cli_json_and_plot(tmp_path, capsys):
+    out, png = tmp_path / "cc.json", tmp_path / "cc.png"
+    rc = main(["coordcheck", str(SAMPLES / "mlp2.nx"), "--widths", "32,64", "--seeds", "2",
+               "--steps", "2", "--json", str(out), "--plot", str(png)])
+    assert rc == 0 and png.stat().st_size > 0
+    doc = json.loads(out.read_text())
+    assert doc["widths"] == [32, 64] and doc["regime"] == "eps-free"  # Adam, ε = 1e-8
+    row = next(r for r in doc["rows"] if r["kind"] == "f" and r["t"] == 2)
+    assert len(row["sizes"]) == 2 and len(row["sizes"][0]) == 2 and row["predicted"] == "0"
+
+
+@pytest.mark.parametrize("widths", ["64", "64,x", "1,64", "64,64"])
+def test_cli_bad_widths(widths, capsys):
+    assert main(["coordcheck", str(SAMPLES / "mlp2.nx"), "--widths", widths]) == 1
+    assert "--widths" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("param, opt, center", [
+    ("mup", "sgd", False), ("mup", "adam", False), ("ntp", "sgd", True), ("ntp", "adam", True),
+    ("sp:1", "sgd", True), ("sp:1", "adam", True), ("sp:3/2", "adam", True)])
+def test_mlp2_full(param, opt, center):
+    _assert_all_hold(_check("mlp2", param, opt, widths=FULL, seeds=6, center=center))
+
+
+@pytest.mark.slow
+def test_attention_full():
+    cc = _check("attention", "mup", "adam", widths=FULL, seeds=16)
+    for group in ("Wq", "Wk"):
+        assert cc.row("q", group, 0).verdict
+
+
+def test_cli_refuses_a_width_that_does_not_fit(capsys):
+    """The widest run is estimated before any training: n = 10⁷ needs ≥ 8·n² bytes ≈ 727 TiB."""
+    assert main(["coordcheck", str(SAMPLES / "mlp2.nx"), "--widths", "16,10000000"]) == 1
+    err = capsys.readouterr().err
+    assert "GiB" in err and "--widths" in err and "Traceback" not in err
