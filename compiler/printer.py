@@ -31,6 +31,7 @@ from compiler.ir import (
     indexed,
 )
 from compiler.numbers import float_rational
+from compiler.shapeprint import print_by_shape
 from compiler.symbols import WIDTH
 
 
@@ -75,11 +76,19 @@ def _opens_with_sum(text: str, coeff: sympy.Expr) -> bool:
 _PRINTER = _FormulaPrinter({"order": None})
 
 
+def _print_by_shape(expr: sympy.Expr) -> str:
+    return print_by_shape(expr, _print_direct)
+
+
 def format_formula(expr: sympy.Expr, groups: tuple[tuple[str, ...], ...] = ()) -> str:
     """A formula in the language's syntax. ``groups`` lists declared 1-D groups (as entry-name
     tuples with the group name first): a sum Σ_j U[j]·xi[j] over two whole groups of an Add
     prints as the contraction ``U . xi``."""
-    return _PRINTER.doprint(_contract(expr, groups)).replace("**", "^")
+    return _print_by_shape(_contract(expr, groups))
+
+
+def _print_direct(expr: sympy.Expr) -> str:
+    return _PRINTER.doprint(expr).replace("**", "^")
 
 
 def _contract(expr: sympy.Expr, rows: tuple[tuple[str, ...], ...]) -> sympy.Expr:
@@ -99,7 +108,10 @@ def _row_index(rows: tuple[tuple[str, ...], ...]) -> dict[str, tuple[str, int, i
 def _contract_in(expr: sympy.Expr, index: dict[str, tuple[str, int, int]]) -> sympy.Expr:
     if not expr.args:
         return expr
-    expr = expr.func(*(_contract_in(a, index) for a in expr.args))
+    args = tuple(_contract_in(a, index) for a in expr.args)
+    if any(new is not old for new, old in zip(args, expr.args, strict=True)):
+        expr = expr.func(*args)
+    # an unchanged node is kept as it is (rebuilding it would give an equal tree, at sympy's cost)
     if isinstance(expr, sympy.Pow) and expr.base.is_Symbol and " . " in expr.base.name:
         return sympy.Pow(sympy.Symbol(f"({expr.base})"), expr.exp)  # '.' binds looser than '^'
     if not isinstance(expr, sympy.Add):

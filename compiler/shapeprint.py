@@ -1,0 +1,107 @@
+"""Formula printing memoised by shape: a formula prints once per shape, then by substituting names.
+
+Rule: sympy orders the terms and factors it prints only by comparing symbol *names* with each
+other (``Basic.compare`` and ``default_sort_key`` look at ``Symbol.name``; the text of a name is
+never inspected). Two formulas that are the same tree up to a renaming of their symbols that keeps
+the names' relative order therefore print as the same text up to that renaming. The shape of a
+formula is its tree with every symbol replaced by the index of its first appearance, together with
+the order of those symbols by name and their assumptions; the first formula of a shape is printed
+with order-keeping placeholder names and cut at the placeholders into a template, and every later
+formula of that shape is its template filled with its own names. A total or unrolled program
+repeats a few shapes under renamed copies, so printing costs one tree walk per formula and one
+sympy print per shape.
+
+Anything whose printing could look at a name (undefined functions, symbol subclasses, a name
+starting with ``(``, made by the contraction printer) is printed directly.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Hashable
+
+import sympy
+from sympy.core.function import AppliedUndef
+
+# placeholder names: a control character no source name contains, then a zero-padded rank, so
+# that placeholders sort among themselves as the names they stand for
+_MARK = "\x01"
+_SLOT = re.compile(_MARK + r"(\d+)")
+_MAX_SHAPES = 50_000  # a bound on the memo: a long session never holds more than this
+
+_templates: dict[Hashable, tuple[tuple[str, ...], tuple[int, ...]]] = {}
+_assumptions: dict[sympy.Symbol, tuple[tuple[str, bool], ...]] = {}
+
+
+class _Unshaped(Exception):
+    """The formula holds something whose printing may depend on a name: print it directly."""
+
+
+def print_by_shape(expr: sympy.Expr, direct: Callable[[sympy.Expr], str]) -> str:
+    """``direct(expr)``, computed from the memoised template of ``expr``'s shape."""
+    symbols: dict[sympy.Symbol, int] = {}
+    try:
+        tree = _shape(expr, symbols, {})
+    except _Unshaped:
+        return direct(expr)
+    names = [s.name for s in symbols]
+    order = tuple(sorted(range(len(names)), key=names.__getitem__))
+    key = (tree, order, tuple(_assumed(s) for s in symbols))
+    entry = _templates.get(key)
+    if entry is None:
+        entry = _template(expr, list(symbols), order, direct)
+        if len(_templates) >= _MAX_SHAPES:
+            _templates.clear()
+        _templates[key] = entry
+    pieces, slots = entry
+    out = [pieces[0]]
+    for i, slot in enumerate(slots):
+        out.append(names[slot])
+        out.append(pieces[i + 1])
+    return "".join(out)
+
+
+def _shape(expr: sympy.Basic, symbols: dict[sympy.Symbol, int], seen: dict[int, Hashable]) -> Hashable:
+    """The tree of ``expr`` with symbols as their first-appearance index (``symbols`` fills up in
+    that order); shared subtrees are walked once."""
+    done = seen.get(id(expr))
+    if done is not None:
+        return done
+    if expr.is_Symbol:
+        if type(expr) is not sympy.Symbol or expr.name.startswith("("):
+            raise _Unshaped
+        key: Hashable = ("s", symbols.setdefault(expr, len(symbols)))
+    elif not expr.args:
+        # a number or a named constant prints the same whatever the symbols are called; the
+        # precision is part of a Float (equal values of different precision may print apart)
+        key = (type(expr), expr, getattr(expr, "_prec", None))
+    elif isinstance(expr, AppliedUndef):
+        raise _Unshaped
+    else:
+        key = (expr.func, *(_shape(a, symbols, seen) for a in expr.args))
+    seen[id(expr)] = key
+    return key
+
+
+def _assumed(s: sympy.Symbol) -> tuple[tuple[str, bool], ...]:
+    found = _assumptions.get(s)
+    if found is None:
+        found = _assumptions[s] = tuple(sorted(s.assumptions0.items()))
+    return found
+
+
+def _template(
+    expr: sympy.Expr,
+    symbols: list[sympy.Symbol],
+    order: tuple[int, ...],
+    direct: Callable[[sympy.Expr], str],
+) -> tuple[tuple[str, ...], tuple[int, ...]]:
+    """The text of ``expr`` cut at its symbols: (pieces, first-appearance index of each slot)."""
+    width = len(str(len(symbols)))
+    rename = {
+        symbols[i]: sympy.Symbol(f"{_MARK}{rank:0{width}d}", **symbols[i].assumptions0)
+        for rank, i in enumerate(order)
+    }
+    text = direct(expr.xreplace(rename))
+    parts = _SLOT.split(text)
+    return tuple(parts[0::2]), tuple(order[int(r)] for r in parts[1::2])
