@@ -31,7 +31,7 @@ from compiler.ir import (
     indexed,
 )
 from compiler.numbers import float_rational
-from compiler.shapeprint import print_by_shape
+from compiler.shapeprint import print_by_shape, shape_of
 from compiler.symbols import WIDTH
 
 
@@ -76,15 +76,32 @@ def _opens_with_sum(text: str, coeff: sympy.Expr) -> bool:
 _PRINTER = _FormulaPrinter({"order": None})
 
 
-def _print_by_shape(expr: sympy.Expr) -> str:
-    return print_by_shape(expr, _print_direct)
-
-
 def format_formula(expr: sympy.Expr, groups: tuple[tuple[str, ...], ...] = ()) -> str:
     """A formula in the language's syntax. ``groups`` lists declared 1-D groups (as entry-name
     tuples with the group name first): a sum Σ_j U[j]·xi[j] over two whole groups of an Add
     prints as the contraction ``U . xi``."""
-    return _print_by_shape(_contract(expr, groups))
+    return _formula_text(expr, groups)[0]
+
+
+def _formula_text(
+    expr: sympy.Expr, groups: tuple[tuple[str, ...], ...]
+) -> tuple[str, frozenset[str]]:
+    """The text of ``expr`` and the names of its symbols other than the width. Printed by shape
+    (:mod:`compiler.shapeprint`); a formula holding no entry of a group cannot contract, so it
+    skips the contraction walk."""
+    shape = shape_of(expr)
+    if shape is None:
+        return _print_direct(_contract(expr, groups)), _names(expr)
+    names = frozenset(s.name for s in shape.symbols if s != WIDTH)
+    if groups and not names.isdisjoint(_row_index(groups)):
+        contracted = _contract(expr, groups)
+        if contracted is not expr:
+            return print_by_shape(contracted, _print_direct), names
+    return print_by_shape(expr, _print_direct, shape), names
+
+
+def _names(expr: sympy.Expr) -> frozenset[str]:
+    return frozenset(s.name for s in expr.free_symbols if s != WIDTH)
 
 
 def _print_direct(expr: sympy.Expr) -> str:
@@ -158,11 +175,11 @@ def format_instruction(
         case Avg(out=y, arg=x):
             return f"{y} = avg({x})"
         case Nonlin(out=y, formula=f):
-            args = [s.name for s in f.free_symbols if s != WIDTH]
+            text, names = _formula_text(f, groups)
+            args = names
             vector = (
                 any(kinds.get(a) == "vector" for a in args) if kinds is not None else bool(args)
             )
-            text = format_formula(f, groups)
             return f"{y} = {text}" if vector else f"{y} = vec({text})"
         case OuterNonlin(out=y, copies=copies, formula=f):
             return f"{y} = mean[{', '.join(copies)}]({format_formula(f)})"

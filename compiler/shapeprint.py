@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Hashable
+from dataclasses import dataclass
 
 import sympy
 from sympy.core.function import AppliedUndef
@@ -37,19 +38,39 @@ class _Unshaped(Exception):
     """The formula holds something whose printing may depend on a name: print it directly."""
 
 
-def print_by_shape(expr: sympy.Expr, direct: Callable[[sympy.Expr], str]) -> str:
-    """``direct(expr)``, computed from the memoised template of ``expr``'s shape."""
+@dataclass(frozen=True)
+class Shape:
+    """A formula's tree with symbols as first-appearance indices, and those symbols in order."""
+
+    tree: Hashable
+    symbols: tuple[sympy.Symbol, ...]
+
+
+def shape_of(expr: sympy.Basic) -> Shape | None:
+    """The shape of ``expr``, or None when its printing may depend on a name."""
     symbols: dict[sympy.Symbol, int] = {}
     try:
         tree = _shape(expr, symbols, {})
     except _Unshaped:
-        return direct(expr)
-    names = [s.name for s in symbols]
+        return None
+    return Shape(tree, tuple(symbols))
+
+
+def print_by_shape(
+    expr: sympy.Expr, direct: Callable[[sympy.Expr], str], shape: Shape | None = None
+) -> str:
+    """``direct(expr)``, computed from the memoised template of ``expr``'s shape (``shape``:
+    ``shape_of(expr)`` if the caller has it already)."""
+    if shape is None:
+        shape = shape_of(expr)
+        if shape is None:
+            return direct(expr)
+    names = [s.name for s in shape.symbols]
     order = tuple(sorted(range(len(names)), key=names.__getitem__))
-    key = (tree, order, tuple(_assumed(s) for s in symbols))
+    key = (shape.tree, order, tuple(_assumed(s) for s in shape.symbols))
     entry = _templates.get(key)
     if entry is None:
-        entry = _template(expr, list(symbols), order, direct)
+        entry = _template(expr, shape.symbols, order, direct)
         if len(_templates) >= _MAX_SHAPES:
             _templates.clear()
         _templates[key] = entry
@@ -61,24 +82,28 @@ def print_by_shape(expr: sympy.Expr, direct: Callable[[sympy.Expr], str]) -> str
     return "".join(out)
 
 
-def _shape(expr: sympy.Basic, symbols: dict[sympy.Symbol, int], seen: dict[int, Hashable]) -> Hashable:
+def _shape(
+    expr: sympy.Basic, symbols: dict[sympy.Symbol, int], seen: dict[int, Hashable]
+) -> Hashable:
     """The tree of ``expr`` with symbols as their first-appearance index (``symbols`` fills up in
     that order); shared subtrees are walked once."""
     done = seen.get(id(expr))
     if done is not None:
         return done
+    args = expr.args
+    key: Hashable
     if expr.is_Symbol:
         if type(expr) is not sympy.Symbol or expr.name.startswith("("):
             raise _Unshaped
-        key: Hashable = ("s", symbols.setdefault(expr, len(symbols)))
-    elif not expr.args:
+        key = symbols.setdefault(expr, len(symbols))
+    elif not args:
         # a number or a named constant prints the same whatever the symbols are called; the
         # precision is part of a Float (equal values of different precision may print apart)
         key = (type(expr), expr, getattr(expr, "_prec", None))
     elif isinstance(expr, AppliedUndef):
         raise _Unshaped
     else:
-        key = (expr.func, *(_shape(a, symbols, seen) for a in expr.args))
+        key = (expr.func, *[_shape(a, symbols, seen) for a in args])
     seen[id(expr)] = key
     return key
 
@@ -92,7 +117,7 @@ def _assumed(s: sympy.Symbol) -> tuple[tuple[str, bool], ...]:
 
 def _template(
     expr: sympy.Expr,
-    symbols: list[sympy.Symbol],
+    symbols: tuple[sympy.Symbol, ...],
     order: tuple[int, ...],
     direct: Callable[[sympy.Expr], str],
 ) -> tuple[tuple[str, ...], tuple[int, ...]]:
