@@ -92,8 +92,8 @@ def _formula_text(
     shape = shape_of(expr)
     if shape is None:
         return _print_direct(_contract(expr, groups)), _names(expr)
-    names = frozenset(s.name for s in shape.symbols if s != WIDTH)
-    if groups and not names.isdisjoint(_row_index(groups)):
+    names = frozenset(s.name for s in shape.symbols if not _is_width(s))
+    if groups and not _row_index(groups).keys().isdisjoint(names):
         contracted = _contract(expr, groups)
         if contracted is not expr:
             return print_by_shape(contracted, _print_direct), names
@@ -101,7 +101,11 @@ def _formula_text(
 
 
 def _names(expr: sympy.Expr) -> frozenset[str]:
-    return frozenset(s.name for s in expr.free_symbols if s != WIDTH)
+    return frozenset(s.name for s in expr.free_symbols if not _is_width(s))
+
+
+def _is_width(s: sympy.Basic) -> bool:
+    return s is WIDTH or (getattr(s, "name", None) == WIDTH.name and s == WIDTH)
 
 
 def _print_direct(expr: sympy.Expr) -> str:
@@ -114,8 +118,21 @@ def _contract(expr: sympy.Expr, rows: tuple[tuple[str, ...], ...]) -> sympy.Expr
     return _contract_in(expr, _row_index(rows))
 
 
-@functools.lru_cache(maxsize=8)
+_last_index: list[tuple[tuple[tuple[str, ...], ...], dict[str, tuple[str, int, int]]]] = []
+
+
 def _row_index(rows: tuple[tuple[str, ...], ...]) -> dict[str, tuple[str, int, int]]:
+    """:func:`_row_index_of`, found by identity when the rows are the last ones asked for:
+    every formula of a program asks with the same tuple, and hashing it costs its whole size."""
+    if _last_index and _last_index[0][0] is rows:
+        return _last_index[0][1]
+    index = _row_index_of(rows)
+    _last_index[:] = [(rows, index)]
+    return index
+
+
+@functools.lru_cache(maxsize=8)
+def _row_index_of(rows: tuple[tuple[str, ...], ...]) -> dict[str, tuple[str, int, int]]:
     """entry name → (row name, position, row length), built once per program, so that each sum
     finds its contractions by looking at its own terms (not by trying every pair of rows: that
     made printing a total program cubic in the number of inputs)."""
