@@ -34,7 +34,7 @@ _templates: dict[Hashable, tuple[tuple[str, ...], tuple[int, ...]]] = {}
 _assumptions: dict[sympy.Symbol, tuple[tuple[str, bool], ...]] = {}
 
 
-class _Unshaped(Exception):
+class _UnshapedError(Exception):
     """The formula holds something whose printing may depend on a name: print it directly."""
 
 
@@ -51,7 +51,7 @@ def shape_of(expr: sympy.Basic) -> Shape | None:
     symbols: dict[sympy.Symbol, int] = {}
     try:
         tree = _shape(expr, symbols, {})
-    except _Unshaped:
+    except _UnshapedError:
         return None
     return Shape(tree, tuple(symbols))
 
@@ -94,14 +94,14 @@ def _shape(
     key: Hashable
     if expr.is_Symbol:
         if type(expr) is not sympy.Symbol or expr.name.startswith("("):
-            raise _Unshaped
+            raise _UnshapedError
         key = symbols.setdefault(expr, len(symbols))
     elif not args:
         # a number or a named constant prints the same whatever the symbols are called; the
         # precision is part of a Float (equal values of different precision may print apart)
         key = (type(expr), expr, getattr(expr, "_prec", None))
     elif isinstance(expr, AppliedUndef):
-        raise _Unshaped
+        raise _UnshapedError
     else:
         key = (expr.func, *[_shape(a, symbols, seen) for a in args])
     seen[id(expr)] = key
