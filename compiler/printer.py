@@ -89,6 +89,27 @@ def _formula_text(
     """The text of ``expr`` and the names of its symbols other than the width. Printed by shape
     (:mod:`compiler.shapeprint`); a formula holding no entry of a group cannot contract, so it
     skips the contraction walk."""
+    key = (expr, id(groups))
+    found = _texts.get(key)
+    if found is not None and found[0] is groups:
+        return found[1]
+    text = _formula_text_of(expr, groups)
+    if len(_texts) >= _MAX_TEXTS:
+        _texts.clear()
+    _texts[key] = (groups, text)
+    return text
+
+
+# the same formula is printed up to three times per command (program text, and the JSON
+# document's instruction text and formula): remember the last ones; a formula's hash is cached
+# by sympy and a hit is found by identity, so a repeat costs a dict lookup
+_MAX_TEXTS = 200_000
+_texts: dict[tuple[sympy.Expr, int], tuple[object, tuple[str, frozenset[str]]]] = {}
+
+
+def _formula_text_of(
+    expr: sympy.Expr, groups: tuple[tuple[str, ...], ...]
+) -> tuple[str, frozenset[str]]:
     shape = shape_of(expr)
     if shape is None:
         return _print_direct(_contract(expr, groups)), _names(expr)
