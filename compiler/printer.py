@@ -13,7 +13,7 @@ import collections
 import functools
 import itertools
 from collections.abc import Mapping
-from typing import assert_never
+from typing import TypeVar, assert_never
 
 import sympy
 from sympy.printing.precedence import PRECEDENCE
@@ -88,37 +88,47 @@ def _formula_text(
 ) -> tuple[str, frozenset[str]]:
     """The text of ``expr`` and the names of its symbols other than the width. Printed by shape
     (:mod:`compiler.shapeprint`); a formula holding no entry of a group cannot contract, so it
-    skips the contraction walk."""
-    key = (expr, id(groups))
-    found = _texts.get(key)
+    prints as without groups."""
+    plain = _plain.get(expr)
+    if plain is None:
+        plain = _remember(_plain, expr, _plain_text(expr))
+    if not groups or _row_index(groups).keys().isdisjoint(plain[1]):
+        return plain
+    found = _contracted.get((expr, id(groups)))
     if found is not None and found[0] is groups:
         return found[1]
-    text = _formula_text_of(expr, groups)
-    if len(_texts) >= _MAX_TEXTS:
-        _texts.clear()
-    _texts[key] = (groups, text)
-    return text
+    contracted = _contract(expr, groups)
+    text = plain[0] if contracted is expr else _print_direct_or_by_shape(contracted)
+    return _remember(_contracted, (expr, id(groups)), (groups, (text, plain[1])))[1]
 
 
-# the same formula is printed up to three times per command (program text, and the JSON
-# document's instruction text and formula): remember the last ones; a formula's hash is cached
-# by sympy and a hit is found by identity, so a repeat costs a dict lookup
+# a command prints the same formula up to three times (program text, and the JSON document's
+# instruction text and formula): remember the texts; sympy caches a formula's hash and a hit is
+# found by identity, so a repeat costs a dict lookup
 _MAX_TEXTS = 200_000
-_texts: dict[tuple[sympy.Expr, int], tuple[object, tuple[str, frozenset[str]]]] = {}
+_plain: dict[sympy.Expr, tuple[str, frozenset[str]]] = {}
+_contracted: dict[tuple[sympy.Expr, int], tuple[object, tuple[str, frozenset[str]]]] = {}
+_K = TypeVar("_K")
+_V = TypeVar("_V")
 
 
-def _formula_text_of(
-    expr: sympy.Expr, groups: tuple[tuple[str, ...], ...]
-) -> tuple[str, frozenset[str]]:
+def _remember(memo: dict[_K, _V], key: _K, value: _V) -> _V:
+    if len(memo) >= _MAX_TEXTS:
+        memo.clear()
+    memo[key] = value
+    return value
+
+
+def _plain_text(expr: sympy.Expr) -> tuple[str, frozenset[str]]:
     shape = shape_of(expr)
     if shape is None:
-        return _print_direct(_contract(expr, groups)), _names(expr)
+        return _print_direct(expr), _names(expr)
     names = frozenset(s.name for s in shape.symbols if not _is_width(s))
-    if groups and not _row_index(groups).keys().isdisjoint(names):
-        contracted = _contract(expr, groups)
-        if contracted is not expr:
-            return print_by_shape(contracted, _print_direct), names
     return print_by_shape(expr, _print_direct, shape), names
+
+
+def _print_direct_or_by_shape(expr: sympy.Expr) -> str:
+    return print_by_shape(expr, _print_direct)
 
 
 def _names(expr: sympy.Expr) -> frozenset[str]:

@@ -28,7 +28,8 @@ GOLDEN_PROGRAMS = sorted(GOLDEN.glob("*.nx"))
 def _direct(program: Program, monkeypatch: pytest.MonkeyPatch) -> str:
     """The program printed without the memos: every formula through sympy's printer."""
     with monkeypatch.context() as m:
-        m.setattr(printer, "_texts", {})
+        m.setattr(printer, "_plain", {})
+        m.setattr(printer, "_contracted", {})
         m.setattr(printer, "print_by_shape", lambda expr, direct, shape=None: direct(expr))
         return print_program(program)
 
