@@ -49,7 +49,7 @@ def _seconds(fn: object) -> tuple[float, str]:
 def old_print(program: Program) -> str:
     """The baseline: every formula through sympy's printer (no memo)."""
     saved = printer.print_by_shape
-    printer.print_by_shape = lambda expr, direct, shape=None: direct(expr)  # type: ignore[assignment]
+    printer.print_by_shape = lambda expr, direct, shape=None: direct(expr, {})  # type: ignore[assignment]
     try:
         _cold()
         return printer.print_program(program)

@@ -36,6 +36,12 @@ from compiler.symbols import WIDTH
 
 
 class _FormulaPrinter(StrPrinter):
+    # symbol → the text printed in its place (a template's slot marks: compiler.shapeprint)
+    slots: Mapping[sympy.Basic, str] = {}
+
+    def _print_Symbol(self, expr: sympy.Symbol) -> str:
+        return self.slots.get(expr, expr.name) if self.slots else expr.name
+
     def _print_Abs(self, expr: sympy.Abs) -> str:
         return f"abs({self._print(expr.args[0])})"
 
@@ -139,8 +145,14 @@ def _is_width(s: sympy.Basic) -> bool:
     return s is WIDTH or (getattr(s, "name", None) == WIDTH.name and s == WIDTH)
 
 
-def _print_direct(expr: sympy.Expr) -> str:
-    return _PRINTER.doprint(expr).replace("**", "^")
+def _print_direct(expr: sympy.Expr, slots: Mapping[sympy.Basic, str] | None = None) -> str:
+    """sympy's text of ``expr`` in the language, with the symbols in ``slots`` printed as the
+    given marks (the order of terms still follows the real names)."""
+    _PRINTER.slots = slots or {}
+    try:
+        return _PRINTER.doprint(expr).replace("**", "^")
+    finally:
+        _PRINTER.slots = {}
 
 
 def _contract(expr: sympy.Expr, rows: tuple[tuple[str, ...], ...]) -> sympy.Expr:

@@ -6,10 +6,10 @@ never inspected). Two formulas that are the same tree up to a renaming of their 
 the names' relative order therefore print as the same text up to that renaming. The shape of a
 formula is its tree with every symbol replaced by the index of its first appearance, together with
 the order of those symbols by name and their assumptions; the first formula of a shape is printed
-with order-keeping placeholder names and cut at the placeholders into a template, and every later
-formula of that shape is its template filled with its own names. A total or unrolled program
-repeats a few shapes under renamed copies, so printing costs one tree walk per formula and one
-sympy print per shape.
+(ordered by its own names) with each symbol printed as a mark, and cut at the marks into a
+template; every later formula of that shape is its template filled with its own names. A total
+program repeats a few shapes under renamed copies, so printing costs one tree walk per formula
+and one sympy print per shape (a formula of a new shape costs one sympy print, as before).
 
 Anything whose printing could look at a name (undefined functions, symbol subclasses, a name
 starting with ``(``, made by the contraction printer) is printed directly.
@@ -18,20 +18,23 @@ starting with ``(``, made by the contraction printer) is printed directly.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Hashable, Mapping
 from dataclasses import dataclass
 
 import sympy
 from sympy.core.function import AppliedUndef
 
-# placeholder names: a control character no source name contains, then a zero-padded rank, so
-# that placeholders sort among themselves as the names they stand for
-_MARK = "\x01"
-_SLOT = re.compile(_MARK + r"(\d+)")
+# slot marks: control characters no source name contains around the symbol's appearance index
+_MARK, _END = "\x01", "\x02"
+_SLOT = re.compile(_MARK + r"(\d+)" + _END)
 _MAX_SHAPES = 50_000  # a bound on the memo: a long session never holds more than this
 
 _templates: dict[Hashable, tuple[tuple[str, ...], tuple[int, ...]]] = {}
 _assumptions: dict[sympy.Symbol, tuple[tuple[str, bool], ...]] = {}
+
+
+Printer = Callable[[sympy.Expr, Mapping[sympy.Basic, str]], str]
+"""Prints a formula with the given symbols printed as the given text."""
 
 
 class _UnshapedError(Exception):
@@ -57,20 +60,20 @@ def shape_of(expr: sympy.Basic) -> Shape | None:
 
 
 def print_by_shape(
-    expr: sympy.Expr, direct: Callable[[sympy.Expr], str], shape: Shape | None = None
+    expr: sympy.Expr, direct: Printer, shape: Shape | None = None
 ) -> str:
     """``direct(expr)``, computed from the memoised template of ``expr``'s shape (``shape``:
     ``shape_of(expr)`` if the caller has it already)."""
     if shape is None:
         shape = shape_of(expr)
         if shape is None:
-            return direct(expr)
+            return direct(expr, {})
     names = [s.name for s in shape.symbols]
     order = tuple(sorted(range(len(names)), key=names.__getitem__))
     key = (shape.tree, order, tuple(_assumed(s) for s in shape.symbols))
     entry = _templates.get(key)
     if entry is None:
-        entry = _template(expr, shape.symbols, order, direct)
+        entry = _template(expr, shape.symbols, direct)
         if len(_templates) >= _MAX_SHAPES:
             _templates.clear()
         _templates[key] = entry
@@ -116,17 +119,11 @@ def _assumed(s: sympy.Symbol) -> tuple[tuple[str, bool], ...]:
 
 
 def _template(
-    expr: sympy.Expr,
-    symbols: tuple[sympy.Symbol, ...],
-    order: tuple[int, ...],
-    direct: Callable[[sympy.Expr], str],
+    expr: sympy.Expr, symbols: tuple[sympy.Symbol, ...], direct: Printer
 ) -> tuple[tuple[str, ...], tuple[int, ...]]:
-    """The text of ``expr`` cut at its symbols: (pieces, first-appearance index of each slot)."""
-    width = len(str(len(symbols)))
-    rename = {
-        symbols[i]: sympy.Symbol(f"{_MARK}{rank:0{width}d}", **symbols[i].assumptions0)
-        for rank, i in enumerate(order)
-    }
-    text = direct(expr.xreplace(rename))
+    """The text of ``expr`` cut at its symbols: (pieces, first-appearance index of each slot).
+    ``expr`` itself is printed, its symbols as marks, so the order of its terms is the one its
+    own names give (no renamed copy is built)."""
+    text = direct(expr, {s: f"{_MARK}{i}{_END}" for i, s in enumerate(symbols)})
     parts = _SLOT.split(text)
-    return tuple(parts[0::2]), tuple(order[int(r)] for r in parts[1::2])
+    return tuple(parts[0::2]), tuple(int(i) for i in parts[1::2])

@@ -30,7 +30,7 @@ def _direct(program: Program, monkeypatch: pytest.MonkeyPatch) -> str:
     with monkeypatch.context() as m:
         m.setattr(printer, "_plain", {})
         m.setattr(printer, "_contracted", {})
-        m.setattr(printer, "print_by_shape", lambda expr, direct, shape=None: direct(expr))
+        m.setattr(printer, "print_by_shape", lambda expr, direct, shape=None: direct(expr, {}))
         return print_program(program)
 
 
