@@ -7,7 +7,10 @@ Subclasses name the error class that tests assert on.
 
 from __future__ import annotations
 
-from compiler.ir import Loc
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # errors are imported by `nexort --help`, which must not import sympy
+    from compiler.ir import Loc
 
 
 class NexortError(Exception):

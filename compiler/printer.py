@@ -13,7 +13,7 @@ import collections
 import functools
 import itertools
 from collections.abc import Mapping
-from typing import assert_never
+from typing import TypeVar, assert_never
 
 import sympy
 from sympy.printing.precedence import PRECEDENCE
@@ -31,10 +31,17 @@ from compiler.ir import (
     indexed,
 )
 from compiler.numbers import float_rational
+from compiler.shapeprint import print_by_shape, shape_of
 from compiler.symbols import WIDTH
 
 
 class _FormulaPrinter(StrPrinter):
+    # symbol → the text printed in its place (a template's slot marks: compiler.shapeprint)
+    slots: Mapping[sympy.Basic, str] = {}
+
+    def _print_Symbol(self, expr: sympy.Symbol) -> str:
+        return self.slots.get(expr, expr.name) if self.slots else expr.name
+
     def _print_Abs(self, expr: sympy.Abs) -> str:
         return f"abs({self._print(expr.args[0])})"
 
@@ -79,7 +86,73 @@ def format_formula(expr: sympy.Expr, groups: tuple[tuple[str, ...], ...] = ()) -
     """A formula in the language's syntax. ``groups`` lists declared 1-D groups (as entry-name
     tuples with the group name first): a sum Σ_j U[j]·xi[j] over two whole groups of an Add
     prints as the contraction ``U . xi``."""
-    return _PRINTER.doprint(_contract(expr, groups)).replace("**", "^")
+    return _formula_text(expr, groups)[0]
+
+
+def _formula_text(
+    expr: sympy.Expr, groups: tuple[tuple[str, ...], ...]
+) -> tuple[str, frozenset[str]]:
+    """The text of ``expr`` and the names of its symbols other than the width. Printed by shape
+    (:mod:`compiler.shapeprint`); a formula holding no entry of a group cannot contract, so it
+    prints as without groups."""
+    plain = _plain.get(expr)
+    if plain is None:
+        plain = _remember(_plain, expr, _plain_text(expr))
+    if not groups or _row_index(groups).keys().isdisjoint(plain[1]):
+        return plain
+    found = _contracted.get((expr, id(groups)))
+    if found is not None and found[0] is groups:
+        return found[1]
+    contracted = _contract(expr, groups)
+    text = plain[0] if contracted is expr else _print_direct_or_by_shape(contracted)
+    return _remember(_contracted, (expr, id(groups)), (groups, (text, plain[1])))[1]
+
+
+# a command prints the same formula up to three times (program text, and the JSON document's
+# instruction text and formula): remember the texts; sympy caches a formula's hash and a hit is
+# found by identity, so a repeat costs a dict lookup
+_MAX_TEXTS = 200_000
+_plain: dict[sympy.Expr, tuple[str, frozenset[str]]] = {}
+_contracted: dict[tuple[sympy.Expr, int], tuple[object, tuple[str, frozenset[str]]]] = {}
+_K = TypeVar("_K")
+_V = TypeVar("_V")
+
+
+def _remember(memo: dict[_K, _V], key: _K, value: _V) -> _V:
+    if len(memo) >= _MAX_TEXTS:
+        memo.clear()
+    memo[key] = value
+    return value
+
+
+def _plain_text(expr: sympy.Expr) -> tuple[str, frozenset[str]]:
+    shape = shape_of(expr)
+    if shape is None:
+        return _print_direct(expr), _names(expr)
+    names = frozenset(s.name for s in shape.symbols if not _is_width(s))
+    return print_by_shape(expr, _print_direct, shape), names
+
+
+def _print_direct_or_by_shape(expr: sympy.Expr) -> str:
+    return print_by_shape(expr, _print_direct)
+
+
+def _names(expr: sympy.Expr) -> frozenset[str]:
+    return frozenset(s.name for s in expr.free_symbols if not _is_width(s))
+
+
+def _is_width(s: sympy.Basic) -> bool:
+    return s is WIDTH or (getattr(s, "name", None) == WIDTH.name and s == WIDTH)
+
+
+def _print_direct(expr: sympy.Expr, slots: Mapping[sympy.Basic, str] | None = None) -> str:
+    """sympy's text of ``expr`` in the language, with the symbols in ``slots`` printed as the
+    given marks (the order of terms still follows the real names)."""
+    _PRINTER.slots = slots or {}
+    try:
+        return _PRINTER.doprint(expr).replace("**", "^")
+    finally:
+        _PRINTER.slots = {}
 
 
 def _contract(expr: sympy.Expr, rows: tuple[tuple[str, ...], ...]) -> sympy.Expr:
@@ -88,8 +161,21 @@ def _contract(expr: sympy.Expr, rows: tuple[tuple[str, ...], ...]) -> sympy.Expr
     return _contract_in(expr, _row_index(rows))
 
 
-@functools.lru_cache(maxsize=8)
+_last_index: list[tuple[tuple[tuple[str, ...], ...], dict[str, tuple[str, int, int]]]] = []
+
+
 def _row_index(rows: tuple[tuple[str, ...], ...]) -> dict[str, tuple[str, int, int]]:
+    """:func:`_row_index_of`, found by identity when the rows are the last ones asked for:
+    every formula of a program asks with the same tuple, and hashing it costs its whole size."""
+    if _last_index and _last_index[0][0] is rows:
+        return _last_index[0][1]
+    index = _row_index_of(rows)
+    _last_index[:] = [(rows, index)]
+    return index
+
+
+@functools.lru_cache(maxsize=8)
+def _row_index_of(rows: tuple[tuple[str, ...], ...]) -> dict[str, tuple[str, int, int]]:
     """entry name → (row name, position, row length), built once per program, so that each sum
     finds its contractions by looking at its own terms (not by trying every pair of rows: that
     made printing a total program cubic in the number of inputs)."""
@@ -99,7 +185,10 @@ def _row_index(rows: tuple[tuple[str, ...], ...]) -> dict[str, tuple[str, int, i
 def _contract_in(expr: sympy.Expr, index: dict[str, tuple[str, int, int]]) -> sympy.Expr:
     if not expr.args:
         return expr
-    expr = expr.func(*(_contract_in(a, index) for a in expr.args))
+    args = tuple(_contract_in(a, index) for a in expr.args)
+    if any(new is not old for new, old in zip(args, expr.args, strict=True)):
+        expr = expr.func(*args)
+    # an unchanged node is kept as it is (rebuilding it would give an equal tree, at sympy's cost)
     if isinstance(expr, sympy.Pow) and expr.base.is_Symbol and " . " in expr.base.name:
         return sympy.Pow(sympy.Symbol(f"({expr.base})"), expr.exp)  # '.' binds looser than '^'
     if not isinstance(expr, sympy.Add):
@@ -146,11 +235,11 @@ def format_instruction(
         case Avg(out=y, arg=x):
             return f"{y} = avg({x})"
         case Nonlin(out=y, formula=f):
-            args = [s.name for s in f.free_symbols if s != WIDTH]
+            text, names = _formula_text(f, groups)
+            args = names
             vector = (
                 any(kinds.get(a) == "vector" for a in args) if kinds is not None else bool(args)
             )
-            text = format_formula(f, groups)
             return f"{y} = {text}" if vector else f"{y} = vec({text})"
         case OuterNonlin(out=y, copies=copies, formula=f):
             return f"{y} = mean[{', '.join(copies)}]({format_formula(f)})"

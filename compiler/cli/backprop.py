@@ -6,15 +6,13 @@ where the gradients are (variable → gradient, and the uses of every matrix, wh
 from __future__ import annotations
 
 import argparse
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from compiler.cli.common import Report, arch_summary, command, load
 from compiler.cli.options import file_options, output_choice
-from compiler.passes.backprop import BackpropOptions
-from compiler.passes.gradients import GradientMap
-from compiler.passes.pipeline import run_pass
-from compiler.printer import print_program
-from compiler.serialize import program_dict
+
+if TYPE_CHECKING:
+    from compiler.passes.gradients import GradientMap
 
 
 def gradient_options(p: argparse.ArgumentParser) -> None:
@@ -41,6 +39,11 @@ def grads_dict(grads: GradientMap) -> dict[str, Any]:
 @command("backprop", "print the backpropagation program (scaled gradients of F = avg(output))",
          gradient_options)
 def cmd_backprop(args: argparse.Namespace) -> Report:
+    from compiler.passes.backprop import BackpropOptions
+    from compiler.passes.pipeline import run_pass
+    from compiler.printer import print_program
+    from compiler.serialize import program_dict
+
     program = load(args)
     result = run_pass(program, BackpropOptions(args.output, not args.no_input_gradients))
     doc = {**arch_summary(program), "program": program_dict(result.program),

@@ -11,11 +11,12 @@ import argparse
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from fractions import Fraction
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from compiler.errors import UsageError
-from compiler.frontend.parse import parse_file
-from compiler.ir import Program
+
+if TYPE_CHECKING:  # command registration (`nexort --help`) must not import sympy
+    from compiler.ir import Program
 
 T = TypeVar("T")
 
@@ -81,6 +82,8 @@ def exact_number(text: str) -> float:
 
 def load(args: argparse.Namespace) -> Program:
     """The architecture file of the command, with its ``--const`` overrides."""
+    from compiler.frontend.parse import parse_file
+
     consts = parse_assignments(args.const, "--const", int, "an integer")
     return parse_file(args.file, consts)
 

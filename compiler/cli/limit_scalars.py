@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import argparse
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from compiler.cli.common import Report, command, exact_number, load, parse_assignments
 from compiler.cli.options import (
@@ -28,10 +28,10 @@ from compiler.cli.options import (
 )
 from compiler.cli.progress import Progress
 from compiler.errors import UsageError
-from compiler.kets.lowering import KetProgram
-from compiler.passes.lower import LowerOptions
-from compiler.passes.pipeline import run_pass
-from runtime.limits import LimitResult
+
+if TYPE_CHECKING:  # command registration (`nexort --help`) must not import sympy or numpy
+    from compiler.kets.lowering import KetProgram
+    from runtime.limits import LimitResult
 
 
 def _options(p: argparse.ArgumentParser) -> None:
@@ -68,6 +68,8 @@ def _check_request(args: argparse.Namespace) -> None:
     "limit-scalars", "every scalar's infinite-width limit ± s.e. (Master Theorem)", _options
 )
 def cmd_limit_scalars(args: argparse.Namespace) -> Report:
+    from compiler.passes.lower import LowerOptions
+    from compiler.passes.pipeline import run_pass
     from runtime.data import load_inputs
 
     _check_request(args)
@@ -108,6 +110,7 @@ def _kernel_program(program: Any, x: Any, output: str | None) -> tuple[Any, Any,
     """The total program of ``program`` for the rows of ``x`` with one scalar per NNGP and NTK
     entry (compiler.passes.kernel_program), its inputs bound, and the names of those scalars."""
     from compiler.passes.kernel_program import KernelOptions
+    from compiler.passes.pipeline import run_pass
 
     if x is None:
         raise UsageError("--kernels needs --inputs (the kernel is between inputs)")

@@ -4,13 +4,13 @@
 from __future__ import annotations
 
 import argparse
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from compiler.cli.common import Report, arch_summary, command, load
 from compiler.cli.options import file_options
-from compiler.kets.lowering import KetProgram, MatMulKet
-from compiler.passes.lower import LowerOptions
-from compiler.passes.pipeline import run_pass
+
+if TYPE_CHECKING:
+    from compiler.kets.lowering import KetProgram
 
 
 def _options(p: argparse.ArgumentParser) -> None:
@@ -21,12 +21,16 @@ def _options(p: argparse.ArgumentParser) -> None:
 @command("lower", "print the kets (limit objects) of a program in bra-ket notation", _options)
 def cmd_lower(args: argparse.Namespace) -> Report:
     from compiler.kets.printer import print_kets
+    from compiler.passes.lower import LowerOptions
+    from compiler.passes.pipeline import run_pass
 
     kets = run_pass(load(args), LowerOptions())
     return Report(_kets_json(kets), print_kets(kets, latex=args.latex))
 
 
 def _kets_json(kets: KetProgram) -> dict[str, Any]:
+    from compiler.kets.lowering import MatMulKet
+
     dots = [
         {
             "out": s.out,

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import sys
 import time
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
-from compiler.ir import Instruction
-from compiler.printer import format_instruction
+if TYPE_CHECKING:
+    from compiler.ir import Instruction
 
 _REDRAW = 0.25  # seconds between terminal redraws
 _LOG_EVERY = 10.0  # seconds between lines in a log
@@ -65,3 +65,11 @@ class Progress:
         """Clear the bar (a log keeps its lines)."""
         if self.shown and self.tty:
             print("\r" + " " * 115 + "\r", end="", file=self.stream, flush=True)
+
+
+def format_instruction(ins: Instruction) -> str:
+    """:func:`compiler.printer.format_instruction`, imported when first needed (the printer
+    imports sympy, which registering the commands must not)."""
+    from compiler.printer import format_instruction as printed
+
+    return printed(ins)

@@ -10,10 +10,6 @@ from typing import Any
 from compiler.cli.backprop import gradient_options, grads_dict
 from compiler.cli.common import Report, command, load
 from compiler.cli.options import data_options, integer_at_least
-from compiler.passes.pipeline import run_pass
-from compiler.passes.total import TotalOptions, batch_size
-from compiler.printer import print_program
-from compiler.serialize import program_dict
 
 
 def _options(p: argparse.ArgumentParser) -> None:
@@ -28,6 +24,10 @@ def _options(p: argparse.ArgumentParser) -> None:
 @command("total", "print the total program: one backprop copy per input, parameters shared",
          _options)
 def cmd_total(args: argparse.Namespace) -> Report:
+    from compiler.passes.pipeline import run_pass
+    from compiler.passes.total import TotalOptions, batch_size
+    from compiler.printer import print_program
+    from compiler.serialize import program_dict
     from runtime.data import load_inputs
 
     program = load(args)

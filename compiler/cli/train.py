@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import argparse
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
+if TYPE_CHECKING:  # `nexort --help` must not import numpy
+    import numpy as np
 
 from compiler.cli.common import Report, arch_summary, command, load
 from compiler.cli.options import (
@@ -88,6 +89,8 @@ def _text(result: Any, elapsed: float, plot: str | None) -> str:
             f = result.f[:, :, i, j]
             cells = "  ".join(_cell(f[:, t]) for t in steps)
             lines.append(f"  {label:>9}{'' if tr.outputs == 1 else f' f{j}'}  {cells}")
+    import numpy as np
+
     loss = result.loss.mean(axis=0)
     if not np.isnan(loss).all():
         lines.append("loss (seed mean): " + ", ".join(f"t={t}: {loss[t]:.6g}" for t in steps))

@@ -12,10 +12,10 @@ Before a top-level loop is unrolled, its instruction count is bounded from below
 from __future__ import annotations
 
 import difflib
+import math
 import re
 from dataclasses import replace
 
-import numpy as np
 import sympy
 from lark import Token, Tree
 
@@ -219,7 +219,7 @@ class Flattener(ExprEvaluator):
         for d, child in zip(shape, node.children, strict=True):
             if d < 1:
                 raise self.fail(IndexRangeError, f"dimension must be at least 1, got {d}", child)
-        if shape and int(np.prod([float(d) for d in shape])) > MAX_ENTRIES:
+        if shape and int(math.prod(float(d) for d in shape)) > MAX_ENTRIES:
             msg = f"a declaration may have at most {MAX_ENTRIES} entries, this one has {shape}"
             raise self.fail(IndexRangeError, msg, node)
         return shape

@@ -1,6 +1,9 @@
 """Source text → Lark parse tree, with every failure turned into a located NexortError.
 
-The grammar (``grammar/nexort.lark``, spec 06) is LALR(1); the parser is built once per process.
+The grammar (``grammar/nexort.lark``, spec 06) is LALR(1); the parser is built once per process,
+from Lark's cache file in the user's cache directory when one is there (Lark checks it against the
+grammar's and the options' hash and rebuilds a stale, torn or foreign one; an unwritable or
+missing directory only means no cache).
 Failures are classified for the user: not text (EncodingError), unterminated blocks and other
 syntax errors (SourceSyntaxError), each with file:line:column. (Malformed numbers lex as
 BAD_NUMBER and the flattener reports them, so they get their own class and exact position.)
@@ -8,6 +11,8 @@ BAD_NUMBER and the flattener reports them, so they get their own class and exact
 
 from __future__ import annotations
 
+import os
+import sys
 from functools import cache
 from importlib import resources
 from pathlib import Path
@@ -36,14 +41,33 @@ def _grammar_text() -> str:
 
 @cache
 def parser() -> Lark:
-    """The LALR parser of the language (built once)."""
+    """The LALR parser of the language (built once, or loaded from the cache)."""
     return Lark(
         _grammar_text(),
         start="file",
         parser="lalr",
         propagate_positions=True,
         maybe_placeholders=True,
+        cache=_cache_file() or False,
     )
+
+
+def _cache_file() -> str | None:
+    """Where the built parser is kept: ``$NEXORT_CACHE_DIR``, else ``$XDG_CACHE_HOME/nexort`` or
+    ``~/.cache/nexort`` (``NEXORT_CACHE_DIR=`` with an empty value turns the cache off). Named by
+    the Lark and Python versions, so that two environments do not overwrite each other's."""
+    root = os.environ.get("NEXORT_CACHE_DIR")
+    if root is None:
+        base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+        root = os.path.join(base, "nexort")
+    if not root:
+        return None
+    try:
+        os.makedirs(root, exist_ok=True)
+    except OSError:  # read-only home or no home: build the parser every time
+        return None
+    py = f"{sys.version_info[0]}.{sys.version_info[1]}"
+    return os.path.join(root, f"grammar-lark{lark.__version__}-py{py}.pickle")
 
 
 def read_source(path: str | Path) -> str:

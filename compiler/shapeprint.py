@@ -1,0 +1,129 @@
+"""Formula printing memoised by shape: a formula prints once per shape, then by substituting names.
+
+Rule: sympy orders the terms and factors it prints only by comparing symbol *names* with each
+other (``Basic.compare`` and ``default_sort_key`` look at ``Symbol.name``; the text of a name is
+never inspected). Two formulas that are the same tree up to a renaming of their symbols that keeps
+the names' relative order therefore print as the same text up to that renaming. The shape of a
+formula is its tree with every symbol replaced by the index of its first appearance, together with
+the order of those symbols by name and their assumptions; the first formula of a shape is printed
+(ordered by its own names) with each symbol printed as a mark, and cut at the marks into a
+template; every later formula of that shape is its template filled with its own names. A total
+program repeats a few shapes under renamed copies, so printing costs one tree walk per formula
+and one sympy print per shape (a formula of a new shape costs one sympy print, as before).
+
+Anything whose printing could look at a name (undefined functions, symbol subclasses, a name
+starting with ``(``, made by the contraction printer) is printed directly.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Hashable, Mapping
+from dataclasses import dataclass
+
+import sympy
+from sympy.core.function import AppliedUndef
+
+# slot marks: control characters no source name contains around the symbol's appearance index
+_MARK, _END = "\x01", "\x02"
+_SLOT = re.compile(_MARK + r"(\d+)" + _END)
+_MAX_SHAPES = 50_000  # a bound on the memo: a long session never holds more than this
+
+_templates: dict[Hashable, tuple[tuple[str, ...], tuple[int, ...]]] = {}
+_assumptions: dict[sympy.Symbol, tuple[tuple[str, bool], ...]] = {}
+
+
+Printer = Callable[[sympy.Expr, Mapping[sympy.Basic, str]], str]
+"""Prints a formula with the given symbols printed as the given text."""
+
+
+class _UnshapedError(Exception):
+    """The formula holds something whose printing may depend on a name: print it directly."""
+
+
+@dataclass(frozen=True)
+class Shape:
+    """A formula's tree with symbols as first-appearance indices, and those symbols in order."""
+
+    tree: Hashable
+    symbols: tuple[sympy.Symbol, ...]
+
+
+def shape_of(expr: sympy.Basic) -> Shape | None:
+    """The shape of ``expr``, or None when its printing may depend on a name."""
+    symbols: dict[sympy.Symbol, int] = {}
+    try:
+        tree = _shape(expr, symbols, {})
+    except _UnshapedError:
+        return None
+    return Shape(tree, tuple(symbols))
+
+
+def print_by_shape(
+    expr: sympy.Expr, direct: Printer, shape: Shape | None = None
+) -> str:
+    """``direct(expr)``, computed from the memoised template of ``expr``'s shape (``shape``:
+    ``shape_of(expr)`` if the caller has it already)."""
+    if shape is None:
+        shape = shape_of(expr)
+        if shape is None:
+            return direct(expr, {})
+    names = [s.name for s in shape.symbols]
+    order = tuple(sorted(range(len(names)), key=names.__getitem__))
+    key = (shape.tree, order, tuple(_assumed(s) for s in shape.symbols))
+    entry = _templates.get(key)
+    if entry is None:
+        entry = _template(expr, shape.symbols, direct)
+        if len(_templates) >= _MAX_SHAPES:
+            _templates.clear()
+        _templates[key] = entry
+    pieces, slots = entry
+    out = [pieces[0]]
+    for i, slot in enumerate(slots):
+        out.append(names[slot])
+        out.append(pieces[i + 1])
+    return "".join(out)
+
+
+def _shape(
+    expr: sympy.Basic, symbols: dict[sympy.Symbol, int], seen: dict[int, Hashable]
+) -> Hashable:
+    """The tree of ``expr`` with symbols as their first-appearance index (``symbols`` fills up in
+    that order); shared subtrees are walked once."""
+    done = seen.get(id(expr))
+    if done is not None:
+        return done
+    args = expr.args
+    key: Hashable
+    if expr.is_Symbol:
+        if type(expr) is not sympy.Symbol or expr.name.startswith("("):
+            raise _UnshapedError
+        key = symbols.setdefault(expr, len(symbols))
+    elif not args:
+        # a number or a named constant prints the same whatever the symbols are called; the
+        # precision is part of a Float (equal values of different precision may print apart)
+        key = (type(expr), expr, getattr(expr, "_prec", None))
+    elif isinstance(expr, AppliedUndef):
+        raise _UnshapedError
+    else:
+        key = (expr.func, *[_shape(a, symbols, seen) for a in args])
+    seen[id(expr)] = key
+    return key
+
+
+def _assumed(s: sympy.Symbol) -> tuple[tuple[str, bool], ...]:
+    found = _assumptions.get(s)
+    if found is None:
+        found = _assumptions[s] = tuple(sorted(s.assumptions0.items()))
+    return found
+
+
+def _template(
+    expr: sympy.Expr, symbols: tuple[sympy.Symbol, ...], direct: Printer
+) -> tuple[tuple[str, ...], tuple[int, ...]]:
+    """The text of ``expr`` cut at its symbols: (pieces, first-appearance index of each slot).
+    ``expr`` itself is printed, its symbols as marks, so the order of its terms is the one its
+    own names give (no renamed copy is built)."""
+    text = direct(expr, {s: f"{_MARK}{i}{_END}" for i, s in enumerate(symbols)})
+    parts = _SLOT.split(text)
+    return tuple(parts[0::2]), tuple(int(i) for i in parts[1::2])
