@@ -16,10 +16,9 @@ from compiler.cli.common import Report, arch_summary, command, load
 from compiler.cli.options import (
     file_options,
     integer_at_least,
-    optimizer_options,
-    parametrization_options,
     plot_option,
     positive_number,
+    training_options,
 )
 from compiler.errors import UsageError
 
@@ -38,15 +37,13 @@ def widths_list(text: str) -> tuple[int, ...]:
 
 def _options(p: argparse.ArgumentParser) -> None:
     file_options(p)
-    parametrization_options(p)
-    optimizer_options(p)
+    training_options(p)
     p.add_argument("--widths", type=widths_list, default=(128, 256, 512, 1024, 2048, 4096),
                    metavar="N1,N2,…", help="widths (default 128,256,…,4096)")
     p.add_argument("--seeds", type=integer_at_least(1), default=4, metavar="K",
                    help="seeds 0..K-1 per width (default 4)")
     p.add_argument("--steps", type=integer_at_least(1), default=3, metavar="T",
                    help="training steps T (default 3)")
-    p.add_argument("--loss", default="mse", metavar="L", help="mse | ce | formula (default mse)")
     p.add_argument("--data", metavar="DATA",
                    help=".npz with X_train, y_train, optional X_test (default: bundled data)")
     p.add_argument("--center", action="store_true",

@@ -103,6 +103,15 @@ def optimizer_options(p: argparse.ArgumentParser) -> None:
                         "rmsprop | adagrad (default adam, eps = 1e-8)")
 
 
+def training_options(p: argparse.ArgumentParser) -> None:
+    """What the training commands share: the parametrization, the optimizer, the loss (04 §4.2)."""
+    parametrization_options(p)
+    optimizer_options(p)
+    p.add_argument("--loss", default="mse", metavar="L",
+                   help="mse | ce | formula(chi = …) | formula(loss = …) of f and y "
+                        "(default mse)")
+
+
 def particle_options(p: argparse.ArgumentParser) -> None:
     """The Monte Carlo limit engine's sample sizes and memory budget."""
     p.add_argument("--particles", type=integer_at_least(4), metavar="M",

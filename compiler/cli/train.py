@@ -17,20 +17,15 @@ from compiler.cli.common import Report, arch_summary, command, load
 from compiler.cli.options import (
     file_options,
     integer_at_least,
-    optimizer_options,
-    parametrization_options,
     plot_option,
+    training_options,
 )
 from compiler.cli.progress import Progress
 
 
 def _options(p: argparse.ArgumentParser) -> None:
     file_options(p)
-    parametrization_options(p)
-    optimizer_options(p)
-    p.add_argument("--loss", default="mse", metavar="L",
-                   help="mse | ce | formula(chi = …) | formula(loss = …) of f and y "
-                        "(default mse)")
+    training_options(p)
     p.add_argument("--data", required=True, metavar="DATA",
                    help=".npz with X_train (B × d), y_train (B or B × k), optional X_test")
     p.add_argument("--steps", type=integer_at_least(1), required=True, metavar="T",

@@ -17,18 +17,13 @@ from compiler.cli.common import Report, arch_summary, command, load
 from compiler.cli.options import (
     file_options,
     integer_at_least,
-    optimizer_options,
-    parametrization_options,
+    training_options,
 )
 
 
 def _options(p: argparse.ArgumentParser) -> None:
     file_options(p)
-    parametrization_options(p)
-    optimizer_options(p)
-    p.add_argument("--loss", default="mse", metavar="L",
-                   help="mse | ce | formula(chi = …) | formula(loss = …) of f and y "
-                        "(default mse)")
+    training_options(p)
     p.add_argument("--steps", type=integer_at_least(1), required=True, metavar="T",
                    help="training steps T")
     p.add_argument("--batch", type=integer_at_least(1), default=1, metavar="B",
