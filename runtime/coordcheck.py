@@ -50,6 +50,7 @@ from runtime.trainer import StepView, backprops, estimate_bytes, train
 from runtime.training.dataset import TrainingData, load_training_data, prepare
 
 Kind = Literal["init", "change", "f", "q"]
+Status = Literal["ok", "fails", "inconclusive", "unjudged"]
 ZERO_SIZE = 1e-12
 """A size at or below this (relative to 1) is rounding: an exact zero measured."""
 SAMPLE_DATA = Path(__file__).resolve().parent.parent / "samples" / "data"
@@ -118,12 +119,26 @@ class CoordCheck:
     def row(self, kind: Kind, name: str, t: int) -> Row:
         return next(r for r in self.rows if (r.kind, r.name, r.t) == (kind, name, t))
 
+    def status(self, r: Row) -> Status:
+        """``ok``/``fails`` as the verdict says, except that a failing row whose gap beyond the
+        tolerance is within 2 standard errors of its slope is ``inconclusive``: more seeds or a
+        wider range of widths would decide it; ``unjudged`` where nothing is predicted."""
+        if r.verdict is None:
+            return "unjudged"
+        if r.verdict:
+            return "ok"
+        value = sympy.sympify(r.predicted) if r.predicted is not None else None
+        if value is None or not np.isfinite(r.stderr):
+            return "fails"
+        excess = abs(r.slope - float(value)) - self.tolerance
+        return "inconclusive" if excess <= 2 * r.stderr else "fails"
+
     def to_json(self) -> dict[str, Any]:
         return {"widths": list(self.widths), "seeds": list(self.seeds), "steps":
                 self.training.steps, "param": self.training.param.name,
                 "tolerance": self.tolerance, "stable": self.analysis["stable"].holds,
                 "holds": self.holds, "regime": self.regime,
-                "rows": [r.to_json() for r in self.rows]}
+                "rows": [{**r.to_json(), "status": self.status(r)} for r in self.rows]}
 
 
 def _exp(e: Exp | str | None) -> str | None:

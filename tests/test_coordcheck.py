@@ -149,3 +149,20 @@ def test_cli_refuses_a_width_that_does_not_fit(capsys):
     assert main(["coordcheck", str(SAMPLES / "mlp2.nx"), "--widths", "16,10000000"]) == 1
     err = capsys.readouterr().err
     assert "GiB" in err and "--widths" in err and "Traceback" not in err
+
+
+def test_status_separates_a_significant_failure_from_an_unsure_one():
+    import dataclasses
+
+    cc = _check("mlp2", "mup", "sgd", widths=(128, 256), seeds=2, center=True)
+    row = next(r for r in cc.judged if r.predicted is not None)
+    pred = float(sympy.sympify(row.predicted))
+    tol = cc.tolerance
+    # gap beyond the tolerance by 0.05 with s.e. 0.05 (within 2 s.e.): undecided, not a failure
+    unsure = dataclasses.replace(row, slope=pred + tol + 0.05, stderr=0.05, verdict=False)
+    # the same gap with s.e. 0.01 is 5 s.e. beyond the tolerance: a failure
+    fails = dataclasses.replace(row, slope=pred + tol + 0.05, stderr=0.01, verdict=False)
+    assert cc.status(unsure) == "inconclusive" and cc.status(fails) == "fails"
+    assert cc.status(dataclasses.replace(row, verdict=True)) == "ok"
+    assert all(r["status"] in ("ok", "fails", "inconclusive", "unjudged")
+               for r in cc.to_json()["rows"])

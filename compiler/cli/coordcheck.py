@@ -114,14 +114,18 @@ def _text(result: object, elapsed: float, plot: str | None) -> str:
             continue
         pred = _shown(r.predicted)
         sizes = np.sqrt(np.mean(np.square(r.sizes), axis=0))  # the seed RMS the slope fits
-        verdict = {True: "ok", False: "FAILS", None: "—"}[r.verdict]
+        verdict = {"ok": "ok", "fails": "FAILS", "inconclusive": "unsure (s.e.)",
+                   "unjudged": "—"}[result.status(r)]
         lines.append(f"{r.t:>2} {r.label:<18}" + "".join(f"{s:10.3g}" for s in sizes)
                      + f"{r.slope:>9.3f} ±{r.stderr:5.3f} {pred:>10}  {verdict}"
                      + ("" if r.limit == r.predicted else f"  (limit: {_shown(r.limit)})"))
     judged = result.judged
-    bad = sum(1 for r in judged if not r.verdict)
-    lines.append(f"{len(judged) - bad} of {len(judged)} predicted rows hold"
-                 + ("" if not bad else f"; {bad} fail"))
+    status = [result.status(r) for r in judged]
+    bad, unsure = status.count("fails"), status.count("inconclusive")
+    lines.append(f"{status.count('ok')} of {len(judged)} predicted rows hold"
+                 + ("" if not bad else f"; {bad} fail")
+                 + ("" if not unsure else f"; {unsure} inconclusive (the gap is within 2 s.e. "
+                    "of the tolerance: more seeds or widths decide)"))
     if plot:
         lines.append(f"plot: {plot}")
     return "\n".join(lines) + "\n"
