@@ -7,6 +7,17 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
+
+# mlp2 with a two-coordinate readout: the smallest architecture with k = 2 outputs (ce, two f's)
+TWO_OUTPUT_MLP = """arch two {
+    input xi[10]
+    param U : vector[10]
+    param W : matrix
+    param v : vector[2]
+    x = relu(W @ relu(U . xi))
+    output v[0] * x, v[1] * x
+}
+"""
 SAMPLES = sorted((ROOT / "samples").rglob("*.nx"))
 GOLDEN = Path(__file__).resolve().parent / "golden"
 

@@ -13,18 +13,10 @@ from compiler.frontend.parse import parse_file
 from compiler.train.setup import build_training
 from runtime.trainer import train
 from tests.conftest import ROOT
+from tests.conftest import TWO_OUTPUT_MLP as TWO
 
 MLP2 = str(ROOT / "samples" / "mlp2.nx")
 REGRESS = str(ROOT / "samples" / "data" / "regress10.npz")
-TWO = """arch two {
-    input xi[10]
-    param U : vector[10]
-    param W : matrix
-    param v : vector[2]
-    x = relu(W @ relu(U . xi))
-    output v[0] * x, v[1] * x
-}
-"""
 BASE = ["train", MLP2, "--param", "mup", "--opt", "adam(lr=0.02, eps=1e-4)", "--steps", "3",
         "--width", "32"]
 

@@ -16,6 +16,7 @@ from compiler.train.setup import build_training
 from runtime.executor import execute
 from runtime.trainer import train
 from tests.conftest import ROOT
+from tests.conftest import TWO_OUTPUT_MLP as TWO
 
 MLP2 = str(ROOT / "samples" / "mlp2.nx")
 BASE = ["unroll", MLP2, "--param", "mup", "--opt", "adam(lr=0.02, eps=1e-4)", "--steps", "2"]
@@ -68,15 +69,6 @@ def test_bad_options_are_clear_errors(capsys, args, message) -> None:
     assert message in err and "Traceback" not in err
 
 
-TWO = """arch two {
-    input xi[10]
-    param U : vector[10]
-    param W : matrix
-    param v : vector[2]
-    x = relu(W @ relu(U . xi))
-    output v[0] * x, v[1] * x
-}
-"""
 
 
 def test_two_outputs_cross_entropy_equals_the_fast_trainer() -> None:
