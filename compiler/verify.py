@@ -24,11 +24,11 @@ from compiler.ir import (
     OuterNonlin,
     Param,
     Program,
-    formula_args,
     out_kind,
+    split_symbol,
 )
 from compiler.printer import format_instruction
-from compiler.symbols import BAD_ATOMS, MAX_FORMULA_DEPTH, formula_depth
+from compiler.symbols import MAX_FORMULA_DEPTH, WIDTH, formula_facts
 
 NAME = re.compile(r"^(?!\d)\w+(\[\d+\])*$")
 IDENT = re.compile(r"^(?!\d)\w+$")
@@ -89,11 +89,12 @@ def _check_instruction(ins: Instruction, kinds: dict[str, Kind]) -> None:
 
 
 def _check_formula(ins: Nonlin | OuterNonlin, kinds: dict[str, Kind]) -> None:
-    depth = formula_depth(ins.formula)
+    facts = formula_facts(ins.formula)
+    depth = facts.depth
     if depth > MAX_FORMULA_DEPTH:  # quoting the formula would exhaust the stack: name it only
         msg = f"the formula of {ins.out} is nested {depth} levels deep"
         raise VerifyError(f"{msg}; at most {MAX_FORMULA_DEPTH} are supported", ins.loc)
-    if ins.formula.has(*BAD_ATOMS):
+    if facts.bad:
         raise _fail(ins, "formula is not a finite real expression", kinds)
     if isinstance(ins, OuterNonlin):
         if ins.order < 1 or len(set(ins.copies)) != ins.order:
@@ -107,7 +108,9 @@ def _check_formula(ins: Nonlin | OuterNonlin, kinds: dict[str, Kind]) -> None:
         for c in ins.copies:
             if not IDENT.match(c) or c in kinds:
                 raise _fail(ins, f"bad copy index {c!r}", kinds)
-    for _, var, copy in formula_args(ins):
+    copies = ins.copies if isinstance(ins, OuterNonlin) else ()
+    for s in sorted((s for s in facts.symbols if s != WIDTH), key=lambda s: s.name):
+        var, copy = split_symbol(s.name, copies)
         have = kinds.get(var)
         if have is None:
             raise _fail(ins, f"{var} is used before it is defined", kinds)

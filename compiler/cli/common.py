@@ -24,10 +24,15 @@ T = TypeVar("T")
 @dataclass(frozen=True)
 class Report:
     """A command's result: ``doc`` for ``--json`` (without the envelope keys ``ok`` and
-    ``command``), ``text`` for a reader."""
+    ``command``), ``text`` for a reader; ``more``: the rest of the JSON document, built only
+    when JSON is asked for (a large program's dict costs as much as the pass that made it)."""
 
     doc: dict[str, Any]
     text: str
+    more: Callable[[], dict[str, Any]] | None = field(default=None, compare=False)
+
+    def json_doc(self) -> dict[str, Any]:
+        return self.doc if self.more is None else {**self.doc, **self.more()}
 
 
 Run = Callable[[argparse.Namespace], Report]

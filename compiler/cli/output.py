@@ -56,7 +56,7 @@ def emit(report: Report, name: str, json_target: str | None) -> None:
     if json_target is None:
         print(report.text, end="" if report.text.endswith("\n") else "\n")
         return
-    doc = {"ok": True, "command": name, **report.doc}
+    doc = {"ok": True, "command": name, **report.json_doc()}
     _write_json(doc, json_target)
     if json_target != JSON_STDOUT:
         print(report.text, end="" if report.text.endswith("\n") else "\n")

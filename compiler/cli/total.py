@@ -39,17 +39,16 @@ def cmd_total(args: argparse.Namespace) -> Report:
     options = TotalOptions(batch_size(program, inputs), args.output, not args.forward_only,
                            not args.no_input_gradients)
     result = run_pass(program, options)
-    doc: dict[str, Any] = {
-        "arch": program.name,
-        "inputs": list(result.program.input_names),
-        "program": program_dict(result.program),
-        "batch": result.batch,
-    }
-    if data is not None:
-        doc["input_values"] = {k: float(v[0]) for k, v in result.bind(data).items()}
-    doc["copies"] = [grads_dict(g) for g in result.grads or ()]
+    def more() -> dict[str, Any]:
+        doc: dict[str, Any] = {"program": program_dict(result.program), "batch": result.batch}
+        if data is not None:
+            doc["input_values"] = {k: float(v[0]) for k, v in result.bind(data).items()}
+        doc["copies"] = [grads_dict(g) for g in result.grads or ()]
+        return doc
+
     source = "symbolic inputs" if data is None else f"the {result.batch} inputs of {args.inputs}"
     head = (f"total program of {args.file} by nexort for {source} (B = {result.batch}): "
             "variables of input i end in _ξi, parameters are shared\n"
             "run it with the data flattened row by row into one input")
-    return Report(doc, print_program(result.program, header=head))
+    return Report({"arch": program.name, "inputs": list(result.program.input_names)},
+                  print_program(result.program, header=head), more)
