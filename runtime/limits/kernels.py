@@ -46,7 +46,12 @@ def exact_kernel_blocks(
     """``{"nngp": (B, B), group: (B, B) NTK block, ...}`` of ``program`` between the rows of
     ``inputs`` ((B, d) data), of the output ``output`` (None: the only one).  ``general``: force
     the general path (the kernel program through the exact engine)."""
-    del general  # the batched path comes next
+    if not general:
+        from runtime.limits.batched import batched_kernel_blocks
+
+        fast = batched_kernel_blocks(program, inputs, output)
+        if fast is not None:
+            return fast
     return general_kernel_blocks(program, inputs, output, progress=progress)
 
 
