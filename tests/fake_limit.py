@@ -1,11 +1,12 @@
 """Test engines for the training-limit interface (runtime/limits/trajectory.py), so that the
 ``nexort limit`` / ``nexort converge`` commands are tested without the real NT and μ engines.
 
-``test-proxy`` (operator regime) and ``test-proxy-mu`` (feature learning): the "limit" is the
-seed mean of a wide finite-width run (width ``PROXY_WIDTH``, R = replicas seeds, default 4), its
-standard error the seed standard deviation / √R — a stand-in with the right shapes and a real
-Monte Carlo standard error, not the limit.  ``test-refuses``: ``applies`` returns a reason.
-Importing this module registers them (once).
+``test-proxy`` (any regime): the "limit" is the seed mean of a wide finite-width run (width
+``PROXY_WIDTH``, R = replicas seeds, default 4), its standard error the seed standard
+deviation / √R: a stand-in with the right shapes and a real Monte Carlo standard error, not the
+limit.  ``test-refuses``: ``applies`` returns a reason.
+Importing this module registers them (once).  Their ``regime`` is "test", which no plan has: an
+``--engine auto`` run (here or in another test module of the same session) never picks them.
 """
 
 from __future__ import annotations
@@ -31,8 +32,8 @@ REFUSAL = "this test engine runs nothing"
 class ProxyEngine:
     """The wide-network stand-in for a limit engine (see the module docstring)."""
 
-    name: str
-    regime: str
+    name: str = "test-proxy"
+    regime: str = "test"
 
     def applies(self, plan: LimitPlan) -> str | None:
         return None
@@ -58,7 +59,7 @@ class ProxyEngine:
 @dataclass(frozen=True)
 class RefusingEngine:
     name: str = "test-refuses"
-    regime: str = "operator"
+    regime: str = "test"
 
     def applies(self, plan: LimitPlan) -> str | None:
         return REFUSAL
@@ -68,7 +69,6 @@ class RefusingEngine:
         raise AssertionError("applies() refused")
 
 
-for _engine in (ProxyEngine("test-proxy", "operator"),
-                ProxyEngine("test-proxy-mu", "feature_learning"), RefusingEngine()):
+for _engine in (ProxyEngine(), RefusingEngine()):
     if _engine.name not in TRAJECTORY_ENGINES:
         register(_engine)

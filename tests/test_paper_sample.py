@@ -43,6 +43,5 @@ def test_readme_commands_run_as_written(k, tmp_path, capsys, monkeypatch):
     small = {"--widths": "8,16", "--seeds": "2", "--steps": "1",
              "--plot": str(tmp_path / "f.png"), "--json": str(tmp_path / "f.json")}
     argv = [small.get(argv[i - 1], a) if i else a for i, a in enumerate(argv)]
-    engine = "test-proxy" if "ntp" in argv else "test-proxy-mu"
-    assert main([*argv, "--engine", engine, "--particles", "16", "--replicas", "2"]) == 0
+    assert main([*argv, "--engine", "test-proxy", "--particles", "16", "--replicas", "2"]) == 0
     assert "fitted slope" in capsys.readouterr().out and (tmp_path / "f.png").is_file()
