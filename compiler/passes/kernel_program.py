@@ -21,7 +21,7 @@ by :func:`verify_kernels`: the program verifies and every entry names one of its
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from operator import attrgetter
 from typing import Any
 
@@ -31,6 +31,7 @@ from compiler.errors import VerifyError
 from compiler.ir import Avg, Instruction, Nonlin, Program
 from compiler.passes.registry import PassOptions, ResultType, register_pass
 from compiler.passes.total import total_map
+from compiler.rename import split_name
 from compiler.symbols import sym
 from compiler.verify import verify
 
@@ -41,6 +42,11 @@ class KernelProgram:
     nngp: dict[tuple[int, int], str]
     ntk: dict[tuple[int, int], str]
     bind: Callable[[Any], dict[str, np.ndarray]]  # Total.bind: (B, d) data → input values
+    groups: dict[str, dict[tuple[int, int], tuple[tuple[str, ...], ...]]] = field(
+        default_factory=dict
+    )
+    """Per parameter group (``U`` for ``param U : vector[10]``, as the abcd tables name it):
+    entry (i, j) of its NTK block is Σ over terms of the product of the term's Avg scalars."""
 
 
 class _Emitter:
@@ -72,23 +78,35 @@ def kernel_program(program: Program, batch: int, output: str | None = None) -> K
     assert tot.grads is not None
     em = _Emitter(set(tot.program.kinds))
     nngp, ntk = {}, {}
+    groups: dict[str, dict[tuple[int, int], tuple[tuple[str, ...], ...]]] = {}
     for i in range(batch):
         for j in range(i, batch):
             gi, gj = tot.grads[i], tot.grads[j]
             nngp[(i, j)] = em.scalar(f"nngp[{i}][{j}]", sym(em.avg_product(gi.output, gj.output)))
-            terms = []
+            terms: list[tuple[str, tuple[str, ...]]] = []
             for v in program.param_names("vector"):
                 if gi.get(v) and gj.get(v):
-                    terms.append(sym(em.avg_product(gi[v], gj[v])))
+                    terms.append((v, (em.avg_product(gi[v], gj[v]),)))
             for w in program.param_names("matrix"):
                 for ui in gi.matrix_uses(w):
                     for uj in gj.matrix_uses(w):
                         a = em.avg_product(ui.outer[0], uj.outer[0])
                         b = em.avg_product(ui.outer[1], uj.outer[1])
-                        terms.append(sym(a) * sym(b))
-            ntk[(i, j)] = em.scalar(f"ntk[{i}][{j}]", sum(terms))
+                        terms.append((w, (a, b)))
+            for p, t in terms:
+                block = groups.setdefault(split_name(p)[0], {})
+                block[(i, j)] = (*block.get((i, j), ()), t)
+            total = sum(_product(t) for _, t in terms)
+            ntk[(i, j)] = em.scalar(f"ntk[{i}][{j}]", total)
     prog = tot.program.replace(name=f"{program.name}_kernels", body=(*tot.program.body, *em.body))
-    return KernelProgram(prog, nngp, ntk, tot.bind)
+    return KernelProgram(prog, nngp, ntk, tot.bind, groups)
+
+
+def _product(names: tuple[str, ...]) -> Any:
+    out: Any = 1
+    for n in names:
+        out = out * sym(n)
+    return out
 
 
 def verify_kernels(result: KernelProgram) -> None:

@@ -1,0 +1,87 @@
+"""Exact NNGP and NTK blocks of an architecture between B inputs (spec 05 §5.1–5.2, 01 §1.6).
+
+``exact_kernel_blocks(program, inputs, output)`` gives ``{"nngp": K, group: Θ_group, ...}``, each a
+symmetric (B, B) float64 array: K[i, j] = E[o(ξ^i) o(ξ^j)] and, per parameter group P (named as
+the abcd tables name it: ``U`` for ``param U : vector[10]``), Θ_P[i, j] = the part of the neural
+tangent kernel that P's gradient contributes (05 §5.2: Σ_v avg(dv dv′) for vector parameters,
+Σ_{uses} avg(a a′)·avg(b b′) for a matrix).  The NTK is the sum of the group blocks
+(:func:`ntk_of`).
+
+Two paths give the same numbers:
+
+- the general path: the kernel program (:mod:`compiler.passes.kernel_program`: the total
+  program of B copies plus one Avg per factor of every entry), evaluated by the exact limit engine
+  (quadrature); any architecture the exact engine takes (attention, layer norm, rnn), but each of
+  the B² entries is its own integral;
+- the batched path (:mod:`runtime.limits.batched`), for architectures whose parameters are not
+  shared across positions (an MLP chain): one kernel recursion per layer on whole (B, B) matrices
+  (closed forms 07 §7.1 for relu and erf, one cached Gauss–Hermite grid per activation otherwise).
+
+``exact_kernel_blocks`` takes the batched path where it applies and the general one otherwise.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import numpy as np
+
+from compiler.errors import UsageError
+from compiler.ir import Program
+from runtime.limits.result import LimitOptions, Progress
+
+
+def ntk_of(blocks: Mapping[str, np.ndarray]) -> np.ndarray:
+    """Θ = Σ over parameter groups of their blocks (05 §5.2: the NTK is a sum over parameters)."""
+    groups = [b for k, b in blocks.items() if k != "nngp"]
+    if not groups:
+        return np.zeros_like(blocks["nngp"])
+    return np.asarray(sum(groups), dtype=np.float64)
+
+
+def exact_kernel_blocks(
+    program: Program, inputs: object, output: str | None = None, *,
+    general: bool = False, progress: Progress | None = None,
+) -> dict[str, np.ndarray]:
+    """``{"nngp": (B, B), group: (B, B) NTK block, ...}`` of ``program`` between the rows of
+    ``inputs`` ((B, d) data), of the output ``output`` (None: the only one).  ``general``: force
+    the general path (the kernel program through the exact engine)."""
+    del general  # the batched path comes next
+    return general_kernel_blocks(program, inputs, output, progress=progress)
+
+
+def general_kernel_blocks(
+    program: Program, inputs: object, output: str | None = None, *,
+    method: str = "exact", options: LimitOptions | None = None,
+    progress: Progress | None = None,
+) -> dict[str, np.ndarray]:
+    """The blocks by the kernel program and the limit engine ``method`` (exact: quadrature)."""
+    from compiler.kets.lowering import lower
+    from compiler.passes.kernel_program import kernel_program
+    from compiler.passes.total import batch_size
+    from runtime.limits.engines import evaluate
+
+    batch = batch_size(program, inputs)
+    kp = kernel_program(program, batch, output)
+    if "nngp" in kp.groups:
+        raise UsageError("a parameter group named nngp: its NTK block would shadow the NNGP")
+    wanted = set(kp.nngp.values())
+    for block in kp.groups.values():
+        wanted |= {n for terms in block.values() for t in terms for n in t}
+    res = evaluate(lower(kp.program), kp.bind(inputs), method, options, progress=progress,
+                   scalars_wanted=wanted)
+    value = {n: float(res.scalars[n][0]) for n in wanted}
+    out = {"nngp": _symmetric(batch, {ij: value[n] for ij, n in kp.nngp.items()})}
+    for group, block in kp.groups.items():
+        entries = {ij: sum(float(np.prod([value[n] for n in t])) for t in terms)
+                   for ij, terms in block.items()}
+        out[group] = _symmetric(batch, entries)
+    return out
+
+
+def _symmetric(batch: int, entries: Mapping[tuple[int, int], float]) -> np.ndarray:
+    """The (B, B) matrix with entries (i, j), i ≤ j, given (0 where absent) and mirrored."""
+    m = np.zeros((batch, batch))
+    for (i, j), v in entries.items():
+        m[i, j] = m[j, i] = v
+    return m

@@ -1,0 +1,227 @@
+"""The neural-tangent training-limit engine "nt" (spec 05 §5.1, §5.2, §5.5, §5.6).
+
+In the operator regime the features do not move, and the limit of training is
+
+    f_{t+1} = f_t − η K_Q(χ_t),
+    K_Q(χ)(ξ) = Σ_W E[G_W(ξ) Q_W(Σ_i χ_i G_W(ξ^i))] + Σ_v E[Z^{dv(ξ)} Q_v(…)]
+
+over the kets of the total program at initialisation (05 §5.2), with only the parameter groups the
+abcd analysis says contribute (05 §5.5: the plan's ``contributing``).  Two paths:
+
+* ``exact`` (linear Q: SGD, momentum): kernel iteration with the exact NTK blocks
+  (:mod:`runtime.limits.nt_exact`);
+* ``mc`` (any entrywise Q, memoryful ones with per-sample state, normalize/clip with the RMS over
+  the samples, 05 §5.6): Monte Carlo over joint samples (:mod:`.nt_samples`, :mod:`.nt_run`).
+
+``method="auto"`` takes the exact path where it applies.  Without centring, f_0 ~ GP(0, NNGP) is
+part of the limit when the output multiplier is n^{½} (NTP): it is drawn with the seed, the same
+draw on both paths, and the notes say so.
+
+Powers of n (04 §4.3, :mod:`runtime.trainer`): the change of f from a group's update is
+η·lr·n^{p}·E[G·Q(n^{q}·Σ χ G)] with p = 2 − e_out − C for a matrix (its n² entries times ∂F/∂W =
+dy xᵀ/n²·n) and 1 − e_out − C for a vector, q = D − e_out.  A contributing group must have p = q = 0
+(a linear Q only needs p + q = 0, since n^{q} folds into the rate); anything else, a scalar
+parameter, σ ≠ 1, a non-unit initial scale, weight decay or k > 1 outputs is refused with the
+reason (see :func:`NTEngine.applies`).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import sympy
+
+from compiler.errors import UsageError
+from compiler.kets.lowering import lower
+from compiler.passes.total import Total
+from compiler.train.setup import TensorTraining, Training
+from runtime.limits import nt_exact, nt_run, nt_samples
+from runtime.limits.mccost import budget
+from runtime.limits.result import LimitOptions
+from runtime.limits.trajectory import (
+    LimitPlan,
+    LimitTrajectory,
+    TrajectoryOptions,
+    TrajectoryProgress,
+    register,
+)
+
+DEFAULT_PARTICLES = 1 << 16
+METHODS = ("auto", "exact", "mc")
+
+
+def powers(t: TensorTraining, e_out: sympy.Expr) -> tuple[sympy.Expr, sympy.Expr]:
+    """(p, q): the power of n of the group's function update, and of the input of Q."""
+    e = t.exponents
+    p = (2 if t.kind == "matrix" else 1) - e_out - e.C
+    return sympy.simplify(p), sympy.simplify(e.D - e_out)
+
+
+def _group_problem(t: TensorTraining, plan: LimitPlan) -> str | None:
+    tr = plan.training
+    if t.kind == "scalar":
+        return f"scalar parameter {t.name} (the NT limit needs none, 05 §5.2)"
+    if t.sigma != 1:
+        return f"{t.name} has σ = {t.sigma}; the engine needs σ = 1"
+    if t.widths.initial is not None and t.widths.initial != 0:
+        return (f"the initial value of {t.name} carries n^{t.widths.initial}; the engine needs "
+                "the program's own initialisation (n^0)")
+    if t.optimizer.weight_decay != 0 and not t.frozen:
+        return (f"{t.name} has weight decay: the decaying initial weights need kets at several "
+                "times (05 §5.6, Def. 2.10.1), not implemented")
+    if t.name in plan.contributing:
+        p, q = powers(t, tr.e_out)
+        linear = nt_exact.is_linear(t.optimizer)
+        if (p + q != 0) if linear else (p != 0 or q != 0):
+            return (f"the update of {t.name} enters f with n^{p} and Q's input with n^{q}; a "
+                    "contributing term needs both n^0 (05 §5.5)")
+    return None
+
+
+class NTEngine:
+    """The neural-tangent limit of any architecture in the operator regime (05 §5.2)."""
+
+    name = "nt"
+    regime = "operator"
+
+    def applies(self, plan: LimitPlan) -> str | None:
+        tr = plan.training
+        if tr.symbols:
+            return "the exponents are symbolic; give numbers (e.g. --param up:1/4)"
+        if tr.outputs != 1:
+            return f"{tr.outputs} outputs: the NT engine computes one output (k = 1) only"
+        if not plan.contributing:
+            return "no parameter group contributes to the limit"
+        for t in tr.tensors:
+            why = _group_problem(t, plan)
+            if why is not None:
+                return why
+        return None
+
+    def run(self, plan: LimitPlan, x: np.ndarray, y: np.ndarray, options: TrajectoryOptions,
+            progress: TrajectoryProgress | None) -> LimitTrajectory:
+        return run(plan, x, y, options, progress)
+
+
+def _contributing(plan: LimitPlan) -> list[TensorTraining]:
+    return [t for t in plan.training.tensors if t.name in plan.contributing and not t.frozen]
+
+
+def _rates(groups: list[TensorTraining]) -> dict[str, float]:
+    return {t.name: float(t.optimizer.lr * t.lr) for t in groups}
+
+
+def choose_path(plan: LimitPlan, method: str) -> str:
+    """"exact" or "mc" for ``method`` (auto: exact when every contributing Q is linear)."""
+    if method not in METHODS:
+        raise UsageError(f"--method must be one of {', '.join(METHODS)}, got {method!r}")
+    linear = all(nt_exact.is_linear(t.optimizer) for t in _contributing(plan))
+    if method == "exact" and not linear:
+        raise UsageError("--method exact needs a linear update function (sgd, momentum) for "
+                         "every contributing group; use --method mc or auto")
+    if method == "mc":
+        return "mc"
+    return "exact" if linear else "mc"
+
+
+def run(plan: LimitPlan, x: np.ndarray, y: np.ndarray, options: TrajectoryOptions,
+        progress: TrajectoryProgress | None = None, dot_terms: bool = True) -> LimitTrajectory:
+    """The NT limit of ``plan`` on ``x`` (C, d) with targets ``y`` (B_train, 1); ``dot_terms``
+    False drops every dot coefficient (the gradient-independence approximation, MC path only;
+    for comparison, it is wrong when W and Wᵀ interact, Rem. 2.9.20)."""
+    tr = plan.training
+    _check_data(tr, x, y)
+    path = choose_path(plan, options.method)
+    if not dot_terms:
+        path = "mc"
+    groups = _contributing(plan)
+    rates = _rates(groups)
+    random_f0 = plan.f0 and not tr.center
+    notes = _notes(plan, random_f0, options.seed)
+    if path == "exact":
+        return _run_exact(plan, x, y, rates, random_f0, options, progress, notes)
+    return _run_mc(plan, x, y, groups, random_f0, options, progress, notes, dot_terms)
+
+
+def _check_data(tr: Training, x: np.ndarray, y: np.ndarray) -> None:
+    s = tr.schedule
+    if x.ndim != 2 or x.shape[0] != s.n_points or y.shape != (s.n_train, tr.outputs):
+        raise UsageError(f"data of shape {x.shape} / targets {y.shape} do not match the training "
+                         f"({s.n_points} points, {s.n_train} × {tr.outputs} targets)")
+
+
+def _notes(plan: LimitPlan, random_f0: bool, seed: int) -> list[str]:
+    notes = []
+    if random_f0:
+        notes.append(f"f_0 is drawn from the NNGP with seed {seed}: without --center the limit "
+                     "is random through f_0 (05 §5.1); --center gives the deterministic limit")
+    if plan.dropped:
+        notes.append(f"updates of {', '.join(plan.dropped)} vanish in this limit (05 §5.5)")
+    return notes
+
+
+def _normal(seed: int, c: int) -> np.ndarray:
+    """The standard normal vector behind f_0's draw (shared by both paths)."""
+    return np.random.default_rng([seed, 0x0F0]).standard_normal(c)
+
+
+def _run_exact(plan: LimitPlan, x: np.ndarray, y: np.ndarray, rates: dict[str, float],
+               random_f0: bool, options: TrajectoryOptions, progress: TrajectoryProgress | None,
+               notes: list[str]) -> LimitTrajectory:
+    tr = plan.training
+    blocks = nt_exact.kernel_blocks(tr, x)
+    c = x.shape[0]
+    f0 = nt_run.sqrt_psd(blocks["nngp"]) @ _normal(options.seed, c) if random_f0 else np.zeros(c)
+    step = None if progress is None else (lambda d, n: progress(d, n, "step"))
+    f = nt_exact.iterate_exact(tr, blocks, rates, f0, y, step)
+    return LimitTrajectory(plan, "nt", "exact", f[..., None], np.zeros_like(f)[..., None],
+                           None, options.seed, tuple(notes))
+
+
+def sample_request(options: TrajectoryOptions, f0: bool, dot_terms: bool
+                   ) -> nt_samples.SampleRequest:
+    """M particles in R replicas (R as the landed evaluator: 16 when M ≥ 2048, else M // 128)."""
+    m = options.particles or DEFAULT_PARTICLES
+    r = options.replicas or (16 if m >= 2048 else max(1, m // 128))
+    if m < 4 * r:
+        raise UsageError(f"{m} particles in {r} replicas: need at least 4 per replica")
+    return nt_samples.SampleRequest(m // r, r, options.seed, dot_terms, f0,
+                                    options.memory_budget)
+
+
+def _run_mc(plan: LimitPlan, x: np.ndarray, y: np.ndarray, groups: list[TensorTraining],
+            random_f0: bool, options: TrajectoryOptions, progress: TrajectoryProgress | None,
+            notes: list[str], dot_terms: bool) -> LimitTrajectory:
+    tr = plan.training
+    total = tr.totals[0]
+    req = sample_request(options, random_f0, dot_terms)
+    _check_memory(plan, total, groups, req, x.shape[0], options)
+    sp = None if progress is None else (lambda d, n: progress(d, n, "samples"))
+    samples = nt_samples.draw(total, groups, x, req, sp)
+    c = x.shape[0]
+    f0 = (nt_run.f0_draw(samples, _normal(options.seed, c)) if random_f0
+          else np.zeros((req.replicas, c)))
+    step = None if progress is None else (lambda d, n: progress(d, n, "step"))
+    f = nt_run.iterate(tr, samples, _rates(groups), f0, y, step)
+    mean = f.mean(axis=0)
+    se = (f.std(axis=0, ddof=1) / math.sqrt(req.replicas) if req.replicas > 1
+          else np.full_like(mean, math.nan))
+    if not dot_terms:
+        notes.append("dot terms dropped (gradient independence assumed): for comparison only")
+    return LimitTrajectory(plan, "nt", "mc", mean[..., None], se[..., None], samples.total,
+                           options.seed, tuple(notes))
+
+
+def _check_memory(plan: LimitPlan, total: Total, groups: list[TensorTraining],
+                  req: nt_samples.SampleRequest, points: int, options: TrajectoryOptions) -> None:
+    need = nt_samples.estimate_bytes(lower(total.program), groups, req, points)
+    have = budget(LimitOptions(memory_budget=options.memory_budget))
+    if need > have:
+        raise UsageError(f"the NT limit of {plan.training.program.name} with "
+                         f"{req.particles * req.replicas} particles and {points} points needs "
+                         f"about {need / 2**30:.2f} GiB, more than the budget of "
+                         f"{have / 2**30:.2f} GiB; use fewer --particles or points")
+
+
+register(NTEngine())
