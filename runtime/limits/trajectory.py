@@ -197,7 +197,7 @@ def limit_trajectory(training: Training, x: np.ndarray, y: np.ndarray,
     return eng.run(plan, x, y, options, progress)
 
 
-ENGINE_MODULES: tuple[str, ...] = ("runtime.limits.nt",)
+ENGINE_MODULES: tuple[str, ...] = ("runtime.limits.nt", "runtime.limits.mu_fast")
 """Modules that register a training-limit engine on import (the NT engine, the μ engines)."""
 
 
