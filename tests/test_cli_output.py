@@ -12,6 +12,7 @@ import sys
 
 import pytest
 
+import tests.fake_limit  # noqa: F401  (the training-limit test engines for limit/converge)
 from compiler.cli import main
 from compiler.cli.app import build_parser
 from compiler.cli.common import COMMANDS
@@ -35,6 +36,11 @@ INVOCATIONS = {
               "--width", "16"],
     "unroll": [MLP2, "--param", "mup", "--opt", "adam", "--steps", "2", "--batch", "2"],
     "coordcheck": [MLP2, "--widths", "16,32", "--seeds", "2", "--steps", "1"],
+    "limit": [MLP2, "--data", str(ROOT / "samples" / "data" / "regress10.npz"), "--steps", "2",
+              "--param", "ntp", "--engine", "test-proxy", "--particles", "16"],
+    "converge": [MLP2, "--data", str(ROOT / "samples" / "data" / "regress10.npz"), "--steps",
+                 "1", "--param", "ntp", "--center", "--engine", "test-proxy", "--particles",
+                 "16", "--widths", "8,16", "--seeds", "2"],
 }
 TIMING = "seconds"  # wall-clock time: the one key two runs cannot share
 

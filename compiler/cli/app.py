@@ -29,7 +29,7 @@ from compiler.errors import NexortError, UsageError
 
 COMMAND_MODULES = (
     "compile", "check", "exec", "backprop", "total", "abcd", "lower", "limit_scalars",
-    "train", "unroll", "coordcheck",
+    "train", "unroll", "coordcheck", "limit", "converge",
 )
 
 

@@ -88,6 +88,12 @@ class LimitTrajectory:
     def training(self) -> Training:
         return self.plan.training
 
+    @property
+    def f0_random(self) -> bool:
+        """Whether f_0 is one draw of a Gaussian process (05 §5.1): only in the operator regime,
+        only where f_0 survives the limit, and never when the run is centred."""
+        return self.plan.f0 and self.plan.regime == "operator" and not self.training.center
+
     def to_json(self) -> dict[str, Any]:
         """Points exactly as ``nexort train``; ``f``/``stderr`` as [t][point] (a trailing output
         axis when k > 1); an unknown standard error is null."""
@@ -96,7 +102,7 @@ class LimitTrajectory:
         return {"points": list(t.schedule.points()), "f": f.tolist(),
                 "stderr": _nulls(se.tolist()), "engine": self.engine, "method": self.path,
                 "regime": self.plan.regime, "dropped": list(self.plan.dropped),
-                "f0_random": self.plan.f0 and not t.center, "particles": self.particles,
+                "f0_random": self.f0_random, "particles": self.particles,
                 "seed": self.seed, "steps": t.steps, "param": t.param.name,
                 "e_out": fmt(t.e_out), "signal": t.signal.name, "center": t.center,
                 "batch_size": t.schedule.batch_size, "outputs": list(t.program.outputs),

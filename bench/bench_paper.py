@@ -1,0 +1,95 @@
+"""The paper's two experiments (07 §7.4; samples/paper/README.md) as one run: Fig. 5.1 (NTP,
+mlp4, Adam) and Fig. 5.2 (μP, mlp2, Adam), each by ``nexort limit`` alone and by ``nexort
+converge`` (the same limit plus the finite-width networks), writing the plots and JSON to OUTDIR
+(default: a fresh temporary directory; never into samples/).  Prints per figure the wall time of
+the limit, of the whole convergence run, their ratio (the limit's share), the distances and the
+fitted slope ± s.e. (predicted −0.5).
+
+Run: python -m bench.bench_paper [OUTDIR] [--full] [--engine NAME] [--particles M]
+Default: widths 128…1024, 4 seeds, T = 5 (minutes on 2 cores); ``--full``: the README's commands
+(widths 256…8192, 10 seeds, T = 10 — hours).  A figure whose limit has no engine yet prints the
+refusal and the run goes on with the other.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from compiler.cli import main
+
+ROOT = Path(__file__).resolve().parent.parent
+OPT = "adam(0.9, 0.99, 1e-4, lr=0.2)"
+FIGURES = {"fig5_1": ("mlp4", "ntp"), "fig5_2": ("mlp2", "mup")}
+QUICK = {"widths": "128,256,512,1024", "seeds": "4", "steps": "5"}
+FULL = {"widths": "256,512,1024,2048,4096,8192", "seeds": "10", "steps": "10"}
+
+
+def _common(arch: str, param: str, size: dict[str, str], extra: list[str]) -> list[str]:
+    return [str(ROOT / "samples" / f"{arch}.nx"), "--param", param, "--opt", OPT, "--loss", "mse",
+            "--data", str(ROOT / "samples" / "paper" / "paper.npz"), "--steps", size["steps"],
+            "--center", *extra]
+
+
+def _run(argv: list[str]) -> tuple[int, float, str]:
+    """Run nexort in this process: exit code, wall seconds, stderr (the text report is muted)."""
+    err = io.StringIO()
+    start = time.perf_counter()
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(err):
+        code = main(argv)
+    return code, time.perf_counter() - start, err.getvalue()
+
+
+def figure(name: str, out: Path, size: dict[str, str], extra: list[str]) -> None:
+    arch, param = FIGURES[name]
+    common = _common(arch, param, size, extra)
+    code, t_limit, err = _run(["limit", *common, "--json", str(out / f"{name}_limit.json")])
+    if code != 0:
+        print(f"{name} ({arch}, {param}): limit refused: {err.strip().splitlines()[-1]}")
+        return
+    code, t_all, err = _run(["converge", *common, "--widths", size["widths"], "--seeds",
+                             size["seeds"], "--plot", str(out / f"{name}.png"),
+                             "--json", str(out / f"{name}.json")])
+    if code != 0:
+        print(f"{name}: converge failed: {err.strip().splitlines()[-1]}")
+        return
+    doc = json.loads((out / f"{name}.json").read_text())
+    dist = ", ".join(f"n={n}: {d:.3g}" if d is not None else f"n={n}: —"
+                     for n, d in zip(doc["widths"], doc["distance"], strict=True))
+    slope, se = doc["slope"], doc["slope_stderr"]
+    print(f"{name} ({arch}, {param}, engine {doc['limit']['engine']}, "
+          f"{doc['limit']['method']}): limit {t_limit:.1f} s, converge {t_all:.1f} s "
+          f"(limit/converge {t_limit / t_all:.2f}); D_n {dist}; slope "
+          f"{'—' if slope is None else f'{slope:+.3f}'} ± "
+          f"{'—' if se is None else f'{se:.3f}'} (predicted −0.5); plot {out / name}.png")
+
+
+def run(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("outdir", nargs="?", help="where to write (default: a temporary directory)")
+    p.add_argument("--full", action="store_true", help="the README's sizes (hours)")
+    p.add_argument("--engine", default="auto", help="the limit engine (default auto)")
+    p.add_argument("--particles", help="the limit's particles (default: the engine's)")
+    p.add_argument("--only", choices=sorted(FIGURES), help="one figure")
+    args = p.parse_args(argv)
+    out = Path(args.outdir) if args.outdir else Path(tempfile.mkdtemp(prefix="nexort-paper-"))
+    out.mkdir(parents=True, exist_ok=True)
+    extra = ["--engine", args.engine, *(["--particles", args.particles] if args.particles
+                                        else [])]
+    size = FULL if args.full else QUICK
+    print(f"paper experiments ({'full' if args.full else 'quick'}: widths {size['widths']}, "
+          f"{size['seeds']} seeds, T = {size['steps']}) → {out}")
+    for name in ([args.only] if args.only else FIGURES):
+        figure(name, out, size, extra)
+
+
+if __name__ == "__main__":
+    run()

@@ -1,0 +1,116 @@
+"""The distance of finite width to the limit and its rate (runtime/converge.py) against
+constructed cases with known answers, and ``nexort converge`` end to end with the test engine
+of :mod:`tests.fake_limit` (JSON, text, plot, determinism, refusals)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+import tests.fake_limit  # noqa: F401  (registers the test engines)
+from compiler.cli import main
+from runtime.converge import distances, log_slope, width_distance
+from tests.conftest import ROOT
+
+MLP2 = str(ROOT / "samples" / "mlp2.nx")
+DATA = str(ROOT / "samples" / "data" / "regress10.npz")
+WIDTHS = (256, 512, 1024, 2048, 4096)
+SHAPE = (5, 40, 1)  # T+1 steps, points, outputs
+
+
+def test_a_pure_bias_gives_its_rms_and_slope_exactly():
+    """finite = limit + c·n^{-1/2}·pattern for every seed: D_n = |c|·RMS(pattern)·n^{-1/2}."""
+    rng = np.random.default_rng(1)
+    limit, pattern = rng.standard_normal(SHAPE), rng.standard_normal(SHAPE)
+    finite = np.stack([np.stack([limit + 3 * n**-0.5 * pattern] * 4) for n in WIDTHS])
+    per, slope, se = distances(WIDTHS, finite, limit, 0.0)
+    rms = np.sqrt(np.mean(pattern**2))
+    for d, n in zip(per, WIDTHS, strict=True):
+        assert d.distance == pytest.approx(3 * rms * n**-0.5, rel=1e-12) and d.stderr < 1e-12
+    assert slope == pytest.approx(-0.5, abs=1e-12) and se < 1e-12
+
+
+def test_subtracting_the_limit_variance_removes_its_bias():
+    """f̂ = f + e, e ~ N(0, s²): E (f̄ − f̂)² = bias² + s², so E D² = bias² after subtracting
+    s² (checked over 400 draws of e, within 4 standard errors of their mean)."""
+    rng = np.random.default_rng(2)
+    limit, s, bias = rng.standard_normal(SHAPE), 0.05, 0.02
+    finite = np.stack([limit + bias] * 3)
+    d2 = [width_distance(64, finite, limit + s * rng.standard_normal(SHAPE), s**2).distance**2
+          for _ in range(400)]
+    raw = [width_distance(64, finite, limit + s * rng.standard_normal(SHAPE), s**2).raw**2
+           for _ in range(400)]
+    # D = 0 where the draw's D² < 0 (clipped): rare here, bias² = 4e-4 against sd(D²) ≈ 2e-4
+    assert abs(np.mean(d2) - bias**2) <= 4 * np.std(d2) / np.sqrt(len(d2)) + 1e-6
+    assert np.mean(raw) == pytest.approx(bias**2 + s**2, rel=0.05)
+
+
+def test_seed_noise_falls_at_the_half_rate_and_its_jackknife_error_is_right():
+    """Independent seeds f = limit + σ n^{-1/2} Z: E D² = σ²/(nK), so the slope is −½ (within 4
+    jackknife s.e.), and the jackknife s.e. of D matches the spread of D over repetitions
+    (within 30%: the jackknife variance of a smooth statistic with K = 10 is near unbiased,
+    and 200 repetitions fix the spread to ±5%)."""
+    rng = np.random.default_rng(3)
+    limit, k = np.zeros(SHAPE), 10
+    finite = np.stack([limit + n**-0.5 * rng.standard_normal((k, *SHAPE)) for n in WIDTHS])
+    _, slope, se = distances(WIDTHS, finite, limit, 0.0)
+    assert 0 < se < 0.1 and abs(slope + 0.5) <= 4 * se
+    reps = [width_distance(256, rng.standard_normal((k, 2, 10, 1)), np.zeros((2, 10, 1)), 0.0)
+            for _ in range(200)]
+    spread = np.std([d.distance for d in reps], ddof=1)
+    assert np.mean([d.stderr for d in reps]) == pytest.approx(spread, rel=0.3)
+
+
+def test_log_slope_ignores_zero_distances():
+    assert log_slope([1, 2, 4, 8], [1.0, 0.5, 0.0, 0.125]) == pytest.approx(-1.0)
+    assert np.isnan(log_slope([1, 2], [1.0, 0.0]))
+
+
+CONVERGE = ["converge", MLP2, "--data", DATA, "--steps", "2", "--param", "ntp", "--opt",
+            "adam(lr=0.02)", "--center", "--engine", "test-proxy", "--particles", "64",
+            "--replicas", "2", "--widths", "16,32", "--seeds", "2"]
+
+
+def test_converge_json_text_and_plot(tmp_path, capsys):
+    out, doc_path = tmp_path / "c.png", tmp_path / "c.json"
+    assert main([*CONVERGE, "--plot", str(out), "--json", str(doc_path)]) == 0
+    text = capsys.readouterr().out
+    doc = json.loads(doc_path.read_text())
+    assert doc["widths"] == [16, 32] and doc["seeds"] == [0, 1]
+    assert len(doc["distance"]) == len(doc["distance_stderr"]) == 2
+    assert np.array(doc["finite_mean"]).shape == (2, 3, 12)
+    assert np.array(doc["limit"]["f"]).shape == (3, 12) and doc["limit"]["engine"] == "test-proxy"
+    assert "fitted slope" in text and "how to read it" in text and f"plot: {out}" in text
+    assert out.read_bytes()[:4] == b"\x89PNG"
+
+
+def test_converge_is_deterministic(capsys):
+    docs = []
+    for _ in range(2):
+        assert main([*CONVERGE, "--json"]) == 0
+        doc = json.loads(capsys.readouterr().out)
+        doc.pop("seconds")
+        docs.append(doc)
+    assert docs[0] == docs[1]
+
+
+@pytest.mark.parametrize(("change", "says"), [
+    (["--widths", "16"], "two widths"),
+    (["--seeds", "1"], "--seeds"),
+    (["--widths", "16,x"], "--widths"),
+    (["--memory-limit", "1e-6"], "above --memory-limit"),
+])
+def test_converge_refuses_bad_requests_before_running(capsys, monkeypatch, change, says):
+    monkeypatch.setattr("runtime.trainer.train", lambda *a, **k: pytest.fail("trained"))
+    assert main([*CONVERGE, *change]) == 1
+    err = capsys.readouterr().err
+    assert says in err and "Traceback" not in err
+
+
+def test_converge_refuses_a_random_f0_limit(capsys):
+    """Seed means converge to E f_t, not to one GP draw of f_0 (05 §5.1): --center is needed."""
+    argv = [a for a in CONVERGE if a != "--center"]
+    assert main(argv) == 1
+    assert "--center" in capsys.readouterr().err
