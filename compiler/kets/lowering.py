@@ -199,7 +199,7 @@ def lower(program: Program) -> KetProgram:
             case Nonlin() | OuterNonlin():
                 args = slot0_vectors(ins, kinds)
                 dep[ins.out] = frozenset().union(*(dep[a] for a in args))
-                singular[ins.out] = singular_deps(ins, args, dep, singular)
+                singular[ins.out] = singular_deps(ins, args, dep, singular, kinds)
                 stmts.append(FormulaKet(ins.out, ins, ins.loc))
             case _:
                 assert_never(ins)

@@ -33,19 +33,30 @@ flips only vectors and matrices, did not: the lowering was right, and both now u
 compositions (u + w is odd only when u and w flip together).  :func:`parities` still accepts a
 random scalar in a generator, for quantities averaged over draws (seeds).
 
-**Dirac deltas.** The a.e. derivative of step/sign is 0, but E[∂ψ/∂G] of a ψ containing step(G…)
-has a delta part (E[∂ step(G)/∂G] = density of G at 0).  :func:`singular_deps` marks the hats
-whose derivative path crosses such a function, so their coefficients come from Stein's lemma.
+**Dirac deltas and peaks.** The a.e. derivative of step/sign is 0, but E[∂ψ/∂G] of a ψ
+containing step(G…) has a delta part (E[∂ step(G)/∂G] = density of G at 0).  A division by a
+quantity that can come near 0 is the same in practice: Adam's Q = m/(|g| + ε) has
+∂Q/∂g = ε/(|g| + ε)² at its first step, a peak of mass 2 and width ε that no particle sample
+resolves (and 0/0 = NaN where relu makes g exactly 0).  :func:`singular_deps` marks the hats
+whose derivative path crosses either, so their coefficients come from Stein's lemma
+(01 §1.4 Rem. 2.6.6), which needs no derivative.  The test is structural, on ψ itself — no
+symbolic differentiation (:func:`nonsmooth_args`): an argument inside step/sign/Heaviside/
+DiracDelta or a Piecewise condition, or any argument of a formula that has a negative or
+fractional power of a base that depends on its arguments and is not bounded away from 0
+(sympy cannot prove it positive, or it is below :data:`PEAK_FLOOR` where every argument is 0).
+Smooth formulas (relu, erf, polynomials, divisions by constants or Avg scalars) pass untouched.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from functools import cache
 from typing import Literal, assert_never
 
 import sympy
 
 from compiler.ir import Avg, MatMul, Nonlin, OuterNonlin, Program, formula_args
+from compiler.symbols import step
 
 Sign = Literal[-1, 0, 1]
 Generators = Mapping[str, frozenset[str]]
@@ -148,10 +159,42 @@ def _symmetry(f: sympy.Expr, odd: frozenset[sympy.Symbol]) -> Sign:
     return 0
 
 
-def has_delta(expr: sympy.Expr) -> bool:
-    """Whether a derivative produced by sympy contains a Dirac delta (from step, sign, Heaviside,
-    Max/Min)."""
-    return bool(expr.has(sympy.DiracDelta))
+DELTA_FUNCTIONS: tuple[type[sympy.Basic], ...] = (step, sympy.sign, sympy.Heaviside,
+                                                 sympy.DiracDelta)
+"""Functions whose derivative has a Dirac delta (relu, Abs, Max, Min have a.e. derivatives)."""
+
+PEAK_FLOOR = 1e-3
+"""A power base whose value at 0 is below this is a peak of width ~ε (Adam's |g| + ε)."""
+
+
+@cache
+def nonsmooth_args(formula: sympy.Expr, syms: frozenset[sympy.Symbol]) -> frozenset[sympy.Symbol]:
+    """The symbols among ``syms`` in which ∂formula has a delta or a peak (module doc)."""
+    out: set[sympy.Symbol] = set()
+    for node in sympy.preorder_traversal(formula):
+        if isinstance(node, DELTA_FUNCTIONS):
+            out |= node.args[0].free_symbols & syms
+        elif isinstance(node, sympy.Piecewise):
+            out |= set().union(*(c.free_symbols for _, c in node.args)) & syms
+        elif isinstance(node, sympy.Pow) and _peaked(node, syms):
+            return frozenset(formula.free_symbols & syms)
+    return frozenset(out)
+
+
+def _peaked(node: sympy.Pow, syms: frozenset[sympy.Symbol]) -> bool:
+    base, e = node.args
+    if e.is_integer and e.is_nonnegative:
+        return False
+    live = base.free_symbols & syms
+    if not live:
+        return False
+    if base.is_positive is not True:
+        return True
+    at_zero = base.xreplace({x: sympy.Integer(0) for x in live})
+    try:
+        return not float(at_zero) >= PEAK_FLOOR
+    except TypeError:  # still symbolic (a scalar argument): cannot bound it
+        return True
 
 
 def singular_deps(
@@ -159,13 +202,18 @@ def singular_deps(
     args: tuple[str, ...],
     dep: Mapping[str, frozenset[str]],
     singular: Mapping[str, frozenset[str]],
+    kinds: Mapping[str, str],
 ) -> frozenset[str]:
-    """Hats H for which ∂|ins.out⟩/∂H has a Dirac-delta part: those of an argument whose partial
-    derivative of ψ contains a delta, plus those already singular in an argument."""
+    """Hats H for which ∂|ins.out⟩/∂H has a Dirac-delta part or a peak: those of an argument
+    in which ψ is nonsmooth (:func:`nonsmooth_args`, over the vector arguments, own and copies:
+    scalars are deterministic limits), plus those already singular in an argument."""
     out: set[str] = set()
-    syms = {var: s for s, var, copy in formula_args(ins) if copy is None}
+    fargs = formula_args(ins)
+    syms = {var: s for s, var, copy in fargs if copy is None}
+    vectors = frozenset(s for s, var, _ in fargs if kinds[var] == "vector")
+    bad = nonsmooth_args(ins.formula, vectors)
     for a in args:
         out |= singular[a]
-        if dep[a] and has_delta(sympy.diff(ins.formula, syms[a])):
+        if dep[a] and syms[a] in bad:
             out |= dep[a]
     return frozenset(out)

@@ -1,0 +1,65 @@
+"""The μ-limit reference path on mlp2 (two hidden layers: a matrix, so hats, dot terms through
+W and Wᵀ, Stein's lemma across relu's step, and the nonlinear outer products of Adam) against
+finite-width training (runtime/trainer.py), 01 §1.5 / 07 §7.3: the seed-averaged f_t at width n
+approaches the limit.
+
+Tolerance: 4 standard errors of the difference (the limit's replica s.e., which includes the
+copy-average bias bound, and the seeds' s.e.), plus the finite-width bias still left at n,
+bounded in the test by how far the seed average moved from n/4 to n (a bias ∝ n^{-p} with
+p ≥ ½ leaves at most that much at n).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from compiler.frontend.parse import parse_file
+from compiler.train.setup import Training, build_training
+from runtime.limits.trajectory import TrajectoryOptions, limit_trajectory
+from runtime.trainer import train
+
+SAMPLES = "samples/mlp2.nx"
+
+
+def _setup(opt: str, steps: int) -> tuple[Training, np.ndarray, np.ndarray]:
+    tr = build_training(parse_file(SAMPLES), "mup", opt, "mse", steps, 2, 1, center=True)
+    rng = np.random.default_rng(5)
+    return tr, rng.standard_normal((3, 10)), rng.standard_normal((2, 1))
+
+
+def _seed_mean(tr: Training, x: np.ndarray, y: np.ndarray, n: int, seeds: int
+               ) -> tuple[np.ndarray, np.ndarray]:
+    f = train(tr, x, y, n, seeds=range(seeds)).f[..., 0]
+    return f.mean(axis=0), f.std(axis=0, ddof=1) / np.sqrt(seeds)
+
+
+def _check(opt: str, steps: int, m: int, n: int, seeds: int) -> None:
+    tr, x, y = _setup(opt, steps)
+    ref = limit_trajectory(tr, x, y, TrajectoryOptions(particles=m, seed=1),
+                           engine="mu-reference")
+    assert ref.plan.regime == "feature_learning" and not ref.plan.dropped
+    f, se = ref.f[..., 0], ref.stderr[..., 0]
+    assert np.all(f[0] == 0) and np.all(se[0] == 0)  # centred: f̃_0 = 0 exactly
+    wide, wide_se = _seed_mean(tr, x, y, n, seeds)
+    narrow, narrow_se = _seed_mean(tr, x, y, n // 4, seeds)
+    drift = np.abs(wide - narrow) + 2 * np.hypot(wide_se, narrow_se)
+    gap = np.abs(f - wide)
+    tol = 4 * np.hypot(se, wide_se) + drift
+    assert np.all(gap <= tol), (gap, tol)
+    # the comparison is sharp: training moves f by more than twice the tolerance
+    assert np.max(np.abs(wide)) > 2 * np.max(tol), (wide, tol)
+
+
+def test_mlp2_sgd_reference_matches_finite_width() -> None:
+    _check("sgd(lr=0.5)", 2, 16384, 1024, 12)
+
+
+def test_mlp2_adam_reference_matches_finite_width() -> None:
+    _check("adam(lr=0.05)", 2, 16384, 1024, 12)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("opt", ["sgd(lr=0.5)", "adam(lr=0.05)"])
+def test_mlp2_reference_matches_finite_width_longer(opt: str) -> None:
+    _check(opt, 4, 65536, 4096, 16)
