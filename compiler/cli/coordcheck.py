@@ -118,7 +118,7 @@ def _summary(result: object) -> str:
 
     assert isinstance(result, CoordCheck)
     judged = result.judged
-    status = [result.status(r) for r in judged]
+    status: list[str] = [result.status(r) for r in judged]
     q = [r.fit.quantile for r in judged[:1]]
     return (f"{status.count('ok')} of {len(judged)} predicted rows hold"
             + "".join(f"; {status.count(k)} {text}" for k, text in _MEANING.items()
