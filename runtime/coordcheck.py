@@ -15,7 +15,8 @@ On a table that is not stable the calculus reports one update from init only, so
 rows of step 1 (and t = 0) carry predictions there. A row's verdict holds when
 |slope − prediction| ≤ tolerance (0.1 by default, the spec's "~0.1 in the exponent"); an
 identically zero prediction (a constant, an exact −∞ exponent) holds when every measured size
-is 0 to rounding.
+is 0 to rounding. Rows that miss are told apart (frozen, curved, inconclusive at the Student-t
+quantile of the seeds, fails) by :mod:`runtime.coordcheck_stats`.
 
 Adaptive optimizers with ε > 0 (Adam, RMSProp, Adagrad) have two regimes (03 §3.1: ε acts on the
 Q input n^{d}·g). The limit sees Q(x) ≈ x/ε for a Q input that vanishes with n (attention's
@@ -46,31 +47,44 @@ from compiler.train import Optimizer, parse_optimizer
 from compiler.train.setup import Training
 from compiler.train.signals import ErrorSignal
 from runtime import memory
+from runtime.coordcheck_stats import ZERO_SIZE, Fit, Status, fit, fit_slopes, status
 from runtime.trainer import StepView, backprops, estimate_bytes, train
 from runtime.training.dataset import TrainingData, load_training_data, prepare
 
 Kind = Literal["init", "change", "f", "q"]
-Status = Literal["ok", "fails", "inconclusive", "unjudged"]
-ZERO_SIZE = 1e-12
-"""A size at or below this (relative to 1) is rounding: an exact zero measured."""
+__all__ = ["CoordCheck", "Row", "Status", "coordcheck", "default_data", "fit_slopes", "regime",
+           "without_eps"]
 SAMPLE_DATA = Path(__file__).resolve().parent.parent / "samples" / "data"
 
 
 @dataclass(frozen=True)
 class Row:
-    """One measured quantity at step t: sizes (K seeds × widths), the fitted slope with its
-    standard error over seeds, the prediction (None: identically zero; "?" not predicted)."""
+    """One measured quantity at step t: sizes (K seeds × widths), the fitted slopes with their
+    standard errors over seeds, the prediction (None: identically zero; "?" not predicted) and
+    the verdict |slope − prediction| ≤ tolerance over the whole range."""
 
     kind: Kind
     name: str
     t: int
     sizes: np.ndarray
-    slope: float
-    stderr: float
+    fit: Fit
     predicted: Exp | str | None
     verdict: bool | None
     limit: Exp | str | None = "?"
     eps_free: Exp | str | None = "?"
+
+    @property
+    def slope(self) -> float:
+        return self.fit.slope
+
+    @property
+    def stderr(self) -> float:
+        return self.fit.stderr
+
+    @property
+    def wide_slope(self) -> float:
+        """The slope over the widest half of the widths (the nearest the limit)."""
+        return self.fit.wide_slope
 
     @property
     def label(self) -> str:
@@ -90,7 +104,9 @@ class Row:
         pred = self.predicted
         return {"kind": self.kind, "name": self.name, "label": self.label, "t": self.t,
                 "sizes": self.sizes.tolist(), "slope": _num(self.slope),
-                "stderr": _num(self.stderr),
+                "stderr": _num(self.stderr), "wide_slope": _num(self.fit.wide_slope),
+                "wide_stderr": _num(self.fit.wide_stderr),
+                "narrow_slope": _num(self.fit.narrow_slope),
                 "predicted": _exp(pred), "predicted_limit": _exp(self.limit),
                 "predicted_eps_free": _exp(self.eps_free),
                 "verdict": self.verdict}
@@ -120,18 +136,12 @@ class CoordCheck:
         return next(r for r in self.rows if (r.kind, r.name, r.t) == (kind, name, t))
 
     def status(self, r: Row) -> Status:
-        """``ok``/``fails`` as the verdict says, except that a failing row whose gap beyond the
-        tolerance is within 2 standard errors of its slope is ``inconclusive``: more seeds or a
-        wider range of widths would decide it; ``unjudged`` where nothing is predicted."""
-        if r.verdict is None:
+        """ok / fails / inconclusive / curved / frozen / unjudged
+        (:func:`runtime.coordcheck_stats.status`)."""
+        if r.verdict is None or isinstance(r.predicted, str):
             return "unjudged"
-        if r.verdict:
-            return "ok"
-        value = sympy.sympify(r.predicted) if r.predicted is not None else None
-        if value is None or not np.isfinite(r.stderr):
-            return "fails"
-        excess = abs(r.slope - float(value)) - self.tolerance
-        return "inconclusive" if excess <= 2 * r.stderr else "fails"
+        value = None if r.predicted is None else float(sympy.sympify(r.predicted))
+        return status(value, r.fit, r.sizes, r.verdict, self.tolerance)
 
     def to_json(self) -> dict[str, Any]:
         return {"widths": list(self.widths), "seeds": list(self.seeds), "steps":
@@ -177,27 +187,6 @@ class _Recorder:
             self.sizes["f", "f", view.t] = rms(view.f - self.f0)
         for group, qs in view.q_inputs.items():
             self.sizes["q", group, view.t] = rms(np.concatenate([np.ravel(q) for q in qs]))
-
-
-def fit_slopes(widths: Sequence[int], sizes: np.ndarray) -> tuple[float, float]:
-    """The least-squares slope of log(size) against log(n), the size at a width being the RMS
-    over seeds (√ of the seed mean of the squared sizes, as the μP coordinate check pools
-    seeds: a CLT-sized quantity such as a Q input that is 0 in the limit has a heavy-tailed
-    per-seed size), and its jackknife standard error over seeds (NaN for one seed or a zero
-    size)."""
-    logn = np.log(np.asarray(widths, dtype=np.float64))
-    centred = logn - logn.mean()
-
-    def slope(rows: np.ndarray) -> float:
-        with np.errstate(divide="ignore", invalid="ignore"):
-            logs = 0.5 * np.log(np.mean(np.square(rows), axis=0))
-            return float(logs @ centred / (centred @ centred))
-
-    whole, k = slope(sizes), sizes.shape[0]
-    if not np.isfinite(whole) or k < 2:
-        return whole, float("nan")
-    leave = np.array([slope(np.delete(sizes, i, axis=0)) for i in range(k)])
-    return whole, float(np.sqrt((k - 1) / k * np.sum(np.square(leave - leave.mean()))))
 
 
 def predictions(analysis: Analysis, steps: int) -> dict[tuple[Kind, str, int], Exp | None]:
@@ -291,7 +280,7 @@ def regime(opt: Optimizer, q_sizes: Sequence[np.ndarray]) -> Regime:
 
 
 def coordcheck(training: Training, x: np.ndarray, y: np.ndarray, widths: Sequence[int],
-               seeds: Sequence[int] = (0, 1, 2), tolerance: float = 0.1,
+               seeds: Sequence[int] = range(8), tolerance: float = 0.1,
                dist: str = "gaussian", analysis: Analysis | None = None) -> CoordCheck:
     """Train at every width for every seed and compare the fitted slopes with the calculus."""
     opt = training.tensors[0].optimizer if training.tensors else parse_optimizer("sgd")
@@ -307,12 +296,12 @@ def coordcheck(training: Training, x: np.ndarray, y: np.ndarray, widths: Sequenc
     free_preds = predictions(free, training.steps)
     rows = []
     for key, sizes in table.items():
-        slope, se = fit_slopes(widths, sizes)
+        slopes = fit(widths, sizes)
         lim: Exp | str | None = limit_preds.get(key, "?")
         eps0: Exp | str | None = free_preds.get(key, "?")
         pred = {"limit": lim, "eps-free": eps0, "crossover": "?" if lim != eps0 else lim}[where]
-        rows.append(Row(key[0], key[1], key[2], sizes, slope, se, pred,
-                        _verdict(pred, slope, sizes, tolerance), lim, eps0))
+        rows.append(Row(key[0], key[1], key[2], sizes, slopes, pred,
+                        _verdict(pred, slopes.slope, sizes, tolerance), lim, eps0))
     order = {"init": 0, "change": 1, "f": 2, "q": 3}
     rows.sort(key=lambda r: (r.t, order[r.kind]))
     return CoordCheck(training, analysis, tuple(widths), tuple(seeds), tolerance, tuple(rows),

@@ -14,6 +14,7 @@ Choices for the statistical tests (fast variants; the @slow ones use 128…4096 
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import numpy as np
@@ -26,6 +27,7 @@ from compiler.train import parse_optimizer
 from compiler.train.setup import build_training
 from compiler.train.signals import parse_signal
 from runtime.coordcheck import coordcheck, default_data, fit_slopes, regime, without_eps
+from runtime.coordcheck_stats import STATUSES, fit, status
 from tests.conftest import ROOT
 
 SAMPLES = ROOT / "samples"
@@ -152,17 +154,42 @@ def test_cli_refuses_a_width_that_does_not_fit(capsys):
 
 
 def test_status_separates_a_significant_failure_from_an_unsure_one():
-    import dataclasses
-
+    """The 'within s.e.' rule uses t_{0.975, K-1} (a jackknife s.e. over K seeds has K − 1
+    degrees of freedom): 3.18 at K = 4, where the normal quantile 1.96 would call a gap of
+    2.5 s.e. beyond the tolerance a failure."""
     cc = _check("mlp2", "mup", "sgd", widths=(128, 256), seeds=2, center=True)
     row = next(r for r in cc.judged if r.predicted is not None)
     pred = float(sympy.sympify(row.predicted))
     tol = cc.tolerance
-    # gap beyond the tolerance by 0.05 with s.e. 0.05 (within 2 s.e.): undecided, not a failure
-    unsure = dataclasses.replace(row, slope=pred + tol + 0.05, stderr=0.05, verdict=False)
-    # the same gap with s.e. 0.01 is 5 s.e. beyond the tolerance: a failure
-    fails = dataclasses.replace(row, slope=pred + tol + 0.05, stderr=0.01, verdict=False)
-    assert cc.status(unsure) == "inconclusive" and cc.status(fails) == "fails"
+
+    def shifted(gap: float, se: float, seeds: int):
+        f = dataclasses.replace(row.fit, slope=pred + tol + gap, stderr=se,
+                                wide_slope=pred + tol + gap, narrow_slope=pred + tol + gap,
+                                bend_stderr=se, seeds=seeds)
+        return dataclasses.replace(row, fit=f, verdict=False)
+
+    assert shifted(0.05, 0.02, 4).fit.quantile == pytest.approx(3.182, abs=1e-3)
+    assert cc.status(shifted(0.05, 0.02, 4)) == "inconclusive"  # 2.5 s.e. < t_3 = 3.18
+    assert cc.status(shifted(0.05, 0.02, 100)) == "fails"  # 2.5 s.e. > t_99 = 1.98
+    assert cc.status(shifted(0.05, 0.01, 4)) == "fails"  # 5 s.e.
     assert cc.status(dataclasses.replace(row, verdict=True)) == "ok"
-    assert all(r["status"] in ("ok", "fails", "inconclusive", "unjudged")
-               for r in cc.to_json()["rows"])
+    assert all(r["status"] in STATUSES for r in cc.to_json()["rows"])
+
+
+def test_curved_frozen_and_wide_slope():
+    """A size n^{-1} up to n = 512 that flattens to n^0 beyond: the whole-range slope misses the
+    prediction 0, the widest half fits it: curved; a size exactly 0 somewhere: frozen."""
+    widths = np.array((128, 256, 512, 1024, 2048, 4096))
+    rng = np.random.default_rng(3)
+    bent = np.where(widths <= 512, 512 / widths, 1.0) * np.exp(
+        0.01 * rng.standard_normal((6, widths.size)))
+    f = fit(widths, bent)
+    assert abs(f.wide_slope) < 4 * f.wide_stderr and f.slope < -0.3  # least squares: -0.37
+    assert f.bent and status(0.0, f, bent, False, 0.1) == "curved"
+    assert status(-1.0, f, bent, False, 0.1) == "fails"  # the wide slope disagrees
+    frozen = bent.copy()
+    frozen[2, 4] = 0.0
+    assert status(0.0, fit(widths, frozen), frozen, False, 0.1) == "frozen"
+    straight = (widths ** -0.5) * np.exp(0.01 * rng.standard_normal((6, widths.size)))
+    g = fit(widths, straight)
+    assert not g.bent and abs(g.wide_slope + 0.5) < 4 * g.wide_stderr

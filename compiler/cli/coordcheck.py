@@ -1,9 +1,11 @@
 """``nexort coordcheck FILE --param P --opt OPT --widths 128,256,… --seeds K --steps T``: the
 coordinate check of spec 03 §3.4 (:mod:`runtime.coordcheck`). Prints per step the RMS size of
 every vector at init, of its change, of f_t − f_0 and of every Q input at each width, the
-fitted log-log slope (± a jackknife standard error over seeds), the size calculus's predicted
-exponent and a verdict (|slope − prediction| ≤ --tolerance). Without --data a bundled dataset
-is used. ``--plot``: size against width per step, log-log, one line per vector."""
+fitted log-log slope (± a jackknife standard error over seeds) and the slope over the widest half
+of the widths, the size calculus's predicted exponent and a status (|slope − prediction| ≤
+--tolerance: ok; otherwise frozen, curved, unsure or FAILS: :mod:`runtime.coordcheck_stats`).
+Without --data a bundled dataset is used. ``--plot``: size against width per step, log-log, one
+line per vector."""
 
 from __future__ import annotations
 
@@ -40,8 +42,9 @@ def _options(p: argparse.ArgumentParser) -> None:
     training_options(p)
     p.add_argument("--widths", type=widths_list, default=(128, 256, 512, 1024, 2048, 4096),
                    metavar="N1,N2,…", help="widths (default 128,256,…,4096)")
-    p.add_argument("--seeds", type=integer_at_least(1), default=4, metavar="K",
-                   help="seeds 0..K-1 per width (default 4)")
+    p.add_argument("--seeds", type=integer_at_least(1), default=8, metavar="K",
+                   help="seeds 0..K-1 per width (default 8: the 'within s.e.' rule uses the "
+                        "Student-t quantile with K-1 degrees of freedom, 2.36 at K = 8)")
     p.add_argument("--steps", type=integer_at_least(1), default=3, metavar="T",
                    help="training steps T (default 3)")
     p.add_argument("--data", metavar="DATA",
@@ -98,6 +101,31 @@ _REGIME = {
 }
 
 
+_VERDICT = {"ok": "ok", "fails": "FAILS", "inconclusive": "unsure (s.e.)",
+            "curved": "curved", "frozen": "frozen", "unjudged": "—"}
+_MEANING = {
+    "fails": "fail",
+    "inconclusive": "inconclusive (the gap beyond the tolerance is within t·s.e.: more seeds "
+                    "decide)",
+    "curved": "curved (the slope bends across the widths and the widest ones agree: wider "
+              "widths decide)",
+    "frozen": "frozen (a size is exactly 0: nothing to fit, e.g. every ReLU died)",
+}
+
+
+def _summary(result: object) -> str:
+    from runtime.coordcheck import CoordCheck
+
+    assert isinstance(result, CoordCheck)
+    judged = result.judged
+    status: list[str] = [result.status(r) for r in judged]
+    q = [r.fit.quantile for r in judged[:1]]
+    return (f"{status.count('ok')} of {len(judged)} predicted rows hold"
+            + "".join(f"; {status.count(k)} {text}" for k, text in _MEANING.items()
+                      if status.count(k))
+            + (f"; t quantile {q[0]:.2f} ({len(result.seeds)} seeds)" if q else ""))
+
+
 def _text(result: object, elapsed: float, plot: str | None) -> str:
     from runtime.coordcheck import CoordCheck
 
@@ -108,24 +136,18 @@ def _text(result: object, elapsed: float, plot: str | None) -> str:
              f"{elapsed:.2f} s; verdict: |slope − predicted| ≤ {result.tolerance:g}; "
              f"predictions: {_REGIME[result.regime]}",
              f"{'t':>2} {'quantity':<18}" + "".join(f"{n:>10}" for n in widths)
-             + f"{'slope':>16} {'predicted':>10}  verdict"]
+             + f"{'slope':>16} {'wide':>7} {'predicted':>10}  verdict"]
     for r in result.rows:
         if r.verdict is None and r.predicted == "?":
             continue
         pred = _shown(r.predicted)
         sizes = np.sqrt(np.mean(np.square(r.sizes), axis=0))  # the seed RMS the slope fits
-        verdict = {"ok": "ok", "fails": "FAILS", "inconclusive": "unsure (s.e.)",
-                   "unjudged": "—"}[result.status(r)]
+        verdict = _VERDICT[result.status(r)]
         lines.append(f"{r.t:>2} {r.label:<18}" + "".join(f"{s:10.3g}" for s in sizes)
-                     + f"{r.slope:>9.3f} ±{r.stderr:5.3f} {pred:>10}  {verdict}"
+                     + f"{r.slope:>9.3f} ±{r.stderr:5.3f} {r.wide_slope:>7.3f} {pred:>10}  "
+                     + verdict
                      + ("" if r.limit == r.predicted else f"  (limit: {_shown(r.limit)})"))
-    judged = result.judged
-    status = [result.status(r) for r in judged]
-    bad, unsure = status.count("fails"), status.count("inconclusive")
-    lines.append(f"{status.count('ok')} of {len(judged)} predicted rows hold"
-                 + ("" if not bad else f"; {bad} fail")
-                 + ("" if not unsure else f"; {unsure} inconclusive (the gap is within 2 s.e. "
-                    "of the tolerance: more seeds or widths decide)"))
+    lines.append(_summary(result))
     if plot:
         lines.append(f"plot: {plot}")
     return "\n".join(lines) + "\n"
