@@ -39,7 +39,7 @@ from compiler.passes.total import Total
 from compiler.train.setup import TensorTraining, Training
 from runtime.limits import nt_exact, nt_run, nt_samples
 from runtime.limits.mccost import budget
-from runtime.limits.result import MIN_PER_REPLICA, LimitOptions
+from runtime.limits.result import MIN_PER_REPLICA, LimitOptions, NotApplicableError
 from runtime.limits.trajectory import (
     LimitPlan,
     LimitTrajectory,
@@ -141,7 +141,12 @@ def run(plan: LimitPlan, x: np.ndarray, y: np.ndarray, options: TrajectoryOption
     random_f0 = plan.f0 and not tr.center
     notes = _notes(plan, random_f0, options.seed)
     if path == "exact":
-        return _run_exact(plan, x, y, rates, random_f0, options, progress, notes)
+        try:
+            return _run_exact(plan, x, y, rates, random_f0, options, progress, notes)
+        except NotApplicableError as e:
+            if options.method == "exact":
+                raise
+            notes.append(f"exact kernels unavailable ({e.message}); Monte Carlo instead")
     return _run_mc(plan, x, y, groups, random_f0, options, progress, notes, dot_terms)
 
 

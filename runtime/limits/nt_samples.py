@@ -9,13 +9,18 @@ parameter group and entry, the per-sample quantity whose χ-weighted sum is the 
 * a vector entry v:  Z^{dv(ξ)}, the ket of its gradient dv = n·∂F/∂v;
 * a matrix W:  G_W(ξ)(Z, Z′) = Σ_{y = Wx} Z^{dy(ξ)} Z′^{x(ξ)} + Σ_{y = Wᵀx} Z^{x(ξ)} Z′^{dy(ξ)},
   the (α, β) entry of W's scaled gradient, where Z (the α side) and Z′ (the β side) are two
-  *independent*
-  evaluations of the same ket program (different coordinates of a limit vector are iid), so a
-  sample is a pair (Z_p, Z′_p) and no O(M²) pairing is needed (05 §5.2 "Cost").
+  *independent* evaluations of the same ket program (different coordinates of a limit vector
+  are iid), so a sample is a pair (Z_p, Z′_p) and no O(M²) pairing is needed (05 §5.2 "Cost").
 
-Each replica is its own pair of evaluations (own seeds, own dot-coefficient estimates), so the
-spread of the replicas is an honest standard error of the whole pipeline.  The output ket o is
-kept as well: f_0 ~ GP(0, E[o(ξ)o(ξ′)]) when it is part of the limit (05 §5.1).
+The joint law over points comes from the *total* program (02 §2.3: one renamed copy of the
+backprop program per point, parameters shared), whose hats of W x(ξ^i) are jointly Gaussian
+across copies; the landed evaluator treats input columns of one program as independent, so
+the copies must be separate vectors.
+
+Each replica has its own particles and dot-coefficient estimates (the evaluator's replicas;
+Z and Z′ from differently seeded calls), so the spread of the replicas is an honest standard
+error of the whole pipeline.  The output ket o is kept as well: f_0 ~ GP(0, E[o(ξ)o(ξ′)]) when
+it is part of the limit (05 §5.1).
 """
 
 from __future__ import annotations
