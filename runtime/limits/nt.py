@@ -88,6 +88,10 @@ class NTEngine:
 
     def applies(self, plan: LimitPlan) -> str | None:
         tr = plan.training
+        if plan.regime != self.regime:
+            return (f"{tr.param.name} is in the {plan.regime.replace('_', ' ')} regime; the NT "
+                    "engine computes the operator regime (features frozen, 05 §5.1); this one "
+                    "needs the μ-limit (05 §5.3–5.4)")
         if tr.symbols:
             return "the exponents are symbolic; give numbers (e.g. --param up:1/4)"
         if tr.outputs != 1:
