@@ -222,3 +222,9 @@ def test_two_outputs_are_refused_clearly() -> None:
     x, _ = _data(2, 2)
     with pytest.raises(UsageError, match="one output"):
         limit_trajectory(tr, x, np.zeros((2, 2)))
+
+
+def test_feature_learning_table_is_not_run_by_the_nt_engine() -> None:
+    x, y = _data(3, 2)
+    with pytest.raises(UsageError, match=r"feature learning regime.*μ-limit"):
+        limit_trajectory(_training("mlp2", "adam", 2, 2, 1, param="mup"), x, y, engine="nt")

@@ -28,17 +28,18 @@ reason (see :func:`NTEngine.applies`).
 from __future__ import annotations
 
 import math
+from functools import lru_cache
 
 import numpy as np
 import sympy
 
 from compiler.errors import UsageError
-from compiler.kets.lowering import lower
+from compiler.kets.lowering import KetProgram, lower
 from compiler.passes.total import Total
 from compiler.train.setup import TensorTraining, Training
 from runtime.limits import nt_exact, nt_run, nt_samples
 from runtime.limits.mccost import budget
-from runtime.limits.result import LimitOptions
+from runtime.limits.result import MIN_PER_REPLICA, LimitOptions, NotApplicableError
 from runtime.limits.trajectory import (
     LimitPlan,
     LimitTrajectory,
@@ -87,6 +88,10 @@ class NTEngine:
 
     def applies(self, plan: LimitPlan) -> str | None:
         tr = plan.training
+        if plan.regime != self.regime:
+            return (f"{tr.param.name} is in the {plan.regime.replace('_', ' ')} regime; the NT "
+                    "engine computes the operator regime (features frozen, 05 §5.1); this one "
+                    "needs the μ-limit (05 §5.3–5.4)")
         if tr.symbols:
             return "the exponents are symbolic; give numbers (e.g. --param up:1/4)"
         if tr.outputs != 1:
@@ -140,7 +145,12 @@ def run(plan: LimitPlan, x: np.ndarray, y: np.ndarray, options: TrajectoryOption
     random_f0 = plan.f0 and not tr.center
     notes = _notes(plan, random_f0, options.seed)
     if path == "exact":
-        return _run_exact(plan, x, y, rates, random_f0, options, progress, notes)
+        try:
+            return _run_exact(plan, x, y, rates, random_f0, options, progress, notes)
+        except NotApplicableError as e:
+            if options.method == "exact":
+                raise
+            notes.append(f"exact kernels unavailable ({e.message}); Monte Carlo instead")
     return _run_mc(plan, x, y, groups, random_f0, options, progress, notes, dot_terms)
 
 
@@ -184,8 +194,9 @@ def sample_request(options: TrajectoryOptions, f0: bool, dot_terms: bool
     """M particles in R replicas (R as the landed evaluator: 16 when M ≥ 2048, else M // 128)."""
     m = options.particles or DEFAULT_PARTICLES
     r = options.replicas or (16 if m >= 2048 else max(1, m // 128))
-    if m < 4 * r:
-        raise UsageError(f"{m} particles in {r} replicas: need at least 4 per replica")
+    if m < MIN_PER_REPLICA * r:
+        raise UsageError(f"{m} particles in {r} replicas: need at least {MIN_PER_REPLICA} per "
+                         "replica (--particles or --replicas)")
     return nt_samples.SampleRequest(m // r, r, options.seed, dot_terms, f0,
                                     options.memory_budget)
 
@@ -196,9 +207,10 @@ def _run_mc(plan: LimitPlan, x: np.ndarray, y: np.ndarray, groups: list[TensorTr
     tr = plan.training
     total = tr.totals[0]
     req = sample_request(options, random_f0, dot_terms)
-    _check_memory(plan, total, groups, req, x.shape[0], options)
-    sp = None if progress is None else (lambda d, n: progress(d, n, "samples"))
-    samples = nt_samples.draw(total, groups, x, req, sp)
+    kets = _lowered(total)
+    _check_memory(plan, kets, groups, req, x.shape[0], options)
+    sp = None if progress is None else (lambda d, n: progress(d, n, "replicas sampled"))
+    samples = nt_samples.draw(total, kets, groups, x, req, sp)
     c = x.shape[0]
     f0 = (nt_run.f0_draw(samples, _normal(options.seed, c)) if random_f0
           else np.zeros((req.replicas, c)))
@@ -213,9 +225,16 @@ def _run_mc(plan: LimitPlan, x: np.ndarray, y: np.ndarray, groups: list[TensorTr
                            options.seed, tuple(notes))
 
 
-def _check_memory(plan: LimitPlan, total: Total, groups: list[TensorTraining],
+@lru_cache(maxsize=8)
+def _lowered(total: Total) -> KetProgram:
+    """The kets of the total program (its parity analysis is the slow part; cached so that
+    runs on the same training, e.g. with and without dot terms, lower it once)."""
+    return lower(total.program)
+
+
+def _check_memory(plan: LimitPlan, kets: KetProgram, groups: list[TensorTraining],
                   req: nt_samples.SampleRequest, points: int, options: TrajectoryOptions) -> None:
-    need = nt_samples.estimate_bytes(lower(total.program), groups, req, points)
+    need = nt_samples.estimate_bytes(kets, groups, req, points)
     have = budget(LimitOptions(memory_budget=options.memory_budget))
     if need > have:
         raise UsageError(f"the NT limit of {plan.training.program.name} with "

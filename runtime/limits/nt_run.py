@@ -47,7 +47,7 @@ def iterate(training: Training, samples: NTSamples, rates: Mapping[str, float],
     f = np.empty((reps, steps + 1, f0.shape[1]))
     f[:, 0] = f0
     steppers = [{g.name: GroupStepper(training[g.name].optimizer,
-                                      [(samples.particles,)] * len(g.entries))
+                                      [(g.entries, samples.particles)])
                  for g in samples.groups} for _ in range(reps)]
     for t in range(steps):
         for r in range(reps):
@@ -64,15 +64,15 @@ def iterate(training: Training, samples: NTSamples, rates: Mapping[str, float],
 
 def _update(samples: NTSamples, r: int, steppers: Mapping[str, GroupStepper],
             rates: Mapping[str, float], t: int, chi: np.ndarray) -> np.ndarray:
-    """η K_Q(χ) for replica r: per group, Q of the χ-weighted gradient per sample, then the
-    sample mean of G(ξ)·Q for every point ξ (two matrix-vector products per entry)."""
+    """η K_Q(χ) for replica r: per group, Q of the χ-weighted gradient per sample and entry,
+    then the sample mean of G(ξ)·Q for every point ξ (two matrix products per group; the
+    stepper sees the group as one (E, P) tensor: entrywise state, RMS over all of it)."""
     total = np.zeros(chi.shape[0])
     for g in samples.groups:
-        ins = [e[r] @ chi for e in g.entries]  # (P,) the input of Q per sample
-        qs = steppers[g.name].step(t, ins)
-        delta = sum((q @ e[r] for q, e in zip(qs, g.entries, strict=True)),
-                    np.zeros(chi.shape[0]))
-        total += rates[g.name] * delta / samples.particles
+        vals = g.values[r].reshape(-1, chi.shape[0])  # (E·P, C)
+        ins = (vals @ chi).reshape(g.entries, samples.particles)  # the input of Q per sample
+        (q,) = steppers[g.name].step(t, [ins])
+        total += rates[g.name] * (q.reshape(-1) @ vals) / samples.particles
     return total
 
 

@@ -9,13 +9,18 @@ parameter group and entry, the per-sample quantity whose χ-weighted sum is the 
 * a vector entry v:  Z^{dv(ξ)}, the ket of its gradient dv = n·∂F/∂v;
 * a matrix W:  G_W(ξ)(Z, Z′) = Σ_{y = Wx} Z^{dy(ξ)} Z′^{x(ξ)} + Σ_{y = Wᵀx} Z^{x(ξ)} Z′^{dy(ξ)},
   the (α, β) entry of W's scaled gradient, where Z (the α side) and Z′ (the β side) are two
-  *independent*
-  evaluations of the same ket program (different coordinates of a limit vector are iid), so a
-  sample is a pair (Z_p, Z′_p) and no O(M²) pairing is needed (05 §5.2 "Cost").
+  *independent* evaluations of the same ket program (different coordinates of a limit vector
+  are iid), so a sample is a pair (Z_p, Z′_p) and no O(M²) pairing is needed (05 §5.2 "Cost").
 
-Each replica is its own pair of evaluations (own seeds, own dot-coefficient estimates), so the
-spread of the replicas is an honest standard error of the whole pipeline.  The output ket o is
-kept as well: f_0 ~ GP(0, E[o(ξ)o(ξ′)]) when it is part of the limit (05 §5.1).
+The joint law over points comes from the *total* program (02 §2.3: one renamed copy of the
+backprop program per point, parameters shared), whose hats of W x(ξ^i) are jointly Gaussian
+across copies; the landed evaluator treats input columns of one program as independent, so
+the copies must be separate vectors.
+
+Each replica has its own particles and dot-coefficient estimates (the evaluator's replicas;
+Z and Z′ from differently seeded calls), so the spread of the replicas is an honest standard
+error of the whole pipeline.  The output ket o is kept as well: f_0 ~ GP(0, E[o(ξ)o(ξ′)]) when
+it is part of the limit (05 §5.1).
 """
 
 from __future__ import annotations
@@ -26,24 +31,29 @@ from dataclasses import dataclass
 import numpy as np
 
 from compiler.errors import UsageError
-from compiler.kets.lowering import KetProgram, lower
+from compiler.kets.lowering import KetProgram
 from compiler.passes.total import Total
 from compiler.train.setup import TensorTraining
-from runtime.limits.mccost import estimate_memory
+from runtime.limits.mccost import budget, estimate_memory
 from runtime.limits.montecarlo import evaluate
 from runtime.limits.result import LimitOptions
 
 SampleProgress = Callable[[int, int], None]
-"""progress(evaluations done, evaluations in total)."""
+"""progress(replicas done, replicas in total)."""
 
 
 @dataclass(frozen=True)
 class GroupSamples:
-    """One parameter group's per-sample gradient kets: ``entries[e]`` is (R, P, C)."""
+    """One parameter group's per-sample gradient kets: ``values`` is (R, E, P, C), E entries
+    (1 for a matrix), stacked so that one matrix product serves the whole group."""
 
     name: str
     kind: str
-    entries: tuple[np.ndarray, ...]
+    values: np.ndarray
+
+    @property
+    def entries(self) -> int:
+        return int(self.values.shape[1])
 
 
 @dataclass(frozen=True)
@@ -95,46 +105,64 @@ def _names(total: Total, groups: Sequence[TensorTraining]) -> tuple[list[str], l
     return alpha, beta
 
 
+def chunk(kets: KetProgram, req: SampleRequest) -> int:
+    """Replicas per evaluation: as many as fit in a quarter of the memory budget (each call of
+    the evaluator compiles the program once, so fewer, larger calls are faster)."""
+    one = estimate_memory(kets, req.particles, 1, _options(req, 0, 1))  # copies: C = 1
+    share = budget(LimitOptions(memory_budget=req.memory_budget)) // 4
+    return max(1, min(req.replicas, share // max(one, 1)))
+
+
 def estimate_bytes(kets: KetProgram, groups: Sequence[TensorTraining], req: SampleRequest,
                    points: int) -> int:
     """The kept samples (one (R, P, C) array per entry) plus two live evaluations (Z and Z′)."""
     entries = sum(1 if t.kind == "matrix" else len(t.entries) for t in groups)
     kept = 8 * req.replicas * req.particles * points * (entries + 1)
-    one = estimate_memory(kets, req.particles, 1, _options(req, 0))  # copies: C = 1
+    rc = chunk(kets, req)
+    one = estimate_memory(kets, req.particles * rc, 1, _options(req, 0, rc))
     return kept + 2 * one
 
 
-def _options(req: SampleRequest, seed: int) -> LimitOptions:
-    return LimitOptions(particles=req.particles, replicas=1, seed=seed, keep_values=True,
-                        gradient_independence=not req.dot_terms,
+def _options(req: SampleRequest, seed: int, replicas: int) -> LimitOptions:
+    return LimitOptions(particles=req.particles * replicas, replicas=replicas, seed=seed,
+                        keep_values=True, gradient_independence=not req.dot_terms,
                         memory_budget=req.memory_budget)
 
 
-def draw(total: Total, groups: Sequence[TensorTraining], x: np.ndarray, req: SampleRequest,
-         progress: SampleProgress | None = None) -> NTSamples:
-    """The samples of ``groups`` (parameter groups of ``total``'s forward program) on the points
-    ``x`` (C, d), one copy of the network per point (02 §2.3: the hats of W x(ξ^i) across copies
-    are jointly Gaussian); memory is checked by the caller with :func:`estimate_bytes`."""
-    kets = lower(total.program)
+def draw(total: Total, kets: KetProgram, groups: Sequence[TensorTraining], x: np.ndarray,
+         req: SampleRequest, progress: SampleProgress | None = None) -> NTSamples:
+    """The samples of ``groups`` (parameter groups of ``total``'s forward program, ``kets`` its
+    lowering) on the points ``x`` (C, d), one copy of the network per point (02 §2.3: the hats
+    of W x(ξ^i) across copies are jointly Gaussian); memory is checked by the caller with
+    :func:`estimate_bytes`.  Replicas are evaluated in chunks (:func:`chunk`); every chunk and
+    side draws from its own seed."""
     inputs = total.bind(x)
     alpha, beta = _names(total, groups)
     c, reps, p = x.shape[0], req.replicas, req.particles
-    store = {t.name: [np.empty((reps, p, c)) for _ in _entry_names(total, t)] for t in groups}
+    store = {t.name: np.empty((reps, len(_entry_names(total, t)), p, c)) for t in groups}
     cov = np.empty((reps, c, c)) if req.f0 else None
-    sides = 2 if beta else 1
-    for r in range(reps):
-        z = _values(kets, inputs, alpha, req, _seed(req.seed, r, 0))
-        zp = _values(kets, inputs, beta, req, _seed(req.seed, r, 1)) if beta else {}
-        for t in groups:
-            for k, arr in enumerate(_gradient_samples(total, t, z, zp)):
-                store[t.name][k][r] = arr
-        if cov is not None:
-            o = np.stack([z[total.name(total.forward.outputs[0], i + 1)] for i in range(c)], 1)
-            cov[r] = o.T @ o / p
+    rc = chunk(kets, req)
+    for start in range(0, reps, rc):
+        n = min(rc, reps - start)
+        z = _values(kets, inputs, alpha, req, n, _seed(req.seed, start, 0))
+        zp = _values(kets, inputs, beta, req, n, _seed(req.seed, start, 1)) if beta else {}
+        for j in range(n):
+            zj, zpj = _column(z, j), _column(zp, j)
+            for t in groups:
+                for k, arr in enumerate(_gradient_samples(total, t, zj, zpj)):
+                    store[t.name][start + j, k] = arr
+            if cov is not None:
+                o = np.stack([zj[total.name(total.forward.outputs[0], i + 1)]
+                              for i in range(c)], 1)
+                cov[start + j] = o.T @ o / p
         if progress is not None:
-            progress((r + 1) * sides, reps * sides)
-    samples = tuple(GroupSamples(t.name, t.kind, tuple(store[t.name])) for t in groups)
+            progress(start + n, reps)
+    samples = tuple(GroupSamples(t.name, t.kind, store[t.name]) for t in groups)
     return NTSamples(samples, cov, p, reps)
+
+
+def _column(values: dict[str, np.ndarray], j: int) -> dict[str, np.ndarray]:
+    return {k: v[:, j] for k, v in values.items()}
 
 
 def _entry_names(total: Total, t: TensorTraining) -> list[str]:
@@ -145,10 +173,11 @@ def _entry_names(total: Total, t: TensorTraining) -> list[str]:
 
 
 def _values(kets: KetProgram, inputs: dict[str, np.ndarray], names: list[str],
-            req: SampleRequest, seed: int) -> dict[str, np.ndarray]:
-    """The (P,) samples of ``names`` from one evaluation (replicas=1: the replica is ours)."""
-    res = evaluate(kets, inputs, None, _options(req, seed), wanted=sorted(set(names)))
-    return {n: np.broadcast_to(res.values[n][:, 0, 0], (req.particles,)) for n in names}
+            req: SampleRequest, replicas: int, seed: int) -> dict[str, np.ndarray]:
+    """The (P, replicas) samples of ``names`` from one evaluation."""
+    res = evaluate(kets, inputs, None, _options(req, seed, replicas), wanted=sorted(set(names)))
+    return {n: np.broadcast_to(res.values[n][:, :, 0], (req.particles, replicas))
+            for n in names}
 
 
 def _gradient_samples(total: Total, t: TensorTraining, z: dict[str, np.ndarray],
