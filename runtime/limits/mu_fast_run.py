@@ -113,9 +113,10 @@ class ReplicaRun:
                                    f"{format_instruction(ins, kinds)}", ins.loc)
             values[ins.out] = y
 
-    def run(self, x: np.ndarray, y: np.ndarray, progress: Callable[[int], None] | None
-            ) -> np.ndarray:
-        """f_t for t = 0..T on every point: (T+1, points, k)."""
+    def run(self, x: np.ndarray, y: np.ndarray, progress: Callable[[int], None] | None,
+            observe: Callable[[int, Values], None] | None = None) -> np.ndarray:
+        """f_t for t = 0..T on every point: (T+1, points, k); ``observe(t, kets)`` sees the
+        forward kets (M, points) of every step before its update."""
         fs, f0 = [], None
         for t in range(self.tr.steps + 1):
             _, values = input_batch(self.tr.program, x)
@@ -127,6 +128,8 @@ class ReplicaRun:
                 f0 = f.copy() if f0 is None else f0
                 f = f - f0
             fs.append(f)
+            if observe is not None:
+                observe(t, values)
             if t < self.tr.steps:
                 self.step(t, values, f, y)
             if progress is not None:
