@@ -191,7 +191,7 @@ def limit_trajectory(training: Training, x: np.ndarray, y: np.ndarray,
     return eng.run(plan, x, y, options, progress)
 
 
-ENGINE_MODULES: tuple[str, ...] = ("runtime.limits.mu_reference",)
+ENGINE_MODULES: tuple[str, ...] = ("runtime.limits.mu_fast", "runtime.limits.mu_reference")
 """Modules that register a training-limit engine on import (the NT engine, the μ engines)."""
 
 

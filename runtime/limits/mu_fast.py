@@ -1,0 +1,190 @@
+"""The fast μ-limit engine ("mu"): feature-learning training limits by particles (05 §5.3–5.5).
+
+The limit of a width-free training program (μP: every power of n in 04 §4.3 is n⁰) is its ket
+program (05 §5.4): this engine interprets the per-step backprop programs on M particles
+(:mod:`runtime.limits.mu_fast_run`) with each matrix an operator W̊_t = σ·W̊_0 + ΔW_t
+(:mod:`runtime.limits.mu_fast_ops`): W̊_0 by hat + dot terms on the span it has met, ΔW_t low rank
+for a linear Q and as M×M pair arrays otherwise. A table with a negative power drops that term
+(05 §5.5: the plan's non-contributing updates, a vanishing initial term); any other power is
+refused. Standard errors come from R independent replicas of M/R particles each (the replica
+means are iid, so s.e. = std/√R); the per-replica M sets the O(1/M) bias of the pair arrays and
+of the Stein estimates of the dot coefficients.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+import numpy as np
+
+from compiler.abcd.conditions import Exp, fmt
+from compiler.errors import UsageError
+from compiler.passes.backprop import Backprop
+from compiler.train.setup import TensorTraining, Training
+from compiler.train.widths import width_powers
+from runtime import memory
+from runtime.limits.blas import blas_threads
+from runtime.limits.mu_fast_ops import PairDelta
+from runtime.limits.mu_fast_run import GroupLimit, ReplicaRun
+from runtime.limits.trajectory import (
+    LimitPlan,
+    LimitTrajectory,
+    TrajectoryOptions,
+    TrajectoryProgress,
+    register,
+)
+from runtime.trainer import backprops
+
+DEFAULT_PARTICLES = 4096
+DEFAULT_REPLICAS = 8
+
+
+def _zero_or_dropped(e: Exp | None, what: str, may_vanish: bool = True) -> bool:
+    """True for n⁰, False for a negative power (the term vanishes); else refuse."""
+    if e is None or e == 0:
+        return True
+    if e.is_number and bool(e < 0) and may_vanish:
+        return False
+    raise UsageError(f"{what} carries n^{fmt(e)} in the training program; the μ-limit engine "
+                     "needs n⁰ (or a vanishing negative power) there (04 §4.3, 05 §5.5)")
+
+
+def group_limits(plan: LimitPlan) -> tuple[GroupLimit, ...]:
+    """Each group's limit numbers (σ, η·lr, η·λ, linear Q); a UsageError for a power of n that
+    neither is n⁰ nor vanishes."""
+    tr = plan.training
+    _zero_or_dropped(tr.widths.output, "the output f", may_vanish=False)
+    return tuple(_group(t, t.name in plan.contributing) for t in tr.tensors)
+
+
+def _group(t: TensorTraining, contributing: bool) -> GroupLimit:
+    w = t.widths
+    has_init = t.init is None and not t.zero_init and _zero_or_dropped(
+        w.initial, f"{t.kind} {t.name}'s initial term")
+    eta = float(t.optimizer.lr * t.lr)
+    rate = 0.0
+    if contributing and not t.frozen:
+        if not _zero_or_dropped(w.update, f"{t.kind} {t.name}'s update"):
+            contributing = False
+        elif w.q_input != 0 and not t.optimizer.classes.scale_invariant:
+            raise UsageError(f"the input of Q for {t.name} carries n^{fmt(w.q_input)}; the "
+                             "μ-limit engine needs n⁰ unless Q is scale invariant (04 §4.3)")
+        else:
+            rate = eta
+    decay = eta * float(t.optimizer.weight_decay)
+    linear = t.optimizer.classes.linear
+    return GroupLimit(t, float(t.sigma) if has_init else 0.0, rate, decay, linear)
+
+
+def forward_split(training: Training, bps: tuple[Backprop, ...]) -> int:
+    """Length of the forward prefix shared by every backprop program (the architecture's own
+    instructions); the rest is the backward half, run on the batch's columns."""
+    forward = {ins.out for ins in training.program.body}
+    body = bps[0].program.body
+    k = 0
+    while k < len(body) and body[k].out in forward:
+        k += 1
+    if any(bp.program.body[:k] != body[:k] for bp in bps):
+        raise UsageError(f"the backprop programs of {training.program.name} do not share their "
+                         "forward pass; the μ-limit engine cannot interpret them")
+    return k
+
+
+def estimate_bytes(training: Training, groups: tuple[GroupLimit, ...], m: int, points: int
+                   ) -> int:
+    """One replica: pair arrays, the W̊_0 bases and low-rank columns, and every ket of a step."""
+    steps, batch = training.steps, training.schedule.batch_size
+    total = 0
+    for g in groups:
+        t = g.tensor
+        if t.kind != "matrix":
+            continue
+        if g.trained and not g.linear:
+            total += len(t.entries) * PairDelta.bytes_per_entry(m, t.optimizer)
+        # W̊_0 bases: both sides, (T+1)·points kets per use at most, a Gaussian per direction
+        total += len(t.entries) * 8 * m * 4 * (steps + 1) * points
+        if g.trained and g.linear:
+            total += len(t.entries) * 8 * m * 2 * steps * batch * training.outputs
+    kets = sum(len(bp.program.body) for bp in backprops(training.program))
+    return total + 8 * m * points * kets * 2
+
+
+class MuFastEngine:
+    """The "mu" engine of the feature-learning regime (see the module docstring)."""
+
+    name = "mu"
+    regime = "feature_learning"
+
+    def applies(self, plan: LimitPlan) -> str | None:
+        if plan.regime != self.regime:
+            return f"its regime is {plan.regime}, not feature learning"
+        if plan.training.symbols:
+            return "the exponents are symbolic; give numbers"
+        try:
+            group_limits(plan)
+        except UsageError as e:
+            return str(e)
+        for bp in backprops(plan.training.program):
+            powers = {k for ks in width_powers(bp.program).values() for k in ks} - {0}
+            if powers:
+                return f"its backprop program carries powers of n ({sorted(map(str, powers))})"
+        return None
+
+    def run(self, plan: LimitPlan, x: np.ndarray, y: np.ndarray, options: TrajectoryOptions,
+            progress: TrajectoryProgress | None) -> LimitTrajectory:
+        tr = plan.training
+        groups = group_limits(plan)
+        total, reps = _sizes(options)
+        m = total // reps
+        s = tr.schedule
+        if x.shape[0] != s.n_points or y.shape != (s.n_train, tr.outputs):
+            raise UsageError(f"data of shape {x.shape} / targets {y.shape} do not match the "
+                             f"training ({s.n_points} points, {s.n_train} × {tr.outputs} targets)")
+        _check_memory(estimate_bytes(tr, groups, m, s.n_points), options)
+        bps = backprops(tr.program)
+        split = forward_split(tr, bps)
+        fs = []
+        for r in range(reps):
+            rng = np.random.default_rng([options.seed, r])
+            tick = None if progress is None else _ticker(progress, r, reps, tr.steps)
+            with blas_threads(1):  # small products: threads cost more than they give
+                fs.append(ReplicaRun(tr, bps, groups, m, split, rng).run(x, y, tick))
+        f = np.stack(fs)
+        se = f.std(axis=0, ddof=1) / math.sqrt(reps) if reps > 1 else np.full(f.shape[1:], np.nan)
+        notes = [f"{reps} replicas of {m} particles"]
+        if plan.dropped:
+            notes.append(f"updates of {', '.join(plan.dropped)} vanish in the limit (05 §5.5)")
+        return LimitTrajectory(plan, self.name, "mc", f.mean(axis=0), se, particles=m * reps,
+                               seed=options.seed, notes=tuple(notes))
+
+
+def _sizes(options: TrajectoryOptions) -> tuple[int, int]:
+    total = options.particles or DEFAULT_PARTICLES
+    reps = options.replicas or DEFAULT_REPLICAS
+    if reps < 1 or total < 2 * reps:
+        raise UsageError(f"--particles {total} with --replicas {reps}: need at least 2 particles "
+                         "per replica and one replica")
+    return total, reps
+
+
+def _check_memory(need: int, options: TrajectoryOptions) -> None:
+    budget = options.memory_budget
+    if budget is None:
+        have = memory.physical_memory()
+        budget = None if have is None else have // 2
+    if budget is not None and need > budget:
+        raise UsageError(f"the μ-limit needs about {need / 2**20:.0f} MiB per replica, over the "
+                         f"memory budget of {budget / 2**20:.0f} MiB; use fewer particles per "
+                         "replica (more --replicas or fewer --particles)")
+
+
+def _ticker(progress: TrajectoryProgress, r: int, reps: int, steps: int
+            ) -> Callable[[int], None]:
+    def tick(t: int) -> None:
+        progress(float(r * (steps + 1) + t + 1), float(reps * (steps + 1)),
+                 f"replica {r + 1}/{reps} step {t}")
+    return tick
+
+
+register(MuFastEngine())

@@ -1,0 +1,145 @@
+"""Matrix operators of the μ-limit on M particles: W̊_t = σ·W̊_0 + ΔW_t (05 §5.3–5.4, 01 §1.4).
+
+**The initial operator W̊_0** (01 §1.4). Every ket W̊_0 or W̊_0ᵀ meets is kept as an orthonormal
+basis (in the particle inner product ⟨a|b⟩ = mean_α a_α b_α) of the span it has met: Q for the
+forward side, P for the transposed side, each column paired with an independent N(0, 1) particle
+vector (Γ, Δ). Then
+
+    hat:  |Ŵx⟩ = Σ_j ⟨q_j|x⟩ |γ_j⟩      (Gaussian, Cov(Ŵx, Ŵx′) = ⟨x|x′⟩, linear in x)
+    dot:  |Ẇx⟩ = Σ_j |p_j⟩ E[∂x/∂δ_j] = Σ_j |p_j⟩ ⟨δ_j|x⟩     (Stein's lemma, δ_j iid N(0, 1))
+
+The dot form follows from 01 §1.4 (Ẇx = Σ_l |z_l⟩ E[∂x/∂Ŵᵀz_l]) by the chain rule through
+Ŵᵀz_l = Σ_j ⟨p_j|z_l⟩ δ_j, since every z_l lies in span(P). So W̊_0 acts as the rank-(r+s)
+matrix (Γ Qᵀ + P Δᵀ)/M and W̊_0ᵀ as its transpose, extended lazily: a ket outside the span met
+so far adds its residual direction (Gram–Schmidt) and a fresh Gaussian. Only kets met *before*
+x enter its dot term, as 01 §1.4 requires, because the basis is extended in program order. Cost
+O(M·(r+s)·B) per application, never O(M²).
+
+**The update ΔW_t** = −η Σ_{s<t} Q̄_s(G_0..G_s), G_s = Σ_i χ_{s,i} Σ_u |a_u(ξ^i)⟩⟨b_u(ξ^i)|
+(04 §4.3):
+:class:`LowRankDelta` for linear Q (Σ_s w_s A_s B_sᵀ/M, applied by inner products, O(M·B·T));
+:class:`PairDelta` for any other Q: ΔW and the optimizer state as M×M pair arrays (α, β particle
+pairs standing for Z and the independent copy Z′ of 05 §5.3), updated once per step, applied
+forward and transposed by matrix products (O(M²·B)).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from compiler.train.optimizers import Optimizer
+from runtime.training.stepper import GroupStepper
+
+RANK_TOL = 1e-9
+"""A residual direction is new when its singular value exceeds this fraction of the largest."""
+
+
+class _Side:
+    """One side of W̊_0: orthonormal basis (M, r) of the kets met and their Gaussians (M, r)."""
+
+    def __init__(self, m: int) -> None:
+        self.basis = np.zeros((m, 0))
+        self.gauss = np.zeros((m, 0))
+
+    def extend(self, x: np.ndarray, rng: np.random.Generator) -> None:
+        """Add the directions of x (M, c) outside the span (two Gram–Schmidt passes)."""
+        m = x.shape[0]
+        res = x
+        for _ in range(2):  # the second pass removes the round-off of the first
+            res = res - self.basis @ (self.basis.T @ res / m)
+        scale = float(np.sqrt(np.mean(x * x))) if x.size else 0.0
+        if scale == 0.0:
+            return
+        u, s, _ = np.linalg.svd(res, full_matrices=False)
+        keep = s > RANK_TOL * scale * np.sqrt(m)
+        if not keep.any():
+            return
+        new = np.sqrt(m) * u[:, keep]  # orthonormal in the 1/M inner product
+        self.basis = np.hstack([self.basis, new])
+        self.gauss = np.hstack([self.gauss, rng.standard_normal((m, new.shape[1]))])
+
+    @property
+    def rank(self) -> int:
+        return int(self.basis.shape[1])
+
+
+class InitialOperator:
+    """W̊_0 of one matrix on M particles (see the module docstring), times ``scale`` (σ)."""
+
+    def __init__(self, m: int, scale: float, rng: np.random.Generator) -> None:
+        self.m, self.scale, self.rng = m, scale, rng
+        self.fwd, self.bwd = _Side(m), _Side(m)
+
+    def apply(self, x: np.ndarray, transpose: bool) -> np.ndarray:
+        """σ·W̊_0 x (or σ·W̊_0ᵀ x) for x of shape (M, c): hat + dot."""
+        met, other = (self.bwd, self.fwd) if transpose else (self.fwd, self.bwd)
+        dot = other.basis @ (other.gauss.T @ x) / self.m  # before x joins: earlier kets only
+        met.extend(x, self.rng)
+        hat = met.gauss @ (met.basis.T @ x) / self.m
+        return self.scale * (hat + dot)
+
+    def nbytes(self) -> int:
+        return 8 * self.m * 2 * (self.fwd.rank + self.bwd.rank)
+
+
+class LowRankDelta:
+    """ΔW = Σ_k w_k |a_k⟩⟨b_k| for a linear Q (sgd, momentum): the columns of every step's G_s
+    with one weight per step, re-weighted as Q_t(G_0..G_t) = Σ_s c_{t,s} G_s (c read off Q's
+    own formulas by a unit-impulse probe of the optimizer)."""
+
+    def __init__(self, m: int, steps: int, opt: Optimizer) -> None:
+        self.m = m
+        self.a = np.zeros((m, 0))
+        self.b = np.zeros((m, 0))
+        self.col_step = np.zeros(0, dtype=int)  # the step s each column came from
+        self.w = np.zeros(steps)  # weight of G_s in ΔW
+        self.probe = GroupStepper(opt, [(steps,)])
+
+    def apply(self, x: np.ndarray, transpose: bool) -> np.ndarray:
+        wc = self.w[self.col_step][:, None]
+        left, right = (self.b, self.a) if transpose else (self.a, self.b)
+        return left @ (wc * (right.T @ x)) / self.m
+
+    def step(self, t: int, a: np.ndarray, b: np.ndarray, rate: float, decay: float) -> None:
+        """ΔW ← (1 − decay)ΔW − rate·Q_t(G_0..G_t) with G_t = a bᵀ (columns (M, k))."""
+        self.a = np.hstack([self.a, a])
+        self.b = np.hstack([self.b, b])
+        self.col_step = np.concatenate([self.col_step, np.full(a.shape[1], t)])
+        impulse = np.zeros(self.w.shape[0])
+        impulse[t] = 1.0
+        coeffs = self.probe.step(t, [impulse])[0]  # c_{t,s}: Q_t is linear in (g_0..g_t)
+        self.w = (1.0 - decay) * self.w - rate * coeffs
+
+    def nbytes(self) -> int:
+        return 8 * self.m * 2 * int(self.a.shape[1])
+
+
+class PairDelta:
+    """ΔW and the optimizer state as M×M particle-pair arrays (nonlinear Q)."""
+
+    def __init__(self, m: int, opts: Optimizer, entries: int) -> None:
+        self.m = m
+        self.d = [np.zeros((m, m)) for _ in range(entries)]
+        self.stepper = GroupStepper(opts, [(m, m)] * entries)
+
+    def apply(self, k: int, x: np.ndarray, transpose: bool) -> np.ndarray:
+        d = self.d[k]
+        return (d.T if transpose else d) @ x / self.m
+
+    def step(self, t: int, cols: Sequence[tuple[np.ndarray, np.ndarray]], rate: float,
+             decay: float) -> None:
+        """One step of every entry of the group: G = a bᵀ per entry, then Q̃_t of the group."""
+        grads = [a @ b.T for a, b in cols]
+        qs = self.stepper.step(t, grads)
+        del grads
+        for d, q in zip(self.d, qs, strict=True):
+            if decay:
+                d *= 1.0 - decay
+            d -= rate * q
+
+    @staticmethod
+    def bytes_per_entry(m: int, opt: Optimizer) -> int:
+        """ΔW, the state, and the transient G, new state and Q of one step."""
+        return 8 * m * m * (3 + 2 * len(opt.state))
