@@ -1,22 +1,25 @@
 """The μ-limit reference path on mlp2 (two hidden layers: a matrix, so hats, dot terms through
 W and Wᵀ, Stein's lemma across relu's step, and the nonlinear outer products of Adam) against
 finite-width training (runtime/trainer.py), 01 §1.5 / 07 §7.3: the seed-averaged f_t at width n
-approaches the limit.
+approaches the limit; and the fast engine ``mu`` (05 §5.4 item 2) against the reference path,
+both Monte Carlo with independent particles: within 4 s.e. of the difference (hypot of both).
 
-Tolerance: 4 standard errors of the difference (the limit's replica s.e., which includes the
-copy-average bias bound, and the seeds' s.e.), plus the finite-width bias still left at n,
-bounded in the test by how far the seed average moved from n/4 to n (a bias ∝ n^{-p} with
-p ≥ ½ leaves at most that much at n).
+Tolerance against finite width: 4 standard errors of the difference (the limit's replica s.e.,
+which includes the copy-average bias bound, and the seeds' s.e.), plus the finite-width bias
+still left at n, bounded in the test by how far the seed average moved from n/4 to n (a bias
+∝ n^{-p} with p ≥ ½ leaves at most that much at n).
 """
 
 from __future__ import annotations
+
+from functools import cache
 
 import numpy as np
 import pytest
 
 from compiler.frontend.parse import parse_file
 from compiler.train.setup import Training, build_training
-from runtime.limits.trajectory import TrajectoryOptions, limit_trajectory
+from runtime.limits.trajectory import LimitTrajectory, TrajectoryOptions, limit_trajectory
 from runtime.trainer import train
 
 SAMPLES = "samples/mlp2.nx"
@@ -34,10 +37,15 @@ def _seed_mean(tr: Training, x: np.ndarray, y: np.ndarray, n: int, seeds: int
     return f.mean(axis=0), f.std(axis=0, ddof=1) / np.sqrt(seeds)
 
 
+@cache
+def _limit(engine: str, opt: str, steps: int, m: int) -> LimitTrajectory:
+    tr, x, y = _setup(opt, steps)
+    return limit_trajectory(tr, x, y, TrajectoryOptions(particles=m, seed=1), engine=engine)
+
+
 def _check(opt: str, steps: int, m: int, n: int, seeds: int) -> None:
     tr, x, y = _setup(opt, steps)
-    ref = limit_trajectory(tr, x, y, TrajectoryOptions(particles=m, seed=1),
-                           engine="mu-reference")
+    ref = _limit("mu-reference", opt, steps, m)
     assert ref.plan.regime == "feature_learning" and not ref.plan.dropped
     f, se = ref.f[..., 0], ref.stderr[..., 0]
     assert np.all(f[0] == 0) and np.all(se[0] == 0)  # centred: f̃_0 = 0 exactly
@@ -57,6 +65,17 @@ def test_mlp2_sgd_reference_matches_finite_width() -> None:
 
 def test_mlp2_adam_reference_matches_finite_width() -> None:
     _check("adam(lr=0.05)", 2, 16384, 1024, 12)
+
+
+@pytest.mark.parametrize("opt", ["sgd(lr=0.5)", "adam(lr=0.05)"])
+def test_fast_engine_equals_the_reference_path(opt: str) -> None:
+    ref = _limit("mu-reference", opt, 2, 16384)
+    fast = _limit("mu", opt, 2, 16384)
+    assert (fast.engine, ref.engine) == ("mu", "mu-reference")
+    gap = np.abs(fast.f - ref.f)
+    tol = 4 * np.hypot(fast.stderr, ref.stderr)
+    assert np.all(np.isfinite(tol)) and np.all(gap <= tol), (gap, tol)
+    assert np.max(np.abs(ref.f)) > 2 * np.max(tol)
 
 
 @pytest.mark.slow

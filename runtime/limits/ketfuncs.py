@@ -94,16 +94,46 @@ def _function(formula: sympy.Expr, syms: tuple[sympy.Symbol, ...], out: str) -> 
             f"the formula of {out} depends on the width n; its limit needs a "
             "width-free program (absorb the n-dependence into the parametrization)"
         )
-    f = compile_formula(formula, syms)
-    return lambda *arrays: f(*arrays, np.inf)
+    return _compiled(*_canonical(formula, syms))
 
 
 @cache
 def _derivative(
     formula: sympy.Expr, syms: tuple[sympy.Symbol, ...], sym: sympy.Symbol, out: str
 ) -> NumpyFunction:
-    d = sympy.diff(formula, sym).replace(sympy.DiracDelta, lambda *a: sympy.Integer(0))
-    return _function(d, syms, out)
+    _function(formula, syms, out)  # the width check
+    canon, slots = _canonical(formula, syms)
+    return _compiled(_canonical_derivative(canon, slots, syms.index(sym)), slots)
+
+
+def _canonical(
+    formula: sympy.Expr, syms: tuple[sympy.Symbol, ...]
+) -> tuple[sympy.Expr, tuple[sympy.Symbol, ...]]:
+    """``formula`` over positional symbols: formulas that differ only in their variables' names
+    (the same instruction at every point and step of an unrolled training program) share one
+    compiled function and one symbolic derivative — compiling was most of the reference path's
+    time at small M (bench/bench_mu_reference.py)."""
+    slots = _slots(len(syms))
+    return formula.xreplace(dict(zip(syms, slots, strict=True))), slots
+
+
+@cache
+def _slots(k: int) -> tuple[sympy.Symbol, ...]:
+    return tuple(sympy.Symbol(f"_slot{i}", real=True) for i in range(k))
+
+
+@cache
+def _canonical_derivative(
+    canon: sympy.Expr, slots: tuple[sympy.Symbol, ...], index: int
+) -> sympy.Expr:
+    d = sympy.diff(canon, slots[index])
+    return d.replace(sympy.DiracDelta, lambda *a: sympy.Integer(0))
+
+
+@cache
+def _compiled(canon: sympy.Expr, slots: tuple[sympy.Symbol, ...]) -> NumpyFunction:
+    f = compile_formula(canon, slots)
+    return lambda *arrays: f(*arrays, np.inf)
 
 
 @dataclass(frozen=True)
