@@ -144,3 +144,20 @@ def test_ntp_sgd_networks_approach_the_exact_nt_limit_full():
     # D_n of 6 points × 2 steps has few effective degrees of freedom: the jackknife s.e. of the
     # slope stays ≈ 0.35 even with 16 seeds (measured: slope −0.64 ± 0.36)
     assert res.slope < 0 and abs(res.slope + 0.5) <= 4 * res.slope_stderr
+
+
+def test_a_gap_below_the_limit_error_is_noted_not_a_crash():
+    """Networks equal to the computed limit, which has a Monte Carlo error: D² − s² < 0 is
+    clipped to D = 0, left out of the slope, and both facts are said."""
+    from compiler.frontend.parse import parse_file
+    from compiler.train.setup import build_training
+    from runtime.converge import summarise
+    from runtime.limits.trajectory import LimitTrajectory, plan_limit
+
+    tr = build_training(parse_file(MLP2), "mup", "adam", "mse", 2, 3, 1)
+    f = np.ones((3, 4, 1))
+    limit = LimitTrajectory(plan_limit(tr), "test", "mc", f, np.full_like(f, 0.1))
+    res = summarise(limit, (8, 16), (0, 1), np.stack([np.stack([f, f])] * 2))
+    assert [d.distance for d in res.distances] == [0.0, 0.0] and np.isnan(res.slope)
+    assert any("above the smallest" in n for n in res.notes)
+    assert any("left out of the slope" in n for n in res.notes)
