@@ -196,10 +196,11 @@ def summarise(limit: LimitTrajectory, widths: tuple[int, ...], seeds: tuple[int,
     variance = float(np.mean(np.square(np.nan_to_num(se))))
     per, slope, slope_se = distances(widths, finite, limit.f, variance)
     raw2 = min(d.raw for d in per) ** 2
-    if variance > FLOOR_NOTE * raw2:
+    if variance > 0 and variance > FLOOR_NOTE * raw2:
+        share = f"{variance / raw2:.0%} of" if raw2 > 0 else "above"
         notes.append(f"the limit's own Monte Carlo variance (RMS s.e. {np.sqrt(variance):.2g}) "
-                     f"is {variance / raw2:.0%} of the smallest D²: it was subtracted; more "
-                     "--particles make the wide end surer")
+                     f"is {share} the smallest D²: it was subtracted; more --particles make "
+                     "the wide end surer")
     if any(d.distance == 0 for d in per):
         notes.append("at some width the gap is below the limit's Monte Carlo error (D = 0 "
                      "there, left out of the slope): more --particles")

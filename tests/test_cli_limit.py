@@ -107,3 +107,33 @@ def test_a_bad_file_is_located(capsys):
     assert main(["limit", str(bad), "--data", DATA, "--steps", "1"]) == 1
     err = capsys.readouterr().err
     assert err.startswith(f"{bad}:") and err.split(":")[1].isdigit() and "^" in err
+
+
+SMALL = ["limit", MLP2, "--steps", "2"]
+
+
+@pytest.fixture
+def small_data(tmp_path) -> str:
+    """3 training points and 1 test point in R^10 (ξ ~ N(0, I/10), y ~ N(0, 1)): the engines'
+    cost grows with the points, these tests need only the shapes and the choice."""
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    path = tmp_path / "small.npz"
+    np.savez(path, X_train=rng.standard_normal((3, 10)) / np.sqrt(10),
+             y_train=rng.standard_normal(3), X_test=rng.standard_normal((1, 10)) / np.sqrt(10))
+    return str(path)
+
+
+def test_auto_runs_the_nt_engine_exactly_for_ntp_sgd(capsys, small_data):
+    """05 §5.5: NTP is the operator regime; SGD's Q is linear, so auto takes the exact path."""
+    doc = _json(capsys, [*SMALL, "--data", small_data, "--param", "ntp", "--opt", "sgd",
+                         "--center"])
+    assert (doc["engine"], doc["method"], doc["regime"]) == ("nt", "exact", "operator")
+    assert doc["f"][0] == [0.0] * 4 and all(s == 0 for row in doc["stderr"] for s in row)
+
+
+def test_auto_runs_the_mu_engine_for_mup_adam(capsys, small_data):
+    doc = _json(capsys, [*SMALL, "--data", small_data, "--param", "mup", "--particles", "256"])
+    assert (doc["engine"], doc["regime"], doc["f0_random"]) == ("mu", "feature_learning", False)
+    assert len(doc["f"]) == 3 and all(s > 0 for s in doc["stderr"][-1])
