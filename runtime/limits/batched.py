@@ -316,16 +316,9 @@ def _is_linear(expr: sympy.Expr, stand: Mapping[sympy.Symbol, str]) -> bool:
 
 
 def _output(program: Program, output: str | None) -> str:
-    from compiler.errors import UsageError
+    from compiler.passes.backprop import choose_output
 
-    if output is None:
-        if len(program.outputs) != 1:
-            raise UsageError(f"{program.name} has outputs {', '.join(program.outputs)}: choose one")
-        return program.outputs[0]
-    if output not in program.outputs:
-        raise UsageError(f"{output} is not an output of {program.name}")
-    return output
-
+    return choose_output(program, output)
 
 def _constants(program: Program) -> dict[sympy.Symbol, sympy.Expr]:
     """Scalar parameters with an init, as their values."""
