@@ -9,8 +9,8 @@ Batched kernels (runtime.limits.kernels.exact_kernel_blocks, the default of --ke
 once per program, as neural-tangents builds its kernel_fn once), each as a ratio against
 neural-tangents' warm ``kernel_fn`` when it is importable, else against the hand-written numpy
 closed-form recursion (runtime.limits.closed_forms.mlp_kernels), with the cold first call and
-the largest error against the closed forms.  Goals (issue 13): ≤ 3× at B = 128, < 1 s for
-B = 64, erf B = 32 < 2 s.
+the largest error against the closed forms; and a tanh/sigmoid MLP (quadrature) at B = 32.
+Goals (issue 13): ≤ 3× at B = 128, < 1 s for B = 64, erf B = 32 < 2 s.
 
 Run: python bench/bench_exact.py [--quick]."""
 
@@ -87,6 +87,21 @@ def batched(name: str, depth: int, act: str, batch: int) -> None:
           f"{ours / theirs:5.2f}x   max error {err:.1e}")
 
 
+def smooth(batch: int) -> None:
+    """A smooth activation without a closed form (tanh, then sigmoid): the trapezoid rule of
+    runtime.limits.pairs, warm and cold."""
+    text = (ROOT / "samples" / "mlp2_erf.nx").read_text()
+    text = text.replace("x1 = erf(h1)", "x1 = tanh(h1)").replace("x2 = erf(h2)", "x2 = sigmoid(h2)")
+    prog = parse_text(text)
+    x = np.random.default_rng(batch).standard_normal((batch, 10)) / np.sqrt(10)
+    start = time.perf_counter()
+    exact_kernel_blocks(prog, x)
+    cold = time.perf_counter() - start
+    warm = median_seconds(lambda: exact_kernel_blocks(prog, x), 3)
+    print(f"batched kernels tanh/sigmoid mlp2 B={batch:<4} {warm * 1e3:8.2f} ms warm "
+          f"({cold * 1e3:7.1f} ms cold)  (no closed form: quadrature, error ≤ 1e-14)")
+
+
 def many_leaves(size: int) -> None:
     text = f"""arch t {{
  const S = {size}
@@ -117,6 +132,7 @@ def main() -> None:
     for batch in (8, 32, 64, 128):
         batched("mlp3", 3, "relu", batch)
     batched("mlp2_erf", 2, "erf", 32)
+    smooth(32)
     for name, depth, act in (("mlp2", 2, "relu"), ("mlp3", 3, "relu"), ("mlp2_erf", 2, "erf")):
         kernels(name, depth, act, 4)
     kernels("mlp3", 3, "relu", 4, inline=True)

@@ -12,22 +12,26 @@ covariances
     E[x(ξ^i) x(ξ^j)] = E[φ(a) φ(b)],  (a, b) ~ N((μ_i, μ_j), Σ_ℓ restricted to {i, j}),
 
 done at once on (B, B) arrays: closed forms (07 §7.1) for relu, step, erf, erf′ and the
-identity, else one cached Gauss–Hermite grid per activation (smooth φ only; its error is
-estimated from two grid sizes and must be below 1e-13).  Reducing to the span ℓ first is what
+identity, else one cached trapezoid grid per activation (smooth φ only; error ≤ 1e-14,
+:mod:`runtime.limits.pairs`).  Reducing to the span ℓ first is what
 makes ``relu(U . xi)`` as cheap as ``h = U . xi; relu(h)`` (one Gaussian, not ten).
 
 Backward (05 §5.2): the readout o = v ⊙ X gives dX = v, so E[dX dX′] = 1; through x = φ(ℓ),
-E[dℓ dℓ′] = E[dx dx′] ⊙ E[φ′(a) φ′(b)]; a base b of ℓ gets E[db db′] = c_b c_bᵀ ⊙ E[dℓ dℓ′], which
-is its group's NTK block for a parameter and, for h = W x, gives W's block E[dh dh′] ⊙ E[x x′]
-and E[dx dx′] += E[dh dh′] (Wᵀ dh is a fresh Gaussian).  The dot-product terms of the Master
-Theorem vanish here because every backward vector is a zero-mean Gaussian independent of the
-forward kets (gradient independence is exact for such a tree with a zero-mean readout).
+E[dℓ dℓ′] = E[dx dx′] ⊙ E[φ′(a) φ′(b)]; a base b of ℓ gets E[db db′] += c_b c_bᵀ ⊙ E[dℓ dℓ′],
+which is its group's NTK block for a parameter and, for h = W x, gives W's block
+E[dh dh′] ⊙ E[x x′] and E[dx dx′] += E[dh dh′] (Wᵀ dh is a fresh Gaussian).  The dot-product
+terms of the Master Theorem vanish because every backward vector is a zero-mean Gaussian
+independent of the forward kets (gradient independence is exact with an independent zero-mean
+readout), and for the same reason the backward vectors of different consumed values are
+independent: a base shared by several of them (a residual stream, ``samples/resmlp.nx``; a bias
+used twice) just sums their terms.
 
 The symbolic part (which values are linear, which activations, the coefficient formulas) is a
 :class:`Plan`, built once per (program, output) and cached; evaluating it on data is numpy only.
 ``batched_kernel_blocks`` returns None for any program outside this class (a matrix used twice
-or transposed, an Avg or OuterNonlin, an activation of two Gaussians, a shared base, a random
-scalar, a kinked activation other than relu/step): the caller takes the general path.
+or transposed — rnn —, an Avg or OuterNonlin — attention, layer norm —, an activation of two
+Gaussians, the readout used inside the network, a random scalar, a kinked activation other than
+relu/step, or one of a non-centred Gaussian): the caller takes the general path.
 """
 
 from __future__ import annotations
@@ -142,6 +146,8 @@ class _Planner:
                 raise NotBatchedError(f"{type(ins).__name__} {ins.out}")
         readout, top = self._readout()
         lins = [v.lin if isinstance(v, Act) else v for v in (*self.values.values(), top)]
+        if any(readout in lin.coefs for lin in lins):
+            raise NotBatchedError(f"the readout {readout} is used inside the network")
         formulas = {f for lin in lins for f in (lin.mean, *lin.coefs.values())}
         names = self.program.input_names
         coef = {f: _compiled(f, names) for f in formulas}
@@ -245,11 +251,41 @@ class _Evaluation:
     def blocks(self) -> dict[str, np.ndarray]:
         nngp = self.moment(self.plan.top)
         out: dict[str, np.ndarray] = {"nngp": nngp, split_name(self.plan.readout)[0]: nngp}
-        seen: set[str] = set()
-        self._backward(self.plan.top, np.ones_like(nngp), out, seen)
-        if self.plan.readout in seen:
-            raise NotBatchedError(f"the readout {self.plan.readout} is used inside the network")
+        grads = self._backward(np.ones_like(nngp))
+        for b, g in grads.items():
+            if b in self.plan.matmul:
+                _add(out, split_name(self.plan.matmul[b][1])[0], g * self.base_cov(b))
+            else:
+                _add(out, split_name(b)[0], g)
         return out
+
+    def _backward(self, top: np.ndarray) -> dict[str, np.ndarray]:
+        """E[db db′] of every base b (05 §5.2 backward, gradient independence): the consumed
+        values — the readout's X (dX = v, E[dX dX′] = ``top``) and every MatMul argument x
+        (dx = Σ over its matrices of Wᵀ dh, E[dx dx′] = Σ E[dh dh′]) — in reverse program order,
+        each adding c_b c_bᵀ ⊙ E[dx dx′] ⊙ E[φ′φ′] to the bases b of its ℓ.  Different consumed
+        values have independent backward vectors (distinct Wᵀ's, or v), so a base shared by
+        several values (a residual stream, a bias used twice) just adds their terms."""
+        grads: dict[str, np.ndarray] = {}
+        consumed: list[tuple[Value, np.ndarray | None]] = [(self.plan.top, top)]
+        args = {arg for arg, _ in self.plan.matmul.values()}
+        order = reversed(list(self.plan.values.items()))
+        consumed += [(v, None) for name, v in order if name in args]
+        names = {id(v): name for name, v in self.plan.values.items()}
+        for value, given in consumed:
+            grad = given if given is not None else self._arg_grad(names[id(value)], grads)
+            lin = value.lin if isinstance(value, Act) else value
+            if isinstance(value, Act):
+                grad = grad * self.plan.drules[value.phi](self.cov(lin), self.c(lin.mean))
+            for b, c in lin.coefs.items():
+                cb = self.c(c)
+                _add(grads, b, np.outer(cb, cb) * grad)
+        return grads
+
+    def _arg_grad(self, arg: str, grads: dict[str, np.ndarray]) -> np.ndarray:
+        """E[dx dx′] of a MatMul argument: Σ over the MatMuls reading it of E[dh dh′]."""
+        hs = [h for h, (a, _) in self.plan.matmul.items() if a == arg and h in grads]
+        return np.asarray(sum(grads[h] for h in hs)) if hs else np.zeros((len(self.x),) * 2)
 
     def cov(self, lin: Lin) -> np.ndarray:
         """Σ_ℓ = Σ_b c_b c_bᵀ ⊙ Cov_b; the parameter bases (Cov_b = 1) as one product C Cᵀ."""
@@ -281,25 +317,6 @@ class _Evaluation:
         if isinstance(value, Lin):
             return cov + np.outer(mean, mean)
         return self.plan.rules[value.phi](cov, mean)
-
-    def _backward(self, value: Value, grad: np.ndarray, out: dict[str, np.ndarray],
-                  seen: set[str]) -> None:
-        """Push E[dx dx′] = ``grad`` of ``value`` down to its bases, adding group blocks."""
-        lin = value.lin if isinstance(value, Act) else value
-        if isinstance(value, Act):
-            grad = grad * self.plan.drules[value.phi](self.cov(lin), self.c(lin.mean))
-        for b, c in lin.coefs.items():
-            if b in seen:
-                raise NotBatchedError(f"{b} reached twice (a shared base)")
-            seen.add(b)
-            cb = self.c(c)
-            gb = np.outer(cb, cb) * grad
-            if b not in self.plan.matmul:
-                _add(out, split_name(b)[0], gb)
-                continue
-            arg, matrix = self.plan.matmul[b]
-            _add(out, split_name(matrix)[0], gb * self.base_cov(b))
-            self._backward(self.plan.values[arg], gb, out, seen)
 
 
 def _add(out: dict[str, np.ndarray], key: str, block: np.ndarray) -> None:
