@@ -4,6 +4,14 @@ linear layer inline (``x1 = relu(U . xi)``), with the largest error against the 
 then the many-leaves expectation E[(Σ_s erf(4e_s))²] for S = 2…8, its method and error against
 the arcsine closed form.  Timings are process CPU seconds (the machine is shared).
 
+Batched kernels (runtime.limits.kernels.exact_kernel_blocks, the default of --kernels): relu
+``mlp3`` at B = 8, 32, 64, 128 and erf ``mlp2_erf`` at B = 32, warm (the symbolic plan is built
+once per program, as neural-tangents builds its kernel_fn once), each as a ratio against
+neural-tangents' warm ``kernel_fn`` when it is importable, else against the hand-written numpy
+closed-form recursion (runtime.limits.closed_forms.mlp_kernels), with the cold first call and
+the largest error against the closed forms; and a tanh/sigmoid MLP (quadrature) at B = 32.
+Goals (issue 13): ≤ 3× at B = 128, < 1 s for B = 64, erf B = 32 < 2 s.
+
 Run: python bench/bench_exact.py [--quick]."""
 
 from __future__ import annotations
@@ -16,11 +24,13 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from compiler.frontend.parse import parse_text
+from bench.common import median_seconds
+from compiler.frontend.parse import parse_file, parse_text
 from compiler.kets.lowering import lower
 from compiler.passes.kernel_program import kernel_program
 from runtime.limits import evaluate
 from runtime.limits.closed_forms import mlp_kernels
+from runtime.limits.kernels import exact_kernel_blocks, ntk_of
 
 ROOT = Path(__file__).resolve().parent.parent
 X = np.load(ROOT / "samples" / "data" / "gauss10.npz")["X_train"]
@@ -45,6 +55,51 @@ def kernels(name: str, depth: int, act: str, batch: int, inline: bool = False) -
     )
     label = f"{name}{' (inline U . xi)' if inline else ''}"
     print(f"kernels {label:<24} B={batch:<3} {cpu:7.2f} CPU-s   max error {err:.1e}")
+
+
+def _baseline(depth: int, act: str) -> tuple[str, object]:
+    """neural-tangents' warm kernel_fn (NNGP + NTK) when importable, else the numpy recursion."""
+    try:
+        from neural_tangents import stax  # type: ignore[import-not-found]
+    except ImportError:
+        return "numpy recursion", lambda x: mlp_kernels(x, depth, act).ntk
+    layer = stax.Relu() if act == "relu" else stax.Erf()
+    layers = [stax.Dense(1, W_std=1.0, parameterization="ntk"), layer] * depth
+    _, _, kernel_fn = stax.serial(*layers, stax.Dense(1, parameterization="ntk"))
+    return "neural-tangents", lambda x: kernel_fn(x, None, ("nngp", "ntk"))
+
+
+def batched(name: str, depth: int, act: str, batch: int) -> None:
+    prog = parse_file(ROOT / "samples" / f"{name}.nx")
+    x = np.random.default_rng(batch).standard_normal((batch, 10)) / np.sqrt(10)
+    start = time.perf_counter()
+    blocks = exact_kernel_blocks(prog, x)
+    cold = time.perf_counter() - start
+    label, base = _baseline(depth, act)
+    base(x)  # warm (jit) before timing
+    ours = median_seconds(lambda: exact_kernel_blocks(prog, x), 7)
+    theirs = median_seconds(lambda: base(x), 7)
+    k = mlp_kernels(x, depth, act)
+    err = max(float(np.max(np.abs(blocks["nngp"] - k.nngp))),
+              float(np.max(np.abs(ntk_of(blocks) - k.ntk))))
+    print(f"batched kernels {name:<9} B={batch:<4} {ours * 1e3:8.2f} ms warm "
+          f"({cold * 1e3:7.1f} ms cold)  {label} {theirs * 1e3:7.2f} ms  ratio "
+          f"{ours / theirs:5.2f}x   max error {err:.1e}")
+
+
+def smooth(batch: int) -> None:
+    """A smooth activation without a closed form (tanh, then sigmoid): the trapezoid rule of
+    runtime.limits.pairs, warm and cold."""
+    text = (ROOT / "samples" / "mlp2_erf.nx").read_text()
+    text = text.replace("x1 = erf(h1)", "x1 = tanh(h1)").replace("x2 = erf(h2)", "x2 = sigmoid(h2)")
+    prog = parse_text(text)
+    x = np.random.default_rng(batch).standard_normal((batch, 10)) / np.sqrt(10)
+    start = time.perf_counter()
+    exact_kernel_blocks(prog, x)
+    cold = time.perf_counter() - start
+    warm = median_seconds(lambda: exact_kernel_blocks(prog, x), 3)
+    print(f"batched kernels tanh/sigmoid mlp2 B={batch:<4} {warm * 1e3:8.2f} ms warm "
+          f"({cold * 1e3:7.1f} ms cold)  (no closed form: quadrature, error ≤ 1e-14)")
 
 
 def many_leaves(size: int) -> None:
@@ -74,6 +129,10 @@ def many_leaves(size: int) -> None:
 
 def main() -> None:
     quick = "--quick" in sys.argv
+    for batch in (8, 32, 64, 128):
+        batched("mlp3", 3, "relu", batch)
+    batched("mlp2_erf", 2, "erf", 32)
+    smooth(32)
     for name, depth, act in (("mlp2", 2, "relu"), ("mlp3", 3, "relu"), ("mlp2_erf", 2, "erf")):
         kernels(name, depth, act, 4)
     kernels("mlp3", 3, "relu", 4, inline=True)

@@ -6,8 +6,9 @@ it and Monte Carlo otherwise (``--engine``); with ``--compare-widths 256,1024,40
 the seed-averaged finite-width values are printed beside them, and ``--plot`` draws how they
 approach the limits. Scalar parameters without an init are conditioned on a value (``--scalar
 NAME=VALUE``, default the executor's seed-0 draw), and the finite-width runs use the same value.
-``--kernels`` replaces the program's scalars by the NNGP and NTK entries between the inputs
-(05 §5.1–5.2), of the output ``--output NAME`` when there are several.
+``--kernels`` replaces the program's scalars by the NNGP and NTK matrices between the inputs
+(05 §5.1–5.2), of the output ``--output NAME`` when there are several; ``--out K.npz`` writes
+them (:mod:`compiler.cli.limit_kernels`).
 """
 
 from __future__ import annotations
@@ -53,6 +54,9 @@ def _options(p: argparse.ArgumentParser) -> None:
                         "the program's own scalars")
     output_choice(p, "with --kernels: the output vector the kernels are of (default: the only "
                      "output)")
+    p.add_argument("--out", metavar="K.npz",
+                   help="with --kernels: write nngp, ntk and the per-group NTK blocks (numpy "
+                        ".npz)")
 
 
 def _check_request(args: argparse.Namespace) -> None:
@@ -62,6 +66,12 @@ def _check_request(args: argparse.Namespace) -> None:
     if args.output is not None and not args.kernels:
         raise UsageError("--output chooses the output of --kernels: give --kernels too (the "
                          "limits of all the program's scalars do not depend on an output)")
+    if args.out is not None:
+        if not args.kernels:
+            raise UsageError("--out writes the kernel matrices: give --kernels too")
+        from compiler.cli.output import check_output_path
+
+        check_output_path(args.out, "--out", ".npz")
 
 
 @command(
@@ -75,13 +85,14 @@ def cmd_limit_scalars(args: argparse.Namespace) -> Report:
     _check_request(args)
     program = load(args)
     x, n_train = (None, 1) if args.inputs is None else load_inputs(args.inputs)
-    shown = None
     if args.kernels:
-        program, x, shown = _kernel_program(program, x, args.output)
+        from compiler.cli.limit_kernels import kernel_report
+
+        return kernel_report(args, program, x, n_train)
     kets = run_pass(program, LowerOptions())
     given = parse_assignments(args.scalar, "--scalar", exact_number, "a number")
     start = time.perf_counter()
-    res = _limits(args, kets, x, given, shown)
+    res = _limits(args, kets, x, given)
     lim = res.as_json()
     lim["seconds"] = time.perf_counter() - start
     lim["inputs"] = list(program.input_names)
@@ -90,10 +101,6 @@ def cmd_limit_scalars(args: argparse.Namespace) -> Report:
         from runtime.limits import compare_widths
 
         cmp = compare_widths(program, x, args.compare_widths, args.seeds, res.given).as_json()
-    if shown is not None:  # only the kernel entries, not the total program's own scalars
-        lim["scalars"] = {k: v for k, v in lim["scalars"].items() if k in shown}
-        cmp = {n: {k: v for k, v in c.items() if k in shown} for n, c in (cmp or {}).items()}
-        cmp = cmp or None
     if args.plot and cmp is not None:
         from runtime.plots import plot_master_theorem
 
@@ -104,20 +111,6 @@ def cmd_limit_scalars(args: argparse.Namespace) -> Report:
     # ``engine`` names the limit engine that ran (``method`` is abcd's analysis)
     doc = {"arch": program.name, **lim, "compare": cmp}
     return Report(doc, _limits_text(program.name, lim, cmp, n_train))
-
-
-def _kernel_program(program: Any, x: Any, output: str | None) -> tuple[Any, Any, set[str]]:
-    """The total program of ``program`` for the rows of ``x`` with one scalar per NNGP and NTK
-    entry (compiler.passes.kernel_program), its inputs bound, and the names of those scalars."""
-    from compiler.passes.kernel_program import KernelOptions
-    from compiler.passes.pipeline import run_pass
-
-    if x is None:
-        raise UsageError("--kernels needs --inputs (the kernel is between inputs)")
-    if len(x) > 16:
-        raise UsageError(f"--kernels with {len(x)} inputs: at most 16 (the program grows as B²)")
-    kp = run_pass(program, KernelOptions(len(x), output))
-    return kp.program, kp.bind(x), {*kp.nngp.values(), *kp.ntk.values()}
 
 
 def _limits(

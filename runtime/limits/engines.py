@@ -9,13 +9,17 @@ one :class:`~runtime.limits.result.LimitResult`, and refuses a program outside i
 
 ``evaluate(program, inputs, method)``: an engine by name, or ``"auto"``: the registered engines
 that take the program, in registration order (exact ones first), the first that applies; each
-engine passed over leaves a note in the result saying why.
+engine passed over leaves a note in the result saying why.  ``"auto"`` weighs cost too: an
+engine that can estimate its own run time (``estimate_seconds``, Monte Carlo) bounds the time
+the engines before it may take, AUTO_FACTOR times its estimate and at least AUTO_FLOOR seconds
+(``LimitOptions.time_limit``); an exact engine still running then gives up and the cheaper
+engine runs (an exact answer is worth a few times the cost of a noisy one, not 25×).
 """
 
 from __future__ import annotations
 
 from collections.abc import Collection, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Protocol, TypeVar, runtime_checkable
 
 from compiler.errors import UsageError
@@ -66,6 +70,18 @@ class DemandEngine(Protocol):
         wanted: Collection[str],
     ) -> LimitResult: ...
 
+
+@runtime_checkable
+class CostedEngine(Protocol):
+    """An engine that can estimate the seconds a run will take before it starts."""
+
+    def estimate_seconds(
+        self, program: Any, inputs: object, options: LimitOptions, wanted: Collection[str] | None
+    ) -> float: ...
+
+
+AUTO_FACTOR = 4.0
+AUTO_FLOOR = 5.0
 
 ENGINES: dict[str, LimitEngine[Any]] = {}
 """Every engine by method name, in the order ``"auto"`` tries them."""
@@ -158,7 +174,7 @@ def _evaluate(program: object, method: str, run: _Call) -> LimitResult:
     notes: list[str] = []
     for k, engine in enumerate(engines):
         try:
-            return run.on(engine, program).noted(*notes)
+            return _timed(run, engines[k + 1:], program).on(engine, program).noted(*notes)
         except NotApplicableError as e:
             if k + 1 == len(engines):
                 raise
@@ -177,3 +193,19 @@ def _engine(method: str, program: object) -> LimitEngine[Any]:
             f"not a {type(program).__name__}"
         )
     return engine
+
+
+def _timed(run: _Call, later: list[LimitEngine[Any]], program: object) -> _Call:
+    """``run`` with a time limit from the cheapest later engine that estimates its cost (none
+    when the caller set one, or no later engine can estimate)."""
+    if run.options.time_limit is not None:
+        return run
+    costs = [
+        e.estimate_seconds(program, run.inputs, run.options, run.wanted)
+        for e in later
+        if isinstance(e, CostedEngine)
+    ]
+    if not costs:
+        return run
+    limit = max(AUTO_FLOOR, AUTO_FACTOR * min(costs))
+    return replace(run, options=replace(run.options, time_limit=limit))

@@ -23,6 +23,7 @@ Two paths give the same numbers:
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -39,6 +40,35 @@ def ntk_of(blocks: Mapping[str, np.ndarray]) -> np.ndarray:
     return np.asarray(sum(groups), dtype=np.float64)
 
 
+@dataclass(frozen=True)
+class KernelLimits:
+    """The kernels of one evaluation: ``blocks`` as :func:`exact_kernel_blocks` returns them,
+    the standard errors of the NNGP and NTK entries (zeros where exact, NaN where unknown),
+    the engine (``"exact"`` or ``"mc"``), how (``path``: ``"batched"`` or ``"kernel program"``),
+    and the engines' notes."""
+
+    blocks: dict[str, np.ndarray]
+    nngp_stderr: np.ndarray
+    ntk_stderr: np.ndarray
+    engine: str
+    description: str
+    path: str
+    notes: tuple[str, ...] = ()
+
+    @property
+    def nngp(self) -> np.ndarray:
+        return self.blocks["nngp"]
+
+    @property
+    def ntk(self) -> np.ndarray:
+        return ntk_of(self.blocks)
+
+    @property
+    def groups(self) -> dict[str, np.ndarray]:
+        """The NTK block of every parameter group."""
+        return {k: v for k, v in self.blocks.items() if k != "nngp"}
+
+
 def exact_kernel_blocks(
     program: Program, inputs: object, output: str | None = None, *,
     general: bool = False, progress: Progress | None = None,
@@ -46,13 +76,28 @@ def exact_kernel_blocks(
     """``{"nngp": (B, B), group: (B, B) NTK block, ...}`` of ``program`` between the rows of
     ``inputs`` ((B, d) data), of the output ``output`` (None: the only one).  ``general``: force
     the general path (the kernel program through the exact engine)."""
-    if not general:
+    method = "exact-general" if general else "exact"
+    return kernel_limits(program, inputs, output, method, progress=progress).blocks
+
+
+def kernel_limits(
+    program: Program, inputs: object, output: str | None = None, method: str = "exact",
+    options: LimitOptions | None = None, *, progress: Progress | None = None,
+) -> KernelLimits:
+    """The kernels by ``method``: ``"exact"`` (batched where it applies, else the kernel program
+    on the exact engine), ``"exact-general"`` (always the kernel program), ``"mc"`` (the kernel
+    program by Monte Carlo) or ``"auto"`` (batched where it applies, else the engines'
+    ``"auto"`` choice on the kernel program)."""
+    if method in ("exact", "auto"):
         from runtime.limits.batched import batched_kernel_blocks
 
         fast = batched_kernel_blocks(program, inputs, output)
         if fast is not None:
-            return fast
-    return general_kernel_blocks(program, inputs, output, progress=progress)
+            zero = np.zeros_like(fast["nngp"])
+            how = "exact (batched kernel recursion: closed forms and quadrature)"
+            return KernelLimits(fast, zero, zero, "exact", how, "batched")
+    engine = {"exact-general": "exact"}.get(method, method)
+    return general_kernel_limits(program, inputs, output, engine, options, progress=progress)
 
 
 def general_kernel_blocks(
@@ -61,6 +106,15 @@ def general_kernel_blocks(
     progress: Progress | None = None,
 ) -> dict[str, np.ndarray]:
     """The blocks by the kernel program and the limit engine ``method`` (exact: quadrature)."""
+    return general_kernel_limits(program, inputs, output, method, options,
+                                 progress=progress).blocks
+
+
+def general_kernel_limits(
+    program: Program, inputs: object, output: str | None, method: str,
+    options: LimitOptions | None, *, progress: Progress | None = None,
+) -> KernelLimits:
+    """The kernel program (one Avg per factor of every entry) through the engine ``method``."""
     from compiler.kets.lowering import lower
     from compiler.passes.kernel_program import kernel_program
     from compiler.passes.total import batch_size
@@ -70,7 +124,7 @@ def general_kernel_blocks(
     kp = kernel_program(program, batch, output)
     if "nngp" in kp.groups:
         raise UsageError("a parameter group named nngp: its NTK block would shadow the NNGP")
-    wanted = set(kp.nngp.values())
+    wanted = {*kp.nngp.values(), *kp.ntk.values()}
     for block in kp.groups.values():
         wanted |= {n for terms in block.values() for t in terms for n in t}
     res = evaluate(lower(kp.program), kp.bind(inputs), method, options, progress=progress,
@@ -81,7 +135,13 @@ def general_kernel_blocks(
         entries = {ij: sum(float(np.prod([value[n] for n in t])) for t in terms)
                    for ij, terms in block.items()}
         out[group] = _symmetric(batch, entries)
-    return out
+    se = {n: float(res.stderr[n][0]) for n in (*kp.nngp.values(), *kp.ntk.values())}
+    return KernelLimits(
+        out,
+        _symmetric(batch, {ij: se[n] for ij, n in kp.nngp.items()}),
+        _symmetric(batch, {ij: se[n] for ij, n in kp.ntk.items()}),
+        res.method, res.description, "kernel program", tuple(res.notes),
+    )
 
 
 def _symmetric(batch: int, entries: Mapping[tuple[int, int], float]) -> np.ndarray:

@@ -60,7 +60,13 @@ from runtime.limits.ketrules import (
     stein_solve,
 )
 from runtime.limits.mcbias import bias_bounded, few_particles, reads_copy
-from runtime.limits.mccost import budget, estimate_memory, replicas, work_units
+from runtime.limits.mccost import (
+    budget,
+    estimate_memory,
+    estimate_seconds,
+    replicas,
+    work_units,
+)
 from runtime.limits.outer import Arg, copy_average, copy_average_joint
 from runtime.limits.result import LimitOptions, LimitResult, Progress, ScalarMethod
 
@@ -96,6 +102,17 @@ class MonteCarloEngine:
     ) -> LimitResult:
         """Only the limits ``wanted`` (scalars or kets) and what they depend on."""
         return evaluate(program, inputs, scalars, options, progress, wanted)
+
+    def estimate_seconds(
+        self,
+        program: KetProgram,
+        inputs: object,
+        options: LimitOptions,
+        wanted: Collection[str] | None,
+    ) -> float:
+        """The seconds a run would take (:func:`runtime.limits.mccost.estimate_seconds`)."""
+        batch, _ = input_batch(program.source, inputs)
+        return estimate_seconds(program, options, batch, demand(program, wanted).keep)
 
 
 def _summary(per_rep: np.ndarray, batch: int, exact: bool) -> tuple[np.ndarray, np.ndarray]:

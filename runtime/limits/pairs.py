@@ -55,22 +55,41 @@ CLOSED: dict[sympy.Expr, Closed] = {
 }
 
 
+PairRule = Callable[[np.ndarray, np.ndarray], np.ndarray]
+"""(cov (B, B), mean (B,)) → (B, B) E[φ(a_i) φ(a_j)]."""
+
+
 def pair_expectation(phi: sympy.Expr, cov: np.ndarray, mean: np.ndarray) -> np.ndarray:
     """(B, B) E[φ(a_i) φ(a_j)] for a ~ N(mean, cov) (see the module docstring)."""
+    return pair_rule(phi)(cov, mean)
+
+
+@lru_cache(maxsize=256)
+def pair_rule(phi: sympy.Expr) -> PairRule:
+    """The rule for φ, decided once per activation (no sympy per evaluation)."""
     c_expr, phi0 = phi.as_independent(T, as_Add=False)
-    c = float(c_expr)
+    c2 = float(c_expr) ** 2
     if not phi0.has(T):
-        return np.full(cov.shape, (c * float(phi0)) ** 2)
+        value = c2 * float(phi0) ** 2
+        return lambda cov, mean: np.full(cov.shape, value)
     if phi0 == T:
-        return c * c * (cov + np.outer(mean, mean))
-    d = np.diag(cov)
-    if np.any(d <= 0):
-        raise NotBatchedError("an input with zero variance")
-    if phi0 in CLOSED and not np.any(mean):
-        return c * c * CLOSED[phi0](d[:, None], cov, d[None, :])
-    if phi0.has(*KINKS):
+        return lambda cov, mean: c2 * (cov + np.outer(mean, mean))
+    closed = CLOSED.get(phi0)
+    if closed is None and phi0.has(*KINKS):
         raise NotBatchedError(f"a kinked activation {phi0} without a closed form")
-    return c * c * _quadrature(phi0, cov, mean)
+    smooth = None if phi0.has(*KINKS) else _smooth_rule(phi0)
+
+    def rule(cov: np.ndarray, mean: np.ndarray) -> np.ndarray:
+        d = np.diag(cov)
+        if np.any(d <= 0):
+            raise NotBatchedError("an input with zero variance")
+        if closed is not None and not np.any(mean):
+            return c2 * closed(d[:, None], cov, d[None, :])
+        if smooth is None:
+            raise NotBatchedError(f"{phi0} of a Gaussian with non-zero mean")
+        return c2 * smooth(cov, mean)
+
+    return rule
 
 
 @lru_cache(maxsize=16)
@@ -81,19 +100,27 @@ def _grid(h: float) -> tuple[np.ndarray, np.ndarray]:
     return z, h * np.exp(-z * z / 2) / np.sqrt(2 * np.pi)
 
 
-def _quadrature(phi: sympy.Expr, cov: np.ndarray, mean: np.ndarray) -> np.ndarray:
+def _smooth_rule(phi: sympy.Expr) -> PairRule:
+    """Refined tensor trapezoid rule for a smooth φ (compiled once)."""
     from runtime.codegen import compile_formula
 
-    f = compile_formula(phi, (T,))
-    last = None
-    for h in STEPS:
-        got = _tensor_rule(lambda a: np.asarray(f(a, 1), dtype=np.float64), cov, mean, h)
-        if last is not None:
-            scale = max(1.0, float(np.max(np.abs(got))))
-            if float(np.max(np.abs(got - last))) <= ACCEPT * scale:
-                return got
-        last = got
-    raise NotBatchedError(f"the quadrature of {phi} did not converge to {TOLERANCE}")
+    compiled = compile_formula(phi, (T,))
+
+    def f(a: np.ndarray) -> np.ndarray:
+        return np.broadcast_to(np.asarray(compiled(a, 1), dtype=np.float64), a.shape)
+
+    def rule(cov: np.ndarray, mean: np.ndarray) -> np.ndarray:
+        last = None
+        for h in STEPS:
+            got = _tensor_rule(f, cov, mean, h)
+            if last is not None:
+                scale = max(1.0, float(np.max(np.abs(got))))
+                if float(np.max(np.abs(got - last))) <= ACCEPT * scale:
+                    return got
+            last = got
+        raise NotBatchedError(f"the quadrature of {phi} did not converge to {TOLERANCE}")
+
+    return rule
 
 
 def _tensor_rule(

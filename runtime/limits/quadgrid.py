@@ -150,15 +150,17 @@ def _integrate_group(col: _Column, expr: sympy.Expr, syms: list, leaves: dict) -
     if q > 2:
         raise _not_exact(f"{q} independent kink directions in one Gaussian integral (max 2)")
     comp = _complement(kink, r)
+    points = _max_points(col, len(syms))
     f = compile_formula(expr, tuple(syms))
     cuts = _cuts([kink.T @ n for n in normals]) if q == 2 else ()
-    if q == 0 and r == 2:  # try cheap Hermite rules first; panels only if they disagree
+    if q == 0 and r == 2 and points >= 64**2:  # cheap Hermite rules first; panels if they disagree
         u, wu = _kink_grid(q, cuts, FINE)
         coarse, fine = (_sum(f, coords, consts, kink, u, wu, comp, *hermite(n)) for n in (48, 64))
         if abs(coarse - fine) <= 1e-14 * max(1.0, abs(fine)):
             return fine
     coarse, fine = (
-        _sum(f, coords, consts, kink, *_kink_grid(q, cuts, lv), comp, *_grid(comp, q, cuts, lv))
+        _sum(f, coords, consts, kink, *_kink_grid(q, cuts, lv), comp,
+             *_grid(comp, q, cuts, lv, points))
         for lv in (COARSE, FINE)
     )
     return _converged(fine, coarse, r)
@@ -177,9 +179,22 @@ def _converged(fine: float, coarse: float, dims: int) -> float:
     return fine
 
 
-def _grid(comp: np.ndarray, q: int, cuts: tuple, level: int) -> tuple[np.ndarray, np.ndarray]:
+def _max_points(col: _Column, leaves: int) -> int:
+    """The most grid points one integral may use: MAX_POINTS, fewer under a memory budget
+    (``--memory-limit``): the sum holds the leaves' values and about four arrays of the
+    integrand's intermediate values per point, 8 bytes each.  A grid cut down this way may not
+    converge; the integral then refuses to be exact and ``auto`` hands it to Monte Carlo."""
+    budget = col.opts.memory_budget
+    if budget is None:
+        return MAX_POINTS
+    return max(1, min(MAX_POINTS, budget // (8 * (leaves + 4))))
+
+
+def _grid(
+    comp: np.ndarray, q: int, cuts: tuple, level: int, points: int = MAX_POINTS
+) -> tuple[np.ndarray, np.ndarray]:
     """The smooth grid of a level, within the point budget left by the kink grid."""
-    return _smooth_grid(comp.shape[1], MAX_POINTS // _kink_grid(q, cuts, FINE)[1].size, level)
+    return _smooth_grid(comp.shape[1], points // _kink_grid(q, cuts, FINE)[1].size, level)
 
 
 def _sum(

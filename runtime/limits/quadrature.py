@@ -31,6 +31,7 @@ the result is a real 0.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -93,7 +94,7 @@ class ExactEngine:
         options: LimitOptions,
         progress: Progress | None,
     ) -> LimitResult:
-        res = evaluate_exact(program, inputs, scalars, options)
+        res = evaluate_exact(program, inputs, scalars, options, progress)
         if options.particles is not None:
             return res.noted("particles are ignored on the exact path (method mc uses them)")
         return res
@@ -125,19 +126,25 @@ def evaluate_exact(
     inputs: object = None,
     scalars: Mapping[str, float] | None = None,
     opts: LimitOptions | None = None,
+    progress: Progress | None = None,
 ) -> LimitResult:
     """Every scalar limit (and live dot coefficient) of ``kets`` exactly, one input at a time;
-    ``scalars`` as for Monte Carlo (the limit conditions on random scalar parameters)."""
+    ``scalars`` as for Monte Carlo (the limit conditions on random scalar parameters).
+    ``progress`` is told after every statement; past ``opts.time_limit`` seconds (or when the
+    first input's time × the inputs exceeds it) :class:`NotExactError` gives up."""
     opts = opts or LimitOptions()
     batch, cols = input_batch(kets.source, inputs)
     given = condition_scalars(kets, scalars)
     res = LimitResult("exact", "exact (quadrature)", batch, given=given)
+    clock = _Clock(opts.time_limit, batch * len(kets.stmts), progress)
     for b in range(batch):
         col = _Column(kets, {k: float(v[b]) for k, v in cols.items()}, given, opts)
         with np.errstate(all="ignore"):  # NaN/Inf are reported per limit, not as warnings
             for i, s in enumerate(kets.stmts):
                 col.step(i, s)
                 _check_step(col, s, inputs, given)
+                clock.tick(b * len(kets.stmts) + i + 1)
+        clock.projected(batch / (b + 1))
         for name in kets.scalar_names:
             res.scalars.setdefault(name, np.empty(batch))[b] = col.scal[name]
         for key, val in col.dots.items():
@@ -145,6 +152,28 @@ def evaluate_exact(
         res.methods.update(col.methods)
     res.stderr = {k: np.zeros(batch) for k in res.scalars}
     return res
+
+
+class _Clock:
+    """Progress of the exact path, and its time limit (the ``auto`` choice's escape hatch)."""
+
+    def __init__(self, limit: float | None, total: int, progress: Progress | None) -> None:
+        self.limit, self.total, self.progress = limit, total, progress
+        self.start = time.monotonic()
+
+    def tick(self, done: int) -> None:
+        if self.progress is not None:
+            self.progress(done, self.total, "exact path")
+        self.projected(1.0)
+
+    def projected(self, factor: float) -> None:
+        """Give up when the time so far × ``factor`` (the projected total) passes the limit."""
+        spent = time.monotonic() - self.start
+        if self.limit is not None and spent * factor > self.limit:
+            raise NotExactError(
+                f"the exact path would take {'over ' if factor == 1 else 'about '}"
+                f"{spent * factor:.0f} s, more than its time limit of {self.limit:.0f} s"
+            )
 
 
 def _check_step(col: _Column, s: Ket, inputs: object, scalars: Mapping[str, float]) -> None:

@@ -57,7 +57,9 @@ class LimitOptions:
     bytes (None: half of physical memory);
     ``keep_values``: keep the particle values of every ket; ``gradient_independence``: set every
     dot coefficient to 0 (the classical approximation, for comparison only — wrong when W and Wᵀ
-    interact, 05 §5.2)."""
+    interact, 05 §5.2);
+    ``time_limit``: seconds the exact path may run before it gives up (NotApplicableError; None:
+    no limit; ``method="auto"`` sets it from the Monte Carlo cost estimate)."""
 
     particles: int | None = None
     replicas: int | None = None
@@ -67,6 +69,7 @@ class LimitOptions:
     memory_budget: int | None = None
     keep_values: bool = False
     gradient_independence: bool = False
+    time_limit: float | None = None
 
     def __post_init__(self) -> None:
         checks = (
