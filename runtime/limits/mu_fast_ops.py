@@ -36,6 +36,38 @@ RANK_TOL = 1e-9
 """A residual direction is new when its singular value exceeds this fraction of the largest."""
 
 
+POOL_MAX = 512
+"""Most orthogonalised Gaussians one replica keeps (M × POOL_MAX floats)."""
+
+
+class GaussianPool:
+    """Every independent N(0, 1) particle vector of one replica (initial kets, the Gaussians
+    of every W̊_0 side). With ``orthogonal`` each new draw is made exactly orthogonal (particle
+    inner product) to the constant and to all earlier draws, and of norm √M: the empirical
+    covariance of the independent Gaussians is then exactly the identity (orthogonal random
+    features), which removes the leading O(M^{-½}) error of their sample moments; each vector is
+    still asymptotically N(0, 1) coordinatewise, so the limit is unchanged. Once the pool would
+    use more than half of the M dimensions (or POOL_MAX vectors, for memory), draws are plain
+    iid Gaussians. Where every ket is a linear function of the Gaussians and scalars are
+    averages of products (a linear network, attention without a nonlinearity), the replicas
+    then agree to round-off: the particle computation is exact."""
+
+    def __init__(self, m: int, rng: np.random.Generator, orthogonal: bool = True) -> None:
+        self.m, self.rng, self.orthogonal = m, rng, orthogonal
+        self.used = np.ones((m, 1))  # the constant: draws have particle mean exactly 0
+
+    def draw(self, k: int) -> np.ndarray:
+        z = self.rng.standard_normal((self.m, k))
+        if not self.orthogonal or self.used.shape[1] + k > min(self.m // 2, POOL_MAX):
+            return z
+        for _ in range(2):  # the second pass removes the round-off of the first
+            z = z - self.used @ (self.used.T @ z) / self.m
+        q, _ = np.linalg.qr(z)
+        z = np.sqrt(self.m) * q
+        self.used = np.hstack([self.used, z])
+        return z
+
+
 class _Side:
     """One side of W̊_0: orthonormal basis (M, r) of the kets met and their Gaussians (M, r)."""
 
@@ -43,7 +75,7 @@ class _Side:
         self.basis = np.zeros((m, 0))
         self.gauss = np.zeros((m, 0))
 
-    def extend(self, x: np.ndarray, rng: np.random.Generator) -> None:
+    def extend(self, x: np.ndarray, pool: GaussianPool) -> None:
         """Add the directions of x (M, c) outside the span (two Gram–Schmidt passes)."""
         m = x.shape[0]
         res = x
@@ -58,7 +90,7 @@ class _Side:
             return
         new = np.sqrt(m) * u[:, keep]  # orthonormal in the 1/M inner product
         self.basis = np.hstack([self.basis, new])
-        self.gauss = np.hstack([self.gauss, rng.standard_normal((m, new.shape[1]))])
+        self.gauss = np.hstack([self.gauss, pool.draw(new.shape[1])])
 
     @property
     def rank(self) -> int:
@@ -68,15 +100,15 @@ class _Side:
 class InitialOperator:
     """W̊_0 of one matrix on M particles (see the module docstring), times ``scale`` (σ)."""
 
-    def __init__(self, m: int, scale: float, rng: np.random.Generator) -> None:
-        self.m, self.scale, self.rng = m, scale, rng
+    def __init__(self, m: int, scale: float, pool: GaussianPool) -> None:
+        self.m, self.scale, self.pool = m, scale, pool
         self.fwd, self.bwd = _Side(m), _Side(m)
 
     def apply(self, x: np.ndarray, transpose: bool) -> np.ndarray:
         """σ·W̊_0 x (or σ·W̊_0ᵀ x) for x of shape (M, c): hat + dot."""
         met, other = (self.bwd, self.fwd) if transpose else (self.fwd, self.bwd)
         dot = other.basis @ (other.gauss.T @ x) / self.m  # before x joins: earlier kets only
-        met.extend(x, self.rng)
+        met.extend(x, self.pool)
         hat = met.gauss @ (met.basis.T @ x) / self.m
         return self.scale * (hat + dot)
 
