@@ -78,7 +78,7 @@ def test_finite_widths_approach_the_limit(arch: str, opt: str, widths: tuple[int
 ])
 def test_finite_widths_approach_the_limit_full(arch: str, opt: str) -> None:
     slope, dists = convergence_slope(arch, opt, (128, 256, 512, 1024, 2048), seeds=8,
-                                     particles=64 * 1024, replicas=32)
+                                     particles=32 * 1024, replicas=32)
     assert slope <= SLOPE_MAX, (slope, dists)
 
 
