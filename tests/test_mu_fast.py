@@ -145,9 +145,13 @@ def test_the_operator_regime_is_refused_by_the_mu_engine() -> None:
 
 def test_auto_picks_the_mu_engine_for_feature_learning() -> None:
     tr = build_training(MLP2, "mup", "sgd", "mse", steps=1, n_train=2, n_test=0)
+    calls: list[tuple[float, float, str]] = []
     lim = limit_trajectory(tr, np.ones((2, 10)), np.ones((2, 1)),
-                           TrajectoryOptions(particles=256, replicas=4))
+                           TrajectoryOptions(particles=256, replicas=4),
+                           progress=lambda done, total, label: calls.append((done, total, label)))
     assert (lim.engine, lim.path, lim.particles) == ("mu", "mc", 256)
+    assert len(calls) == 4 * 2 and calls[-1][:2] == (8.0, 8.0)  # per step of every replica
+    assert calls[-1][2] == "replica 4/4 step 1"
     assert lim.f.shape == lim.stderr.shape == (2, 2, 1)
 
 
