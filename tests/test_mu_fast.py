@@ -8,6 +8,7 @@ seed. A quadrature oracle adds its own error, estimated by the change between tw
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -19,8 +20,10 @@ from compiler.errors import NumericError, UsageError
 from compiler.frontend.parse import parse_file, parse_text
 from compiler.train.setup import Training, build_training
 from runtime.limits.blas import blas_threads
-from runtime.limits.trajectory import TrajectoryOptions, limit_trajectory
-from runtime.trainer import train
+from runtime.limits.mu_fast import forward_split, group_limits
+from runtime.limits.mu_fast_run import ReplicaRun
+from runtime.limits.trajectory import TrajectoryOptions, limit_trajectory, plan_limit
+from runtime.trainer import backprops, train
 from tests.conftest import TWO_OUTPUT_MLP
 from tests.mu_oracles import adam_q, linear_mlp1_exact, mlp1_quadrature, mlp2_direct
 
@@ -171,3 +174,22 @@ def test_two_outputs_under_cross_entropy_match_finite_width() -> None:
     z = np.abs(f.mean(axis=0) - lim.f[1:]) / se
     assert lim.f.shape == (4, 5, 2) and z.max() <= Z_MAX
     assert np.abs(lim.f[-1]).max() > 10 * lim.stderr[-1].max()
+
+
+@pytest.mark.parametrize("opt", ["sgd(lr=0.3)", "momentum(beta=0.9, lr=0.1, wd=0.05)"])
+def test_low_rank_updates_equal_pair_arrays_for_a_linear_q(opt: str) -> None:
+    """For a linear Q, ΔW = Σ_s w_s G_s applied by inner products (the impulse-probed
+    coefficients of Q_t, with decay) is the same operator as the pair array updated by Q's own
+    formulas: the same particles give the same f to round-off."""
+    tr = build_training(MLP2, "mup", opt, "mse", steps=4, n_train=3, n_test=1, center=True)
+    x = np.random.default_rng(1).standard_normal((4, 10)) * np.sqrt(0.4)
+    y = np.random.default_rng(2).standard_normal((3, 1))
+    bps = backprops(MLP2)
+    groups = group_limits(plan_limit(tr))
+    assert any(g.linear and g.tensor.kind == "matrix" for g in groups)
+    pairs = tuple(replace(g, linear=False) for g in groups)
+    f_low, f_pair = (ReplicaRun(tr, bps, gs, 256, forward_split(tr, bps),
+                                np.random.default_rng(0)).run(x, y, None)
+                     for gs in (groups, pairs))
+    np.testing.assert_allclose(f_low, f_pair, rtol=0, atol=1e-10)
+    assert np.abs(f_low[-1]).max() > 0.05
