@@ -102,6 +102,25 @@ def sweep(opt: str, grid: list[tuple[int, int, int]]) -> None:
                   f"({axis} = {rows[-2][0]} → {rows[-1][0]})")
 
 
+def schedules(opt: str, m: int, steps: int, batch: int) -> None:
+    """The same limit with the program in unroll order and scheduled by depth (fused update
+    pair sums, runtime/limits/mu_reference.by_depth), alternated to share the machine's load."""
+    from runtime.limits import mu_reference
+
+    best = {True: math.inf, False: math.inf}
+    copies = {True: 0.0, False: 0.0}
+    for _ in range(2):
+        for flag in (False, True):
+            mu_reference.BY_DEPTH = flag
+            total, phases = run(opt, m, steps, batch)
+            if total < best[flag]:
+                best[flag], copies[flag] = total, phases["copies"]
+    mu_reference.BY_DEPTH = True
+    print(f"\n{opt} M={m} T={steps} B={batch}: unroll order {best[False]:.2f} s (copies "
+          f"{copies[False]:.2f}), by depth {best[True]:.2f} s (copies {copies[True]:.2f}); "
+          f"ratio {best[False] / best[True]:.2f}x")
+
+
 def main() -> None:
     quick = "--quick" in sys.argv
     if quick:
@@ -109,6 +128,8 @@ def main() -> None:
     else:
         grid = [(2048, 4, 4), (4096, 4, 4), (8192, 4, 4), (2048, 8, 4), (2048, 4, 8)]
     run("adam(lr=0.05)", 256, 1, 1)  # warm-up: imports and sympy's own caches, not timed
+    for opt in ("sgd(lr=0.5)", "adam(lr=0.05)"):
+        schedules(opt, 2048 if quick else 4096, 3, 4)
     for opt in ("sgd(lr=0.5)", "adam(lr=0.05)"):
         sweep(opt, grid)
 

@@ -1,14 +1,14 @@
 """The paper's two experiments (07 §7.4; samples/paper/README.md) as one run: Fig. 5.1 (NTP,
-mlp4, Adam) and Fig. 5.2 (μP, mlp2, Adam), each by ``nexort limit`` alone and by ``nexort
-converge`` (the same limit plus the finite-width networks), writing the plots and JSON to OUTDIR
+mlp4, Adam) and Fig. 5.2 (μP, mlp2, Adam), each by ``nexort
+converge`` (the limit and the finite-width networks), writing the plots and JSON to OUTDIR
 (default: a fresh temporary directory; never into samples/).  Prints per figure the wall time of
-the limit, of the whole convergence run, their ratio (the limit's share), the distances and the
-fitted slope ± s.e. (predicted −0.5).
+the limit and of the networks, in the same process, their ratio, the distances and the fitted
+slope ± s.e. (predicted −0.5).
 
-Run: python -m bench.bench_paper [OUTDIR] [--full] [--engine NAME] [--particles M]
-Default: widths 128…1024, 4 seeds, T = 5 (minutes on 2 cores); ``--full``: the README's commands
-(widths 256…8192, 10 seeds, T = 10 — hours).  A figure whose limit has no engine yet prints the
-refusal and the run goes on with the other.
+Run: python -m bench.bench_paper [OUTDIR] [--full] [--engine NAME] [--particles M] [--replicas R]
+Default: widths 128…1024, 4 seeds, T = 5, the limit with 2048 particles (~10 min on 2 cores);
+``--full``: the README's commands (widths 256…8192, 10 seeds, T = 10 — hours).
+A figure whose limit has no engine yet prints the refusal and the run goes on with the other.
 """
 
 from __future__ import annotations
@@ -29,8 +29,11 @@ from compiler.cli import main
 ROOT = Path(__file__).resolve().parent.parent
 OPT = "adam(0.9, 0.99, 1e-4, lr=0.2)"
 FIGURES = {"fig5_1": ("mlp4", "ntp"), "fig5_2": ("mlp2", "mup")}
-QUICK = {"widths": "128,256,512,1024", "seeds": "4", "steps": "5"}
+QUICK = {"widths": "128,256,512,1024", "seeds": "4", "steps": "5", "particles": "2048",
+         "replicas": "4"}
 FULL = {"widths": "256,512,1024,2048,4096,8192", "seeds": "10", "steps": "10"}
+# quick: 2048 particles in 4 replicas — the NT engine's joint samples of mlp4's 104-point total
+# program cost ~3 min per 1024 particles on this machine (its default 65536 would take hours)
 
 
 def _common(arch: str, param: str, size: dict[str, str], extra: list[str]) -> list[str]:
@@ -50,26 +53,24 @@ def _run(argv: list[str]) -> tuple[int, float, str]:
 
 def figure(name: str, out: Path, size: dict[str, str], extra: list[str]) -> None:
     arch, param = FIGURES[name]
-    common = _common(arch, param, size, extra)
-    code, t_limit, err = _run(["limit", *common, "--json", str(out / f"{name}_limit.json")])
+    code, wall, err = _run(["converge", *_common(arch, param, size, extra), "--widths",
+                            size["widths"], "--seeds", size["seeds"], "--plot",
+                            str(out / f"{name}.png"), "--json", str(out / f"{name}.json")])
     if code != 0:
-        print(f"{name} ({arch}, {param}): limit refused: {err.strip().splitlines()[-1]}")
-        return
-    code, t_all, err = _run(["converge", *common, "--widths", size["widths"], "--seeds",
-                             size["seeds"], "--plot", str(out / f"{name}.png"),
-                             "--json", str(out / f"{name}.json")])
-    if code != 0:
-        print(f"{name}: converge failed: {err.strip().splitlines()[-1]}")
+        print(f"{name} ({arch}, {param}): refused: {err.strip().splitlines()[-1]}")
         return
     doc = json.loads((out / f"{name}.json").read_text())
     dist = ", ".join(f"n={n}: {d:.3g}" if d is not None else f"n={n}: —"
                      for n, d in zip(doc["widths"], doc["distance"], strict=True))
     slope, se = doc["slope"], doc["slope_stderr"]
-    print(f"{name} ({arch}, {param}, engine {doc['limit']['engine']}, "
-          f"{doc['limit']['method']}): limit {t_limit:.1f} s, converge {t_all:.1f} s "
-          f"(limit/converge {t_limit / t_all:.2f}); D_n {dist}; slope "
-          f"{'—' if slope is None else f'{slope:+.3f}'} ± "
+    t_lim, t_fin = doc["seconds"]["limit"], doc["seconds"]["networks"]
+    print(f"{name} ({arch}, {param}, engine {doc['limit']['engine']} "
+          f"{doc['limit']['method']}, {doc['limit']['particles']} particles): {wall:.1f} s; "
+          f"limit {t_lim:.1f} s, networks {t_fin:.1f} s (limit/networks {t_lim / t_fin:.2f})")
+    print(f"  D_n {dist}; slope {'—' if slope is None else f'{slope:+.3f}'} ± "
           f"{'—' if se is None else f'{se:.3f}'} (predicted −0.5); plot {out / name}.png")
+    for note in doc["notes"]:
+        print(f"  note: {note}")
 
 
 def run(argv: list[str] | None = None) -> None:
@@ -77,14 +78,18 @@ def run(argv: list[str] | None = None) -> None:
     p.add_argument("outdir", nargs="?", help="where to write (default: a temporary directory)")
     p.add_argument("--full", action="store_true", help="the README's sizes (hours)")
     p.add_argument("--engine", default="auto", help="the limit engine (default auto)")
-    p.add_argument("--particles", help="the limit's particles (default: the engine's)")
+    p.add_argument("--particles", help="the limit's particles (quick default 2048, full: the "
+                                       "engine's)")
+    p.add_argument("--replicas", help="the limit's replicas (quick default 4)")
     p.add_argument("--only", choices=sorted(FIGURES), help="one figure")
     args = p.parse_args(argv)
     out = Path(args.outdir) if args.outdir else Path(tempfile.mkdtemp(prefix="nexort-paper-"))
     out.mkdir(parents=True, exist_ok=True)
-    extra = ["--engine", args.engine, *(["--particles", args.particles] if args.particles
-                                        else [])]
     size = FULL if args.full else QUICK
+    extra = ["--engine", args.engine]
+    for key in ("particles", "replicas"):
+        value = getattr(args, key) or size.get(key)
+        extra += [f"--{key}", value] if value else []
     print(f"paper experiments ({'full' if args.full else 'quick'}: widths {size['widths']}, "
           f"{size['seeds']} seeds, T = {size['steps']}) → {out}")
     for name in ([args.only] if args.only else FIGURES):

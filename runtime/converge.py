@@ -18,8 +18,9 @@ jackknife (leaving seed k out at every width at once).
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -59,6 +60,8 @@ class Convergence:
     slope: float
     slope_stderr: float
     notes: tuple[str, ...] = field(default=())
+    seconds: tuple[float, float] = (float("nan"), float("nan"))
+    """Wall time of the limit and of the finite-width training."""
 
     @property
     def training(self) -> Training:
@@ -170,9 +173,11 @@ def converge(training: Training, x: np.ndarray, y: np.ndarray, widths: Sequence[
         raise UsageError("a convergence rate needs at least two widths and two seeds")
     check_limit_comparable(training)
     check_widths_fit(training, widths, options.memory_budget)
+    start = time.perf_counter()
     limit = limit_trajectory(training, x, y, options, engine,
                              None if progress is None else
                              lambda d, t, label: progress(d, t, f"limit: {label}"))
+    mid = time.perf_counter()
     steps = training.steps + 1
     cost = [n * n * len(seeds) * steps for n in widths]  # matmul work ∝ n² per step
     runs = []
@@ -182,7 +187,8 @@ def converge(training: Training, x: np.ndarray, y: np.ndarray, widths: Sequence[
             lambda k, t, n=n, done=done: progress(done + n * n * (k * steps + t + 1), sum(cost),
                                                   f"width {n}, seed {k}"))
         runs.append(train(training, x, y, n, seeds, dist, tick).f)
-    return summarise(limit, widths, tuple(seeds), np.stack(runs))
+    res = summarise(limit, widths, tuple(seeds), np.stack(runs))
+    return replace(res, seconds=(mid - start, time.perf_counter() - mid))
 
 
 def summarise(limit: LimitTrajectory, widths: tuple[int, ...], seeds: tuple[int, ...],

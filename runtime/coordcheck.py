@@ -141,7 +141,7 @@ class CoordCheck:
         if r.verdict is None or isinstance(r.predicted, str):
             return "unjudged"
         value = None if r.predicted is None else float(sympy.sympify(r.predicted))
-        return status(value, r.fit, r.sizes, r.verdict, self.tolerance)
+        return status(value, r.fit, r.sizes, r.verdict, self.tolerance, self.widths)
 
     def to_json(self) -> dict[str, Any]:
         return {"widths": list(self.widths), "seeds": list(self.seeds), "steps":

@@ -198,3 +198,30 @@ def test_blocks_are_symmetric_and_sum_to_the_ntk() -> None:
         np.testing.assert_array_equal(block, block.T, err_msg=key)
     np.testing.assert_allclose(got["nngp"], k.nngp, rtol=0, atol=TOL)
     np.testing.assert_allclose(ntk_of(got), k.ntk, rtol=0, atol=TOL)
+
+
+def _sin_pairs(cov: np.ndarray, mean: np.ndarray) -> np.ndarray:
+    """E[sin a_i sin a_j] = ½[cos(μ_i − μ_j) e^{−(σ_i²+σ_j²−2c)/2} − cos(μ_i + μ_j)
+    e^{−(σ_i²+σ_j²+2c)/2}] (from E[e^{i(a_i ∓ a_j)}])."""
+    d = np.diag(cov)
+    tot = d[:, None] + d[None, :]
+    return 0.5 * (np.cos(mean[:, None] - mean[None, :]) * np.exp(-(tot - 2 * cov) / 2)
+                  - np.cos(mean[:, None] + mean[None, :]) * np.exp(-(tot + 2 * cov) / 2))
+
+
+@pytest.mark.parametrize("mehler", [True, False])
+def test_smooth_pair_rules_with_a_mean_match_the_sin_closed_form(mehler: bool, monkeypatch) -> None:
+    """Both smooth rules (Hermite expansion, and the tensor trapezoid rule it falls back to)
+    on non-centred Gaussians."""
+    import sympy
+
+    from runtime.limits import pairs
+
+    if not mehler:
+        monkeypatch.setattr(pairs, "mehler_pairs", lambda f, cov, mean: None)
+    pairs.pair_rule.cache_clear()
+    x = np.random.default_rng(7).standard_normal((10, 4))
+    cov, mean = x @ x.T / 2, np.linspace(-1, 1, 10)
+    got = pairs.pair_expectation(sympy.sin(pairs.T), cov, mean)
+    pairs.pair_rule.cache_clear()
+    np.testing.assert_allclose(got, _sin_pairs(cov, mean), rtol=0, atol=TOL)

@@ -27,7 +27,7 @@ from compiler.train import parse_optimizer
 from compiler.train.setup import build_training
 from compiler.train.signals import parse_signal
 from runtime.coordcheck import coordcheck, default_data, fit_slopes, regime, without_eps
-from runtime.coordcheck_stats import STATUSES, fit, status
+from runtime.coordcheck_stats import STATUSES, fit, lead_evidence, status
 from tests.conftest import ROOT
 
 SAMPLES = ROOT / "samples"
@@ -193,3 +193,22 @@ def test_curved_frozen_and_wide_slope():
     straight = (widths ** -0.5) * np.exp(0.01 * rng.standard_normal((6, widths.size)))
     g = fit(widths, straight)
     assert not g.bent and abs(g.wide_slope + 0.5) < 4 * g.wide_stderr
+
+
+def test_two_term_fit_finds_a_masked_leading_term():
+    """size = A·s_k + B·n^{-1/2}·g (s_k a seed's sign, g Gaussian): the seed mean square is
+    A² + B²/n. With layer norm's Δmu under Adam (A = 0.0036, B = 0.1, 16 seeds, 128…4096) the
+    slope is far below 0 but A² is found (over 20 draws A²/s.e. had 10th percentile 3.25 >
+    t_{0.95,15} = 1.75); with A = 0 it is not (90th percentile 0.96), so never "curved"."""
+    widths = np.array(FULL)
+    rng = np.random.default_rng(7)
+    sign = rng.choice([-1.0, 1.0], size=(16, 1))
+    noise = rng.standard_normal((16, widths.size)) * 0.1 / np.sqrt(widths)
+    masked = np.abs(0.0036 * sign + noise)
+    f = fit(widths, masked)
+    assert f.slope < -0.1
+    assert lead_evidence(widths, masked, 0.0) > 1.75
+    assert status(0.0, f, masked, False, 0.1, widths) == "curved"
+    clean = np.abs(noise)
+    assert lead_evidence(widths, clean, 0.0) < 1.75
+    assert status(0.0, fit(widths, clean), clean, False, 0.1, widths) in ("fails", "inconclusive")

@@ -79,3 +79,21 @@ def test_monte_carlo_kernels_have_standard_errors(data, capsys) -> None:
         se = np.array(doc["stderr"][kind])
         assert np.all(se > 0)
         assert np.all(np.abs(np.array(doc[kind]) - ref) <= 4 * se), kind
+
+
+def test_a_given_scalar_parameter_conditions_the_kernels(tmp_path, capsys) -> None:
+    """``param s : scalar`` without init is outside the batched class; ``--scalar s=2`` makes
+    x1 = relu(s·h1) = relu(h1 with ξ → 2ξ): the NNGP is mlp1's closed form at 2ξ."""
+    text = (ROOT / "samples" / "mlp1.nx").read_text()
+    assert "relu(h1)" in text
+    prog = tmp_path / "s.nx"
+    prog.write_text(text.replace("param v : vector", "param v : vector\n    param s : scalar")
+                    .replace("relu(h", "relu(s*h", 1))
+    x = np.random.default_rng(6).standard_normal((2, 10)) / np.sqrt(10)
+    data = tmp_path / "x.npz"
+    np.savez(data, X_train=x)
+    argv = ["limit-scalars", str(prog), "--kernels", "--inputs", str(data), "--scalar", "s=2",
+            "--json"]
+    assert main(argv) == 0
+    doc = json.loads(capsys.readouterr().out)
+    np.testing.assert_allclose(doc["nngp"], mlp_kernels(2 * x, 1, "relu").nngp, atol=1e-12)

@@ -15,7 +15,10 @@ The constants σ and lr of each group come from the Training record, as the engi
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
+from compiler.abcd.param import Exponents, Parametrization, resolve
+from compiler.errors import UsageError
 from compiler.frontend.parse import parse_text
 from compiler.train.setup import Training, build_training
 from runtime.limits.trajectory import LimitTrajectory, TrajectoryOptions, limit_trajectory
@@ -42,8 +45,9 @@ arch tanh1 {
 """
 
 
-def _training(text: str, opt: str, steps: int, n_train: int, n_test: int) -> Training:
-    return build_training(parse_text(text), "mup", opt, "mse", steps, n_train, n_test)
+def _training(text: str, opt: str, steps: int, n_train: int, n_test: int,
+              param: str | Parametrization = "mup") -> Training:
+    return build_training(parse_text(text), param, opt, "mse", steps, n_train, n_test)
 
 
 def _reference(tr: Training, x: np.ndarray, y: np.ndarray, m: int) -> LimitTrajectory:
@@ -54,7 +58,6 @@ def _reference(tr: Training, x: np.ndarray, y: np.ndarray, m: int) -> LimitTraje
 def _rates(tr: Training) -> tuple[float, float, float, float]:
     """(σ_U, σ_v, η·lr_U, η·lr_v): μP's width-free constants (every power of n is n⁰)."""
     u, v = tr["U"], tr["v"]
-    assert tr.widths.width_free
     return (float(u.sigma), float(v.sigma), float(u.optimizer.lr * u.lr),
             float(v.optimizer.lr * v.lr))
 
@@ -84,10 +87,13 @@ jump and Gauss–Hermite moves by 1e-3 between 150 and 170 nodes; ε = 0.05 smoo
 that 80 → 160 nodes moves f by < 1e-3, well below the Monte Carlo s.e."""
 
 
-def adam_quadrature(tr: Training, x: np.ndarray, y: np.ndarray, nodes: int) -> np.ndarray:
-    """f_t (T+1, points) of 05 §5.3, tanh, L = 1, d = 1, Adam ``ADAM``: Gauss–Hermite over z."""
+def adam_quadrature(tr: Training, x: np.ndarray, y: np.ndarray, nodes: int,
+                    frozen_v: bool = False) -> np.ndarray:
+    """f_t (T+1, points) of 05 §5.3, tanh, L = 1, d = 1, Adam ``ADAM``: Gauss–Hermite over z
+    (``frozen_v``: the readout's update dropped, 05 §5.5)."""
     b1, b2, eps = ADAM
     sig_u, sig_v, eta_u, eta_v = _rates(tr)
+    eta_v = 0.0 if frozen_v else eta_v
     z, w = np.polynomial.hermite_e.hermegauss(nodes)
     w = w / w.sum()
     weight = np.outer(w, w)[..., None]
@@ -142,3 +148,26 @@ def test_adam_one_hidden_layer_equals_gauss_hermite() -> None:
     tol = 4 * ref.stderr[..., 0] + np.abs(fine - coarse)
     assert np.all(gap <= tol), (gap, tol)
     assert np.max(np.abs(fine[-1])) > 5 * np.max(tol[-1])
+
+
+def test_readout_at_half_speed_is_the_frozen_readout_limit() -> None:
+    """05 §5.5: μP with readout c = ½ under Adam: the plan drops v's update, and the reference
+    path is the limit with v frozen (the quadrature with η_v = 0), not the full μ-limit."""
+    b1, b2, eps = ADAM
+    opt = f"adam(lr=0.2, beta1={b1}, beta2={b2}, eps={eps})"
+    slow = resolve("mup", parse_text(TANH)).with_exponents({"v": Exponents.of(0, 0, "1/2", 1)})
+    tr = _training(TANH, opt, 3, 2, 1, slow)
+    x, y = _data(1, 3, 2, 1)
+    ref = _reference(tr, x, y, 16384)
+    assert ref.plan.dropped == ("v",) and any("update of v is dropped" in n for n in ref.notes)
+    frozen = adam_quadrature(tr, x, y, 160, frozen_v=True)
+    tol = 4 * ref.stderr[..., 0] + np.abs(frozen - adam_quadrature(tr, x, y, 80, True))
+    assert np.all(np.abs(ref.f[..., 0] - frozen) <= tol)
+    full = adam_quadrature(_training(TANH, opt, 3, 2, 1), x, y, 160)
+    assert np.max(np.abs(full - frozen)) > 5 * np.max(tol)
+
+
+def test_operator_regime_is_refused_with_the_reason() -> None:
+    tr = _training(TANH, "sgd", 1, 1, 0, "ntp")
+    with pytest.raises(UsageError, match=r"mu-reference limit engine cannot run .*feature-lea"):
+        _reference(tr, np.ones((1, 1)), np.ones((1, 1)), 256)

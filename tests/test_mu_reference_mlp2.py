@@ -82,3 +82,21 @@ def test_fast_engine_equals_the_reference_path(opt: str) -> None:
 @pytest.mark.parametrize("opt", ["sgd(lr=0.5)", "adam(lr=0.05)"])
 def test_mlp2_reference_matches_finite_width_longer(opt: str) -> None:
     _check(opt, 4, 65536, 4096, 16)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("opt", ["sgd(lr=0.5)", "adam(lr=0.05)"])
+def test_finite_width_approaches_the_reference_like_root_n(opt: str) -> None:
+    """07 §7.3: the distance (RMS over t ≥ 1 and points) between the seed-averaged trajectory
+    at width n and the reference limit falls like n^{-1/2}: fitted slope ≤ −0.4 over n = 64 …
+    1024 (the limit's own s.e., with M = 65536, stays below the smallest distance)."""
+    tr, x, y = _setup(opt, 2)
+    ref = _limit("mu-reference", opt, 2, 65536)
+    widths = [64, 128, 256, 512, 1024]
+    dist = []
+    for n in widths:
+        mean, _ = _seed_mean(tr, x, y, n, 32)
+        dist.append(float(np.sqrt(np.mean((mean[1:] - ref.f[1:, :, 0]) ** 2))))
+    slope = np.polyfit(np.log(widths), np.log(dist), 1)[0]
+    assert slope <= -0.4, (slope, dist)
+    assert float(np.sqrt(np.mean(ref.stderr[1:] ** 2))) < min(dist), (ref.stderr, dist)

@@ -11,7 +11,10 @@ sympy expressions in the abcd exponents:
 * Avg of a mean-zero (odd) ket at init: e − ½ (CLT), in the forward and the backward pass: its
   limit is exactly 0 by a sign-flip symmetry (01 §1.4), what remains at width n is the CLT
   fluctuation; otherwise, and for every change, e (changes are correlated with what they are
-  averaged against); Nonlin/OuterNonlin: the formula rules of :mod:`compiler.abcd.sizes`;
+  averaged against), except the mean of a MatMul output read only shift-invariantly (layer
+  norm's avg(h)) under a linear Q: e − ½, its adjoint being exactly centred
+  (:mod:`compiler.abcd.centring`); Nonlin/OuterNonlin: the formula rules of
+  :mod:`compiler.abcd.sizes`;
 * the Q input of a parameter (spec 04 §4.3 factors): D − e_out + e(dV) for a vector,
   D − e_out + max_u e(dy_u) + e(x_u) over the uses y_u = W x_u of a matrix, D + 1 − e_out + e(dθ)
   for a scalar (dθ = ∂F/∂θ is not scaled by n);
@@ -50,6 +53,7 @@ from typing import assert_never
 
 import sympy
 
+from compiler.abcd.centring import centred_outputs
 from compiler.abcd.conditions import Exp
 from compiler.abcd.param import HALF, Exponents, Parametrization
 from compiler.abcd.sizes import (
@@ -105,6 +109,8 @@ class SizeCalculus:
         self.forward = tuple(ins.out for ins in program.body)
         self.copies = tuple({c for ins in program.body if isinstance(ins, OuterNonlin)
                              for c in ins.copies})
+        self.centred = centred_outputs(program)
+        """MatMul outputs whose mean a linear update moves by CLT noise only (centring)."""
         self.init = tuple(self._init_sizes(bp, symmetric=True) for bp in self.bps)
         self.generic = tuple(self._init_sizes(bp, symmetric=False) for bp in self.bps)
         """The step-0 sizes with every gradient average at the size it has once the first
@@ -205,6 +211,8 @@ class SizeCalculus:
                 upd = eadd(1 - e.C, qo[self.group[w]], sizes[x].e1)
                 return emax(hat, upd)
             case Avg(arg=x):
+                if x in self.centred and self.opt.qclass == "linear":
+                    return eadd(sizes[x].ed, -HALF)  # 1ᵀΔW = 0 and W₀ᵀ1 ⟂ Δx (centring)
                 return sizes[x].ed
             case Nonlin() | OuterNonlin():
                 return fs(ins.formula).ed

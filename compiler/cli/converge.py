@@ -58,14 +58,17 @@ def cmd_converge(args: argparse.Namespace) -> Report:
 
         plot_convergence(result, args.plot)
     doc = {**arch_summary(training.program), **result.to_json(), "opt": args.opt,
-           "loss_spec": args.loss, "data": args.data, "dist": args.dist, "seconds": elapsed,
+           "loss_spec": args.loss, "data": args.data, "dist": args.dist,
+           "seconds": {"total": elapsed, "limit": result.seconds[0],
+                       "networks": result.seconds[1]},
            "plot": args.plot}
     return Report(doc, _text(result, elapsed, args.plot))
 
 
 def _text(result: Convergence, elapsed: float, plot: str | None) -> str:
     lines = [result.training.format(), *describe(result.limit),
-             f"{len(result.seeds)} seeds per width; {elapsed:.2f} s",
+             f"{len(result.seeds)} seeds per width; {elapsed:.2f} s (limit "
+             f"{result.seconds[0]:.2f} s, networks {result.seconds[1]:.2f} s)",
              f"{'width':>7} {'D_n':>10} {'± s.e.':>9} {'raw D_n':>10} {'seed noise':>11}"]
     for d in result.distances:
         lines.append(f"{d.width:>7} {d.distance:10.3g} {d.stderr:9.2g} {d.raw:10.3g} "

@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from compiler.cli.common import Report
+from compiler.cli.common import Report, exact_number, parse_assignments
 from compiler.cli.progress import Progress
 from compiler.errors import UsageError
 
@@ -37,7 +37,9 @@ def kernel_report(args: argparse.Namespace, program: Any, x: Any, n_train: int) 
     progress = Progress("kernels")
     start = time.perf_counter()
     try:
-        k = kernel_limits(program, x, args.output, args.method, opts, progress=progress)
+        k = kernel_limits(program, x, args.output, args.method, opts, progress=progress,
+                          scalars=parse_assignments(args.scalar, "--scalar", exact_number,
+                                                    "a number"))
     finally:
         progress.done()
     seconds = time.perf_counter() - start

@@ -83,11 +83,13 @@ def exact_kernel_blocks(
 def kernel_limits(
     program: Program, inputs: object, output: str | None = None, method: str = "exact",
     options: LimitOptions | None = None, *, progress: Progress | None = None,
+    scalars: Mapping[str, float] | None = None,
 ) -> KernelLimits:
     """The kernels by ``method``: ``"exact"`` (batched where it applies, else the kernel program
     on the exact engine), ``"exact-general"`` (always the kernel program), ``"mc"`` (the kernel
     program by Monte Carlo) or ``"auto"`` (batched where it applies, else the engines'
-    ``"auto"`` choice on the kernel program)."""
+    ``"auto"`` choice on the kernel program).  ``scalars``: values of scalar parameters without
+    init (the batched path takes only programs without them)."""
     if method in ("exact", "auto"):
         from runtime.limits.batched import batched_kernel_blocks
 
@@ -97,7 +99,8 @@ def kernel_limits(
             how = "exact (batched kernel recursion: closed forms and quadrature)"
             return KernelLimits(fast, zero, zero, "exact", how, "batched")
     engine = {"exact-general": "exact"}.get(method, method)
-    return general_kernel_limits(program, inputs, output, engine, options, progress=progress)
+    return general_kernel_limits(program, inputs, output, engine, options, progress=progress,
+                                 scalars=scalars)
 
 
 def general_kernel_blocks(
@@ -113,6 +116,7 @@ def general_kernel_blocks(
 def general_kernel_limits(
     program: Program, inputs: object, output: str | None, method: str,
     options: LimitOptions | None, *, progress: Progress | None = None,
+    scalars: Mapping[str, float] | None = None,
 ) -> KernelLimits:
     """The kernel program (one Avg per factor of every entry) through the engine ``method``."""
     from compiler.kets.lowering import lower
@@ -128,7 +132,7 @@ def general_kernel_limits(
     for block in kp.groups.values():
         wanted |= {n for terms in block.values() for t in terms for n in t}
     res = evaluate(lower(kp.program), kp.bind(inputs), method, options, progress=progress,
-                   scalars_wanted=wanted)
+                   scalars_wanted=wanted, scalars=scalars)
     value = {n: float(res.scalars[n][0]) for n in wanted}
     out = {"nngp": _symmetric(batch, {ij: value[n] for ij, n in kp.nngp.items()})}
     for group, block in kp.groups.items():

@@ -36,14 +36,79 @@ RANK_TOL = 1e-9
 """A residual direction is new when its singular value exceeds this fraction of the largest."""
 
 
+class Columns:
+    """A growing (M, k) array of particle columns. Stored as rows of a (capacity, M) buffer
+    with spare capacity, so appending writes contiguous memory and is amortised O(M·new) (an
+    np.hstack per step, a full copy, was most of the time); ``a`` is a transposed view, which
+    BLAS takes without a copy."""
+
+    def __init__(self, m: int) -> None:
+        self.buf = np.empty((8, m))
+        self.k = 0
+
+    @property
+    def a(self) -> np.ndarray:
+        return self.buf[:self.k].T
+
+    def append(self, cols: np.ndarray) -> None:
+        need = self.k + cols.shape[1]
+        if need > self.buf.shape[0]:
+            grown = np.empty((max(need, 2 * self.buf.shape[0]), self.buf.shape[1]))
+            grown[:self.k] = self.buf[:self.k]
+            self.buf = grown
+        self.buf[self.k:need] = cols.T
+        self.k = need
+
+
+POOL_MAX = 512
+"""Most orthogonalised Gaussians one replica keeps (M × POOL_MAX floats)."""
+
+
+class GaussianPool:
+    """Every independent N(0, 1) particle vector of one replica (initial kets, the Gaussians
+    of every W̊_0 side). With ``orthogonal`` each new draw is made exactly orthogonal (particle
+    inner product) to the constant and to all earlier draws, and of norm √M: the empirical
+    covariance of the independent Gaussians is then exactly the identity (orthogonal random
+    features), which removes the leading O(M^{-½}) error of their sample moments; each vector is
+    still asymptotically N(0, 1) coordinatewise, so the limit is unchanged. Once the pool would
+    use more than half of the M dimensions (or POOL_MAX vectors, for memory), draws are plain
+    iid Gaussians. Where every ket is a linear function of the Gaussians and scalars are
+    averages of products (a linear network, attention without a nonlinearity), the replicas
+    then agree to round-off: the particle computation is exact."""
+
+    def __init__(self, m: int, rng: np.random.Generator, orthogonal: bool = True) -> None:
+        self.m, self.rng, self.orthogonal = m, rng, orthogonal
+        self.used = Columns(m)
+        self.used.append(np.ones((m, 1)))  # the constant: draws have particle mean exactly 0
+
+    def draw(self, k: int) -> np.ndarray:
+        z = self.rng.standard_normal((self.m, k))
+        if not self.orthogonal or self.used.k + k > min(self.m // 2, POOL_MAX):
+            return z
+        used = self.used.a
+        for _ in range(2):  # the second pass removes the round-off of the first
+            z = z - used @ (used.T @ z) / self.m
+        q, _ = np.linalg.qr(z)
+        z = np.sqrt(self.m) * q
+        self.used.append(z)
+        return z
+
+
 class _Side:
     """One side of W̊_0: orthonormal basis (M, r) of the kets met and their Gaussians (M, r)."""
 
     def __init__(self, m: int) -> None:
-        self.basis = np.zeros((m, 0))
-        self.gauss = np.zeros((m, 0))
+        self.cols, self.gcols = Columns(m), Columns(m)
 
-    def extend(self, x: np.ndarray, rng: np.random.Generator) -> None:
+    @property
+    def basis(self) -> np.ndarray:
+        return self.cols.a
+
+    @property
+    def gauss(self) -> np.ndarray:
+        return self.gcols.a
+
+    def extend(self, x: np.ndarray, pool: GaussianPool) -> None:
         """Add the directions of x (M, c) outside the span (two Gram–Schmidt passes)."""
         m = x.shape[0]
         res = x
@@ -57,8 +122,8 @@ class _Side:
         if not keep.any():
             return
         new = np.sqrt(m) * u[:, keep]  # orthonormal in the 1/M inner product
-        self.basis = np.hstack([self.basis, new])
-        self.gauss = np.hstack([self.gauss, rng.standard_normal((m, new.shape[1]))])
+        self.cols.append(new)
+        self.gcols.append(pool.draw(new.shape[1]))
 
     @property
     def rank(self) -> int:
@@ -68,15 +133,15 @@ class _Side:
 class InitialOperator:
     """W̊_0 of one matrix on M particles (see the module docstring), times ``scale`` (σ)."""
 
-    def __init__(self, m: int, scale: float, rng: np.random.Generator) -> None:
-        self.m, self.scale, self.rng = m, scale, rng
+    def __init__(self, m: int, scale: float, pool: GaussianPool) -> None:
+        self.m, self.scale, self.pool = m, scale, pool
         self.fwd, self.bwd = _Side(m), _Side(m)
 
     def apply(self, x: np.ndarray, transpose: bool) -> np.ndarray:
         """σ·W̊_0 x (or σ·W̊_0ᵀ x) for x of shape (M, c): hat + dot."""
         met, other = (self.bwd, self.fwd) if transpose else (self.fwd, self.bwd)
         dot = other.basis @ (other.gauss.T @ x) / self.m  # before x joins: earlier kets only
-        met.extend(x, self.rng)
+        met.extend(x, self.pool)
         hat = met.gauss @ (met.basis.T @ x) / self.m
         return self.scale * (hat + dot)
 
@@ -91,21 +156,21 @@ class LowRankDelta:
 
     def __init__(self, m: int, steps: int, opt: Optimizer) -> None:
         self.m = m
-        self.a = np.zeros((m, 0))
-        self.b = np.zeros((m, 0))
+        self.ca, self.cb = Columns(m), Columns(m)
         self.col_step = np.zeros(0, dtype=int)  # the step s each column came from
         self.w = np.zeros(steps)  # weight of G_s in ΔW
         self.probe = GroupStepper(opt, [(steps,)])
 
     def apply(self, x: np.ndarray, transpose: bool) -> np.ndarray:
         wc = self.w[self.col_step][:, None]
-        left, right = (self.b, self.a) if transpose else (self.a, self.b)
+        a, b = self.ca.a, self.cb.a
+        left, right = (b, a) if transpose else (a, b)
         return left @ (wc * (right.T @ x)) / self.m
 
     def step(self, t: int, a: np.ndarray, b: np.ndarray, rate: float, decay: float) -> None:
         """ΔW ← (1 − decay)ΔW − rate·Q_t(G_0..G_t) with G_t = a bᵀ (columns (M, k))."""
-        self.a = np.hstack([self.a, a])
-        self.b = np.hstack([self.b, b])
+        self.ca.append(a)
+        self.cb.append(b)
         self.col_step = np.concatenate([self.col_step, np.full(a.shape[1], t)])
         impulse = np.zeros(self.w.shape[0])
         impulse[t] = 1.0
@@ -113,7 +178,7 @@ class LowRankDelta:
         self.w = (1.0 - decay) * self.w - rate * coeffs
 
     def nbytes(self) -> int:
-        return 8 * self.m * 2 * int(self.a.shape[1])
+        return 8 * self.m * 2 * self.ca.k
 
 
 class PairDelta:

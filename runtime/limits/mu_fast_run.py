@@ -27,7 +27,7 @@ from compiler.printer import format_instruction
 from compiler.train.setup import TensorTraining, Training
 from runtime.data import input_batch
 from runtime.executor import _run as run_instruction
-from runtime.limits.mu_fast_ops import InitialOperator, LowRankDelta, PairDelta
+from runtime.limits.mu_fast_ops import GaussianPool, InitialOperator, LowRankDelta, PairDelta
 from runtime.training import signal as signals
 from runtime.training.stepper import GroupStepper
 
@@ -54,9 +54,10 @@ class ReplicaRun:
     """One independent replica: M particles, its own W̊_0 draws and initial kets."""
 
     def __init__(self, training: Training, bps: Sequence[Backprop], groups: Sequence[GroupLimit],
-                 m: int, split: int, rng: np.random.Generator) -> None:
+                 m: int, split: int, rng: np.random.Generator, orthogonal: bool = True) -> None:
         self.tr, self.bps, self.groups, self.m, self.split, self.rng = (
             training, bps, groups, m, split, rng)
+        self.pool = GaussianPool(m, rng, orthogonal)
         self.params: Values = {}
         self.w0: dict[str, InitialOperator] = {}
         self.low: dict[str, LowRankDelta] = {}
@@ -70,7 +71,7 @@ class ReplicaRun:
         if t.kind == "matrix":
             for e in t.entries:
                 if g.init:
-                    self.w0[e] = InitialOperator(m, g.init, self.rng)
+                    self.w0[e] = InitialOperator(m, g.init, self.pool)
                 if g.trained and g.linear:
                     self.low[e] = LowRankDelta(m, self.tr.steps, t.optimizer)
             if g.trained and not g.linear:
@@ -81,7 +82,9 @@ class ReplicaRun:
         for e in t.entries:
             if t.init is not None:
                 self.params[e] = np.full(shape, float(t.init))
-            else:
+            elif t.kind == "vector":
+                self.params[e] = g.init * self.pool.draw(1)
+            else:  # a random scalar: one draw per replica (the limit is conditional on it)
                 self.params[e] = g.init * self.rng.standard_normal(shape)
         if g.trained:
             self.steppers[t.name] = GroupStepper(t.optimizer, [shape] * len(t.entries))

@@ -32,7 +32,7 @@ import numpy as np
 import sympy
 
 from compiler.abcd.conditions import fmt
-from compiler.ir import Avg, Instruction, Nonlin, Program
+from compiler.ir import Avg, Instruction, Nonlin, Program, reads
 from compiler.kets.lowering import lower
 from compiler.passes.unroll import Unrolled, unroll
 from compiler.symbols import sym
@@ -50,6 +50,10 @@ from runtime.limits.trajectory import (
 
 DEFAULT_PARTICLES = 4096
 """M when the caller gives none: the reference path is O(M²) per matrix use and step."""
+
+BY_DEPTH = True
+"""Evaluate the program scheduled by depth (:func:`by_depth`); bench/bench_mu_reference.py
+switches it off to measure the program order."""
 
 Names = list[list[list[str]]]
 """[t][point][j]: the scalar whose limit is f_t(ξ^i)_j."""
@@ -74,7 +78,7 @@ class MuReferenceEngine:
         training = limit_training(plan)
         unrolled = unroll(training)
         program, names = _with_centring(unrolled)
-        kets = lower(program)
+        kets = lower(by_depth(program) if BY_DEPTH else program)
         opts = LimitOptions(particles=options.particles or DEFAULT_PARTICLES,
                             replicas=options.replicas, seed=options.seed,
                             memory_budget=options.memory_budget)
@@ -107,6 +111,22 @@ def limit_training(plan: LimitPlan) -> Training:
     frozen = tuple(replace(w, update=sympy.S.Zero, q_input=sympy.S.Zero)
                    if w.name in drop else w for w in widths.params)
     return replace(tr, tensors=tensors, widths=replace(widths, params=frozen))
+
+
+def by_depth(program: Program) -> Program:
+    """The same program, instructions stably sorted by dependency depth (1 + the deepest
+    instruction they read).  Any topological order has the same ket law (hats of an orientation
+    are jointly Gaussian whatever order they are drawn in; a dot term needs only the hats its
+    argument depends on, which precede it in every such order).  The unrolled program runs the
+    points one after another; by depth, the update OuterNonlins of every point at one step read
+    only what is already computed, so the evaluator fuses them into one pass over the particle
+    pairs, Q_r(G_0, …, G_r) computed once for all points (:mod:`runtime.limits.fusion`)."""
+    depth: dict[str, int] = {}
+    keyed = []
+    for k, ins in enumerate(program.body):
+        depth[ins.out] = 1 + max((depth.get(v, 0) for v in reads(ins)), default=0)
+        keyed.append((depth[ins.out], k))
+    return program.replace(body=tuple(program.body[k] for _, k in sorted(keyed)))
 
 
 def _powers_left(training: Training) -> str | None:

@@ -115,9 +115,12 @@ def chunk(kets: KetProgram, req: SampleRequest) -> int:
 
 def estimate_bytes(kets: KetProgram, groups: Sequence[TensorTraining], req: SampleRequest,
                    points: int) -> int:
-    """The kept samples (one (R, P, C) array per entry) plus two live evaluations (Z and Z′)."""
-    entries = sum(1 if t.kind == "matrix" else len(t.entries) for t in groups)
-    kept = 8 * req.replicas * req.particles * points * (entries + 1)
+    """The kept samples (one (R, P, C) array per entry), the optimizer state (one (R, P) array
+    per entry and state variable, plus Q and its input), and two live evaluations (Z and Z′)."""
+    sizes = [(1 if t.kind == "matrix" else len(t.entries), len(t.optimizer.state)) for t in groups]
+    entries = sum(e for e, _ in sizes)
+    state = sum(e * (k + 2) for e, k in sizes)
+    kept = 8 * req.replicas * req.particles * (points * (entries + 1) + state)
     rc = chunk(kets, req)
     one = estimate_memory(kets, req.particles * rc, 1, _options(req, 0, rc))
     return kept + 2 * one

@@ -6,7 +6,9 @@ the (B, B) matrix of E[φ(a_i) φ(a_j)].  φ = c·φ₀ (c a constant factor) wi
     T (identity): Σ_ij + μ_i μ_j       relu, step, erf, exp(−T²): the closed forms of
                                         runtime.limits.closed_forms (centred a only)
 
-and any other smooth φ by the tensor trapezoid rule in the whitened pair (a_i = μ_i + s_i z₁,
+and any other smooth φ by B Hermite expansions (Mehler's formula, :mod:`runtime.limits.mehler`,
+with a Parseval bound on the truncation), or where those converge too slowly by the tensor
+trapezoid rule in the whitened pair (a_i = μ_i + s_i z₁,
 a_j = μ_j + s_j(ρ z₁ + √(1−ρ²) z₂)), z on [−9, 9] with step h and Gaussian weights, on all i ≤ j
 pairs vectorised, with the node grid cached per step.  For φ analytic in the strip |Im a| < d the
 trapezoid error is O(exp(−2π d/(s h))) (geometric in 1/h), where Gauss–Hermite only reaches
@@ -30,6 +32,7 @@ import sympy
 
 from compiler.symbols import relu, step
 from runtime.limits import closed_forms as cf
+from runtime.limits.mehler import mehler_pairs
 
 T = sympy.Symbol("@t")
 """The argument of an activation formula φ(T)."""
@@ -38,7 +41,7 @@ STEPS = (1 / 2, 1 / 4, 1 / 8, 1 / 16, 1 / 32)
 RADIUS = 9.0
 ACCEPT = 1e-7
 TOLERANCE = ACCEPT**2  # the error of the accepted step (see the module docstring)
-CHUNK = 1 << 22  # pair-nodes evaluated at once (32 MiB of float64)
+CHUNK = 1 << 20  # pair-nodes evaluated at once (32 MiB of float64)
 KINKS = (relu, step, sympy.sign, sympy.Abs, sympy.Max, sympy.Min, sympy.Piecewise, sympy.Heaviside)
 
 
@@ -110,6 +113,9 @@ def _smooth_rule(phi: sympy.Expr) -> PairRule:
         return np.broadcast_to(np.asarray(compiled(a, 1), dtype=np.float64), a.shape)
 
     def rule(cov: np.ndarray, mean: np.ndarray) -> np.ndarray:
+        fast = mehler_pairs(f, cov, mean)
+        if fast is not None:
+            return fast
         last = None
         for h in STEPS:
             got = _tensor_rule(f, cov, mean, h)
