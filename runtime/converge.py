@@ -86,6 +86,10 @@ def _num(x: float) -> float | None:
     return float(x) if np.isfinite(x) else None
 
 
+def _rms(a: np.ndarray) -> float:
+    return float(np.sqrt(np.mean(np.square(np.nan_to_num(a)))))
+
+
 def squared_gap(finite: np.ndarray, limit: np.ndarray, variance: float) -> float:
     """mean (seed mean − limit)² − the limit's mean MC variance; ``finite`` (K, T+1, points, k)."""
     return float(np.mean(np.square(finite.mean(axis=0) - limit)) - variance)
@@ -199,7 +203,10 @@ def summarise(limit: LimitTrajectory, widths: tuple[int, ...], seeds: tuple[int,
     if np.isnan(se).any():
         notes.append("the limit's standard error is unknown somewhere: its Monte Carlo variance "
                      "is not subtracted there")
-    variance = float(np.mean(np.square(np.nan_to_num(se))))
+    variance = float(np.mean(np.nan_to_num(limit.noise_variance)))
+    if limit.bias is not None:
+        notes.append(f"the limit's systematic error bound (RMS {_rms(limit.bias):.2g}) is not "
+                     "subtracted: below it, D_n measures the limit's error, not the networks'")
     per, slope, slope_se = distances(widths, finite, limit.f, variance)
     raw2 = min(d.raw for d in per) ** 2
     if variance > 0 and variance > FLOOR_NOTE * raw2:

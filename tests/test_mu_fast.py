@@ -153,8 +153,10 @@ def test_auto_picks_the_mu_engine_for_feature_learning() -> None:
                            TrajectoryOptions(particles=256, replicas=4),
                            progress=lambda done, total, label: calls.append((done, total, label)))
     assert (lim.engine, lim.path, lim.particles) == ("mu", "mc", 256)
-    assert len(calls) == 4 * 2 and calls[-1][:2] == (8.0, 8.0)  # per step of every replica
-    assert calls[-1][2] == "replica 4/4 step 1"
+    # per step of every replica, then of the half-pool rerun that bounds the pool-size bias
+    assert len(calls) == 2 * 4 * 2 and calls[-1][:2] == (16.0, 16.0)
+    assert calls[3][2] == "replica 2/4 step 1" and calls[-1][2] == "half pool replica 4/4 step 1"
+    assert lim.bias is not None and lim.bias.shape == lim.f.shape
     assert lim.f.shape == lim.stderr.shape == (2, 2, 1)
 
 

@@ -58,6 +58,24 @@ def bias_bound(full: np.ndarray, half: np.ndarray, replicas: int) -> np.ndarray:
     return SLACK * (mean + se)
 
 
+def pooled_bias_bound(full: np.ndarray, half: np.ndarray, replicas: int) -> np.ndarray:
+    """Bound on |bias| per column from per-replica estimates ``full`` and ``half`` (R, C), for
+    values that come in many columns (a trajectory: steps × points).  Per column D̄ is as noisy as
+    the value itself, so :func:`bias_bound`'s SLACK·(|D̄| + s.e.) would multiply every s.e. by
+    about four.  Here the bias energy is pooled over the columns: b² = mean D̄² − mean s.e.(D̄)²
+    (the noise part of E D̄² removed); if b² ≤ 0 no pool-size effect is seen and the bound is 0
+    (any undetected bias is then below D̄'s noise, about the s.e. itself); else each column gets
+    SLACK·|D̄| scaled so that the bounds' RMS is SLACK·b.  Needs R ≥ 2."""
+    d = np.asarray(full - half, dtype=np.float64)
+    mean = d.mean(axis=0)
+    var = d.var(axis=0, ddof=1) / replicas
+    energy = float(np.mean(mean**2))
+    b2 = energy - float(np.mean(var))
+    if b2 <= 0 or energy == 0:
+        return np.zeros_like(mean)
+    return SLACK * np.abs(mean) * math.sqrt(b2 / energy)
+
+
 def widen(se: np.ndarray, bound: np.ndarray) -> np.ndarray:
     """The s.e. with the bias bound added in quadrature, (B,) like ``se``."""
     return np.sqrt(se**2 + np.broadcast_to(bound, se.shape) ** 2)

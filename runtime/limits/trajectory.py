@@ -42,13 +42,16 @@ REGIMES = ("operator", "feature_learning")
 class TrajectoryOptions:
     """``particles`` M (Monte Carlo engines; None: the engine's default), ``replicas`` R for the
     standard errors, ``seed`` of the particles and of f_0's draw, ``method``: the engine's path
-    ("auto", "exact" or "mc"), ``memory_budget`` in bytes (None: half of physical memory)."""
+    ("auto", "exact" or "mc"), ``memory_budget`` in bytes (None: half of physical memory),
+    ``bias_check``: let a particle engine bound its pool-size bias by a rerun at half the pool
+    (01 §1.6; the bound joins the s.e.)."""
 
     particles: int | None = None
     replicas: int | None = None
     seed: int = 0
     method: str = "auto"
     memory_budget: int | None = None
+    bias_check: bool = True
 
 
 @dataclass(frozen=True)
@@ -73,7 +76,9 @@ class LimitPlan:
 @dataclass(frozen=True)
 class LimitTrajectory:
     """f_t of the limit: ``f`` and ``stderr`` of shape (T+1, points, k) (stderr 0 where exact,
-    NaN where unknown); ``engine`` ("nt", "mu"), ``path`` how it ran, ``notes`` for the user."""
+    NaN where unknown); ``engine`` ("nt", "mu"), ``path`` how it ran, ``notes`` for the user.
+    ``bias`` (None: none) is a bound on a systematic error that ``stderr`` already includes in
+    quadrature (e.g. the pool-size bias of a particle engine); the rest of ``stderr`` is noise."""
 
     plan: LimitPlan
     engine: str
@@ -83,6 +88,13 @@ class LimitTrajectory:
     particles: int | None = None
     seed: int = 0
     notes: tuple[str, ...] = field(default=())
+    bias: np.ndarray | None = None
+
+    @property
+    def noise_variance(self) -> np.ndarray:
+        """stderr² without the bias bound: the Monte Carlo variance alone."""
+        var = np.square(self.stderr)
+        return var if self.bias is None else np.maximum(var - np.square(self.bias), 0.0)
 
     @property
     def training(self) -> Training:
