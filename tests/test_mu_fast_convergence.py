@@ -77,7 +77,9 @@ def test_finite_widths_approach_the_limit(arch: str, opt: str, widths: tuple[int
     ("attention", "adam(lr=0.02)"),
 ])
 def test_finite_widths_approach_the_limit_full(arch: str, opt: str) -> None:
-    slope, dists = convergence_slope(arch, opt, (128, 256, 512, 1024, 2048), seeds=8,
+    # 16 seeds: with 8 the heavy-tailed per-seed distances gave slopes of -0.39 (mlp3 SGD) and
+    # -0.29 (attention Adam) that 16 seeds resolve to -0.48 and below
+    slope, dists = convergence_slope(arch, opt, (128, 256, 512, 1024, 2048), seeds=16,
                                      particles=32 * 1024, replicas=32)
     assert slope <= SLOPE_MAX, (slope, dists)
 
