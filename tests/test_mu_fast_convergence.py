@@ -74,10 +74,17 @@ def test_finite_widths_approach_the_limit(arch: str, opt: str, widths: tuple[int
 @pytest.mark.parametrize(("arch", "opt"), [
     ("mlp2", "sgd(lr=0.5)"), ("mlp2", "adam(lr=0.05)"), ("mlp3", "sgd(lr=0.2)"),
     ("resmlp", "sgd(lr=0.2)"), ("resmlp", "adam(lr=0.02)"), ("attention", "sgd(lr=0.2)"),
-    ("attention", "adam(lr=0.02)"),
+    # ε = 0.1: attention's scores are 0 in the limit at step 0, so Wq's limit gradient is 0 and
+    # Q(0) = 0; at width n it is O(n^{-½}) and Adam with ε = 1e-8 turns it into sign(noise), an
+    # O(1) update, until n ≫ ε^{-2}. Measured (16 seeds, S = 2, T = 3): with ε = 1e-8 the seed
+    # mean at n = 1024 is 7 s.e. from the limit (slope -0.28); with ε = 0.1 the gap is 0.0042
+    # at n = 256 and 0.0009 at n = 1024.
+    ("attention", "adam(lr=0.02, eps=0.1)"),
 ])
 def test_finite_widths_approach_the_limit_full(arch: str, opt: str) -> None:
-    slope, dists = convergence_slope(arch, opt, (128, 256, 512, 1024, 2048), seeds=8,
+    # 16 seeds: with 8 the heavy-tailed per-seed distances gave slopes of -0.39 (mlp3 SGD) and
+    # -0.29 (attention Adam) that 16 seeds resolve to -0.48 and below
+    slope, dists = convergence_slope(arch, opt, (128, 256, 512, 1024, 2048), seeds=16,
                                      particles=32 * 1024, replicas=32)
     assert slope <= SLOPE_MAX, (slope, dists)
 
