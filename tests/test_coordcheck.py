@@ -112,6 +112,9 @@ def test_attention_mup_adam_step0_q_inputs():
         assert row.stderr < 0.1
     for group in ("U", "Wv", "v"):
         assert cc.row("q", group, 0).verdict
+    # every other row of attention under μP + Adam: none fails or is frozen (issue 12)
+    bad = [(r.label, r.t, r.slope) for r in cc.judged if cc.status(r) in ("fails", "frozen")]
+    assert not bad, bad
 
 
 def test_cli_json_and_plot(tmp_path, capsys):
