@@ -91,13 +91,18 @@ def test_mlp2_ntp(opt):
     _assert_all_hold(_check("mlp2", "ntp", opt, center=True))
 
 
-@pytest.mark.parametrize("param, opt", [("sp:1", "sgd"), ("sp:1", "adam"), ("sp:3/2", "adam")])
+@pytest.mark.parametrize("param, opt", [("sp:1", "sgd"), ("sp:1", "adam"), ("sp:3/2", "adam"),
+                                        ("sp:1", "signsgd"), ("sp:3/2", "signsgd")])
 def test_mlp2_sp_global_rate(param, opt):
-    """03 §3.2: SP with a global rate n^{-c}; under Adam c = 1 gives |Δf| ∝ √n, c = 3/2 flat."""
+    """03 §3.2: SP with a global rate n^{-c}; under Adam and SignSGD (the spec's measurement:
+    slopes +0.44 and −0.06) c = 1 gives |Δf| ∝ √n, c = 3/2 flat (measured here with SignSGD,
+    K = 4, n = 128…1024: +0.42 ± 0.05)."""
     cc = _check("mlp2", param, opt, center=True)
     _assert_all_hold(cc)
     df = cc.row("f", "f", 1)
-    expected = {("sp:1", "adam"): sympy.Rational(1, 2)}.get((param, opt), sympy.S.Zero)
+    half = sympy.Rational(1, 2)
+    expected = {("sp:1", "adam"): half, ("sp:1", "signsgd"): half}.get((param, opt),
+                                                                        sympy.S.Zero)
     assert df.predicted == expected and abs(df.slope - float(expected)) <= 0.1
 
 
@@ -112,6 +117,9 @@ def test_attention_mup_adam_step0_q_inputs():
         assert row.stderr < 0.1
     for group in ("U", "Wv", "v"):
         assert cc.row("q", group, 0).verdict
+    # every other row of attention under μP + Adam: none fails or is frozen (issue 12)
+    bad = [(r.label, r.t, r.slope) for r in cc.judged if cc.status(r) in ("fails", "frozen")]
+    assert not bad, bad
 
 
 def test_cli_json_and_plot(tmp_path, capsys):

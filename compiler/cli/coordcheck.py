@@ -107,8 +107,8 @@ _MEANING = {
     "fails": "fail",
     "inconclusive": "inconclusive (the gap beyond the tolerance is within t·s.e.: more seeds "
                     "decide)",
-    "curved": "curved (the slope bends across the widths and the widest ones agree: wider "
-              "widths decide)",
+    "curved": "curved (pre-asymptotic: the slope bends toward the prediction, or the predicted "
+              "term is present under a decaying n^-1/2 part; wider widths decide)",
     "frozen": "frozen (a size is exactly 0: nothing to fit, e.g. every ReLU died)",
 }
 
