@@ -131,6 +131,9 @@ def test_cli_json_and_plot(tmp_path, capsys):
     assert doc["widths"] == [32, 64] and doc["regime"] == "eps-free"  # Adam, ε = 1e-8
     row = next(r for r in doc["rows"] if r["kind"] == "f" and r["t"] == 2)
     assert len(row["sizes"]) == 2 and len(row["sizes"][0]) == 2 and row["predicted"] == "0"
+    # two widths: the widest "half" is the whole range, so the wide slope is the slope
+    assert row["wide_slope"] == row["slope"] and row["status"] in STATUSES
+    assert "t quantile 12.71 (2 seeds)" in capsys.readouterr().out  # t_{0.975, 1}
 
 
 @pytest.mark.parametrize("widths", ["64", "64,x", "1,64", "64,64"])
