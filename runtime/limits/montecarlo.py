@@ -152,7 +152,8 @@ def evaluate(
     if not opts.keep_values:
         full.values.clear()  # the half run needs only the full run's per-replica estimates
         full.hatvals.clear()
-    half = _Run(kets, opts, batch, cols, given, dem, wanted, span=(full.P - 1) // 2)
+    half = _Run(kets, opts, batch, cols, given, dem, wanted, span=(full.P - 1) // 2,
+                groups=full.groups)  # the fused groups depend on the program only
     _execute(half, work, progress, total / 2, total)
     if progress is not None:
         progress(total, total, "")
@@ -197,6 +198,7 @@ class _Run:
         dem: Demand,
         wanted: Collection[str] | None,
         span: int | None = None,
+        groups: dict[int, Group] | None = None,
     ) -> None:
         self.kets, self.opts, self.batch, self.cols = kets, opts, batch, cols
         self.given, self.demand = given, dem
@@ -209,7 +211,7 @@ class _Run:
         self.pool = opts.outer2_pool if span is None else opts.outer2_pool / math.sqrt(2.0)
         self.plan = tangent_plan(kets, opts.stein, frozenset(dem.keep))
         self.funcs = KetFunctions(kets)
-        self.groups = pair_groups(kets, self.funcs)
+        self.groups = pair_groups(kets, self.funcs) if groups is None else groups
         self.keep = frozenset(dem.keep)
         self.values: dict[str, np.ndarray] = {}
         self.hatvals: dict[str, np.ndarray] = {}
