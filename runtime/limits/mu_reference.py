@@ -24,7 +24,7 @@ Slow by design (the copy averages of the matrix updates are O(M²/R) per use and
 grows as O(T²·B) under a memoryful Q): it is the definition the fast engine ``mu`` is tested
 against.  Where the time goes (bench/bench_mu_reference.py, mlp2 μP Adam): at M ≤ 4096 mostly
 sympy — unrolling, lowering, compiling the formulas and the fused pair groups — not numpy; the
-pair averages take over as M grows (their share rose from 5% at M = 1024 to 33% at M = 4096,
+pair averages take over as M grows (their share rose from 7% at M = 1024 to 33% at M = 4096,
 T = B = 4).  The program is evaluated scheduled by depth (:func:`by_depth`) so that the update
 pair sums of all points of a step share one pass.
 """
