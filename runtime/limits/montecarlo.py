@@ -57,7 +57,7 @@ from runtime.limits.ketrules import (
     odd_avg,
     split_dots,
     stein_hats,
-    stein_solve,
+    stein_pinv,
 )
 from runtime.limits.mcbias import bias_bounded, few_particles, reads_copy
 from runtime.limits.mccost import budget, estimate_memory, replicas, work_units
@@ -222,6 +222,8 @@ class _Run:
         self.methods: dict[str, ScalarMethod] = {}
         self.dots: dict[tuple[str, str], tuple[np.ndarray, np.ndarray]] = {}
         self.dot_raw: dict[tuple[str, str], np.ndarray] = {}
+        # the last Stein regressors (hat values, pseudo-inverse of their covariance) by hat names
+        self.stein_regressors: dict[tuple[str, ...], tuple[np.ndarray, np.ndarray]] = {}
         self.tick: Callable[[float], None] | None = None
 
     def normals(self, name: str, shape: tuple[int, ...]) -> np.ndarray:
@@ -364,11 +366,15 @@ class _Run:
         sampled hats and E[(x − E x) G_j] a particle mean, per replica and input column."""
         x = self.values[s.hat.arg]
         group = stein_hats(self.kets, s, self.hatvals)
-        gmat = np.stack(np.broadcast_arrays(*(self.hatvals[h] for h in group)), axis=-1)
+        key = tuple(group)
+        if key not in self.stein_regressors:  # every use of W after them regresses on them
+            gmat = np.stack(np.broadcast_arrays(*(self.hatvals[h] for h in group)), axis=-1)
+            cov = np.einsum("prci,prcj->rcij", gmat, gmat) / gmat.shape[0]
+            self.stein_regressors = {key: (gmat, stein_pinv(cov, rcond=1e-10))}
+        gmat, pinv = self.stein_regressors[key]
         xc = x - x.mean(axis=0)
         b = np.mean(xc[..., None] * gmat, axis=0)
-        cov = np.einsum("prci,prcj->rcij", gmat, gmat) / gmat.shape[0]
-        sol = stein_solve(cov, b, rcond=1e-10)
+        sol = np.einsum("...ij,...j->...i", pinv, b)
         return {c: sol[..., group.index(c.hat.out)] for c in wanted}
 
     def _check(self, name: str, arr: np.ndarray, s: object) -> None:
