@@ -9,6 +9,11 @@
    the limit needs to reach the standard error of that seed average.
 
 Run: python bench/bench_nt.py [--full]   (--full adds M = 10^6 and the n = 4096 baseline).
+
+Measured 2026-12-07 on the shared 2-core machine (load ≈ 10, so times are upper bounds): SGD exact
+0.45 s, error 2.6e-9; Adam MC 1.8 / 3.2 / 17.8 / 73 s at M = 2^14 / 2^16 / 2^18 / 10^6 (time ~
+M^1.14); B 16 → 32: ×4.0, T 20 → 40: ×2.3; training n = 4096 × 10 seeds 960 s against ≈ 3.2 s for
+the limit at the same standard error (≈ 300×).
 """
 
 from __future__ import annotations

@@ -18,7 +18,7 @@ from __future__ import annotations
 import itertools
 import re
 from dataclasses import dataclass, field
-from functools import cached_property
+from functools import cached_property, lru_cache
 from typing import Literal, assert_never
 
 import sympy
@@ -148,8 +148,16 @@ def split_symbol(name: str, copies: tuple[str, ...] = ()) -> tuple[str, str | No
 def formula_args(instr: Nonlin | OuterNonlin) -> tuple[tuple[sympy.Symbol, str, str | None], ...]:
     """(symbol, variable, copy or None) for every argument symbol of a formula, sorted by name;
     the width ``n`` is not an argument."""
-    copies = instr.copies if isinstance(instr, OuterNonlin) else ()
-    syms = sorted((s for s in instr.formula.free_symbols if s != WIDTH), key=lambda s: s.name)
+    return _formula_args(instr.formula, instr.copies if isinstance(instr, OuterNonlin) else ())
+
+
+@lru_cache(maxsize=1 << 16)
+def _formula_args(
+    formula: sympy.Expr, copies: tuple[str, ...]
+) -> tuple[tuple[sympy.Symbol, str, str | None], ...]:
+    # remembered: the limit engines ask again and again, and free_symbols of a large formula
+    # (an unrolled Adam update) is a full tree walk (a fifth of the mu-reference path's time)
+    syms = sorted((s for s in formula.free_symbols if s != WIDTH), key=lambda s: s.name)
     return tuple((s, *split_symbol(s.name, copies)) for s in syms)
 
 

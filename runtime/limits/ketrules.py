@@ -90,5 +90,10 @@ def stein_hats(kets: KetProgram, s: MatMulKet, built: Container[str]) -> list[st
 def stein_solve(cov: np.ndarray, b: np.ndarray, rcond: float) -> np.ndarray:
     """C⁺b over leading batch axes: ``cov`` (..., k, k) the covariance of the hats, ``b``
     (..., k) the covariances E[(x − Ex) G_j]; a pseudo-inverse, since hats may be collinear."""
-    pinv = np.linalg.pinv(cov, rcond=rcond, hermitian=True)
-    return np.einsum("...ij,...j->...i", pinv, b)
+    return np.einsum("...ij,...j->...i", stein_pinv(cov, rcond), b)
+
+
+def stein_pinv(cov: np.ndarray, rcond: float) -> np.ndarray:
+    """C⁺ over leading batch axes (kept by an engine whose next coefficients regress on the
+    same hats: the unrolled program's backward uses of Wᵀ at one step)."""
+    return np.linalg.pinv(cov, rcond=rcond, hermitian=True)

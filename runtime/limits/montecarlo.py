@@ -57,7 +57,7 @@ from runtime.limits.ketrules import (
     odd_avg,
     split_dots,
     stein_hats,
-    stein_solve,
+    stein_pinv,
 )
 from runtime.limits.mcbias import bias_bounded, few_particles, reads_copy
 from runtime.limits.mccost import (
@@ -169,7 +169,8 @@ def evaluate(
     if not opts.keep_values:
         full.values.clear()  # the half run needs only the full run's per-replica estimates
         full.hatvals.clear()
-    half = _Run(kets, opts, batch, cols, given, dem, wanted, span=(full.P - 1) // 2)
+    half = _Run(kets, opts, batch, cols, given, dem, wanted, span=(full.P - 1) // 2,
+                groups=full.groups)  # the fused groups depend on the program only
     _execute(half, work, progress, total / 2, total)
     if progress is not None:
         progress(total, total, "")
@@ -214,6 +215,7 @@ class _Run:
         dem: Demand,
         wanted: Collection[str] | None,
         span: int | None = None,
+        groups: dict[int, Group] | None = None,
     ) -> None:
         self.kets, self.opts, self.batch, self.cols = kets, opts, batch, cols
         self.given, self.demand = given, dem
@@ -226,7 +228,7 @@ class _Run:
         self.pool = opts.outer2_pool if span is None else opts.outer2_pool / math.sqrt(2.0)
         self.plan = tangent_plan(kets, opts.stein, frozenset(dem.keep))
         self.funcs = KetFunctions(kets)
-        self.groups = pair_groups(kets, self.funcs)
+        self.groups = pair_groups(kets, self.funcs) if groups is None else groups
         self.keep = frozenset(dem.keep)
         self.values: dict[str, np.ndarray] = {}
         self.hatvals: dict[str, np.ndarray] = {}
@@ -237,6 +239,8 @@ class _Run:
         self.methods: dict[str, ScalarMethod] = {}
         self.dots: dict[tuple[str, str], tuple[np.ndarray, np.ndarray]] = {}
         self.dot_raw: dict[tuple[str, str], np.ndarray] = {}
+        # the last Stein regressors (hat values, pseudo-inverse of their covariance) by hat names
+        self.stein_regressors: dict[tuple[str, ...], tuple[np.ndarray, np.ndarray]] = {}
         self.tick: Callable[[float], None] | None = None
 
     def normals(self, name: str, shape: tuple[int, ...]) -> np.ndarray:
@@ -379,11 +383,15 @@ class _Run:
         sampled hats and E[(x − E x) G_j] a particle mean, per replica and input column."""
         x = self.values[s.hat.arg]
         group = stein_hats(self.kets, s, self.hatvals)
-        gmat = np.stack(np.broadcast_arrays(*(self.hatvals[h] for h in group)), axis=-1)
+        key = tuple(group)
+        if key not in self.stein_regressors:  # every use of W after them regresses on them
+            gmat = np.stack(np.broadcast_arrays(*(self.hatvals[h] for h in group)), axis=-1)
+            cov = np.einsum("prci,prcj->rcij", gmat, gmat) / gmat.shape[0]
+            self.stein_regressors = {key: (gmat, stein_pinv(cov, rcond=1e-10))}
+        gmat, pinv = self.stein_regressors[key]
         xc = x - x.mean(axis=0)
         b = np.mean(xc[..., None] * gmat, axis=0)
-        cov = np.einsum("prci,prcj->rcij", gmat, gmat) / gmat.shape[0]
-        sol = stein_solve(cov, b, rcond=1e-10)
+        sol = np.einsum("...ij,...j->...i", pinv, b)
         return {c: sol[..., group.index(c.hat.out)] for c in wanted}
 
     def _check(self, name: str, arr: np.ndarray, s: object) -> None:
