@@ -78,7 +78,9 @@ def _distance(ax: Axes, result: Convergence) -> None:
     d = np.array([x.distance for x in result.distances])
     se = np.array([x.stderr for x in result.distances])
     ok = d > 0
-    ax.errorbar(n[ok], d[ok], yerr=np.minimum(2 * se[ok], 0.999 * d[ok]), fmt="o-",
+    # a log axis cannot reach 0: a lower bar longer than 3D/4 is cut at D/4
+    lower = np.minimum(2 * se[ok], 0.75 * d[ok])
+    ax.errorbar(n[ok], d[ok], yerr=(lower, 2 * se[ok]), fmt="o-",
                 color="#b03a2e", capsize=3, label=f"slope {result.slope:+.2f} "
                                                   f"± {result.slope_stderr:.2f}")
     if ok.any():
