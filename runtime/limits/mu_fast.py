@@ -54,9 +54,9 @@ from runtime.trainer import backprops
 DEFAULT_PARTICLES = 4096
 DEFAULT_REPLICAS = 8
 ORTHOGONAL = True
+"""Orthogonal draws of the independent Gaussians (mu_fast_ops.GaussianPool)."""
 MIN_HALF = 32
 """The pool-size bias check reruns with m/2 particles per replica when m/2 is at least this."""
-"""Orthogonal draws of the independent Gaussians (mu_fast_ops.GaussianPool)."""
 
 
 def _zero_or_dropped(e: Exp | None, what: str, may_vanish: bool = True) -> bool:
