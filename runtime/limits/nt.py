@@ -21,9 +21,9 @@ Powers of n (04 §4.3, :mod:`runtime.trainer`): the change of f from a group's u
 η·lr·n^{p}·E[G·Q(n^{q}·Σ χ G)] with p = 2 − e_out − C for a matrix (its n² entries times ∂F/∂W =
 dy xᵀ/n²·n) and 1 − e_out − C for a vector, q = D − e_out.  A contributing group must have p = q = 0
 (a linear Q only needs p + q = 0, since n^{q} folds into the rate); anything else, a scalar
-parameter, σ ≠ 1, a non-unit initial scale, weight decay of any group but the readout
-(:mod:`.nt_decay`, 05 §5.6) or k > 1 outputs is refused with the reason (see
-:func:`NTEngine.applies`).
+parameter, σ ≠ 1, a non-unit initial scale or weight decay of any group but the readout
+(:mod:`.nt_decay`, 05 §5.6) is refused with the reason (see :func:`NTEngine.applies`).
+k > 1 outputs run as one output over C·k (point, output) copies (:mod:`.nt_outputs`).
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ from compiler.errors import UsageError
 from compiler.kets.lowering import KetProgram, lower
 from compiler.passes.total import Total
 from compiler.train.setup import TensorTraining, Training
-from runtime.limits import nt_decay, nt_exact, nt_run, nt_samples
+from runtime.limits import nt_decay, nt_exact, nt_outputs, nt_run, nt_samples
 from runtime.limits.mccost import budget
 from runtime.limits.result import MIN_PER_REPLICA, LimitOptions, NotApplicableError
 from runtime.limits.trajectory import (
@@ -93,8 +93,6 @@ class NTEngine:
                     "needs the μ-limit (05 §5.3–5.4)")
         if tr.symbols:
             return "the exponents are symbolic; give numbers (e.g. --param up:1/4)"
-        if tr.outputs != 1:
-            return f"{tr.outputs} outputs: the NT engine computes one output (k = 1) only"
         if not plan.contributing:
             return "no parameter group contributes to the limit"
         decay = nt_decay.problem(tr)
@@ -148,14 +146,38 @@ def run(plan: LimitPlan, x: np.ndarray, y: np.ndarray, options: TrajectoryOption
     groups = _contributing(plan)
     start = _start(plan, x, options.seed, f0)
     notes = _notes(plan, start, options.seed)
+    view = _view(tr, x, y)
     if path == "exact":
         try:
-            return _run_exact(plan, x, y, start, options, progress, notes)
+            return _run_exact(plan, view, start, options, progress, notes)
         except NotApplicableError as e:
             if options.method == "exact":
                 raise
             notes.append(f"exact kernels unavailable ({e.message}); Monte Carlo instead")
-    return _run_mc(plan, x, y, groups, start, options, progress, notes, dot_terms)
+    return _run_mc(plan, view, groups, start, options, progress, notes, dot_terms)
+
+
+@dataclass(frozen=True)
+class _View:
+    """What the paths compute on: ``source`` (the training itself for k = 1, else its
+    one-output selector form, :mod:`.nt_outputs`), its C·k ``points`` and the error signal."""
+
+    source: Training
+    points: np.ndarray
+    chi: nt_run.ChiFn
+    outputs: int
+
+    def shaped(self, f: np.ndarray) -> np.ndarray:
+        """(…, C·k) → (…, C, k)."""
+        return f.reshape(*f.shape[:-1], -1, self.outputs)
+
+
+def _view(tr: Training, x: np.ndarray, y: np.ndarray) -> _View:
+    k = tr.outputs
+    if k == 1:
+        return _View(tr, x, nt_run.chi_of_points(tr, y), 1)
+    return _View(nt_outputs.flat_training(tr), nt_outputs.flat_points(x, k),
+                 nt_outputs.chi_function(tr, y), k)
 
 
 @dataclass(frozen=True)
@@ -177,8 +199,11 @@ def _start(plan: LimitPlan, x: np.ndarray, seed: int, f0: np.ndarray | None) -> 
         if not plan.f0:
             raise UsageError("f_0 vanishes in this limit: there is no initial output to give")
         f0 = np.asarray(f0, dtype=np.float64)
-        if f0.shape != (x.shape[0],):
-            raise UsageError(f"f0 of shape {f0.shape}: need one value per point ({x.shape[0]})")
+        want = (x.shape[0],) if tr.outputs == 1 else (x.shape[0], tr.outputs)
+        if f0.shape != want:
+            raise UsageError(f"f0 of shape {f0.shape}: need one value per point and output "
+                             f"{want}")
+        f0 = f0.reshape(-1)
     random = f0 is None and nt_decay.random_f0(plan.f0, tr)
     return _Start(random, f0, nt_decay.decay_of(tr))
 
@@ -214,22 +239,22 @@ def _normal(seed: int, c: int) -> np.ndarray:
     return np.random.default_rng([seed, 0x0F0]).standard_normal(c)
 
 
-def _run_exact(plan: LimitPlan, x: np.ndarray, y: np.ndarray, start: _Start,
-               options: TrajectoryOptions, progress: TrajectoryProgress | None,
-               notes: list[str]) -> LimitTrajectory:
+def _run_exact(plan: LimitPlan, view: _View, start: _Start, options: TrajectoryOptions,
+               progress: TrajectoryProgress | None, notes: list[str]) -> LimitTrajectory:
     tr = plan.training
-    blocks = nt_exact.kernel_blocks(tr, x)
-    c = x.shape[0]
+    blocks = nt_exact.kernel_blocks(view.source, view.points)
+    c = view.points.shape[0]
     f0 = np.zeros(c) if start.given is None else start.given
     if start.random:
         f0 = nt_run.sqrt_psd(blocks["nngp"]) @ _normal(options.seed, c)
     step = None if progress is None else (lambda d, n: progress(d, n, "step"))
     rates = _rates(_contributing(plan))
-    f = nt_exact.iterate_exact(tr, blocks, rates, f0, y, step, start.decay)
+    f = nt_exact.iterate_exact(tr, blocks, rates, f0, view.chi, step, start.decay)
     if tr.center:  # f̃ = f − f_0 (04 §4.2); f_0 is 0 here unless decay or a given f_0
         f = f - f0
-    return LimitTrajectory(plan, "nt", "exact", f[..., None], np.zeros_like(f)[..., None],
-                           None, options.seed, tuple(notes))
+    f = view.shaped(f)
+    return LimitTrajectory(plan, "nt", "exact", f, np.zeros_like(f), None, options.seed,
+                           tuple(notes))
 
 
 def sample_request(options: TrajectoryOptions, f0: bool, dot_terms: bool
@@ -244,24 +269,24 @@ def sample_request(options: TrajectoryOptions, f0: bool, dot_terms: bool
                                     options.memory_budget)
 
 
-def _run_mc(plan: LimitPlan, x: np.ndarray, y: np.ndarray, groups: list[TensorTraining],
-            start: _Start, options: TrajectoryOptions, progress: TrajectoryProgress | None,
-            notes: list[str], dot_terms: bool) -> LimitTrajectory:
+def _run_mc(plan: LimitPlan, view: _View, groups: list[TensorTraining], start: _Start,
+            options: TrajectoryOptions, progress: TrajectoryProgress | None, notes: list[str],
+            dot_terms: bool) -> LimitTrajectory:
     tr = plan.training
-    total = tr.totals[0]
+    total = view.source.totals[0]
     req = sample_request(options, start.random, dot_terms)
     kets = _lowered(total)
-    _check_memory(plan, kets, groups, req, x.shape[0], options)
+    c = view.points.shape[0]
+    _check_memory(plan, kets, groups, req, c, options)
     sp = None if progress is None else (lambda d, n: progress(d, n, "replicas sampled"))
-    samples = nt_samples.draw(total, kets, groups, x, req, sp)
-    c = x.shape[0]
+    samples = nt_samples.draw(total, kets, groups, view.points, req, sp)
     if start.random:
         f0 = nt_run.f0_draw(samples, _normal(options.seed, c))
     else:
         f0 = np.zeros((req.replicas, c)) if start.given is None else np.tile(start.given,
                                                                             (req.replicas, 1))
     step = None if progress is None else (lambda d, n: progress(d, n, "step"))
-    f = nt_run.iterate(tr, samples, _rates(groups), f0, y, step, start.decay)
+    f = nt_run.iterate(tr, samples, _rates(groups), f0, view.chi, step, start.decay)
     if tr.center:  # f̃ = f − f_0 (04 §4.2)
         f = f - f0[:, None, :]
     mean = f.mean(axis=0)
@@ -269,7 +294,7 @@ def _run_mc(plan: LimitPlan, x: np.ndarray, y: np.ndarray, groups: list[TensorTr
           else np.full_like(mean, math.nan))
     if not dot_terms:
         notes.append("dot terms dropped (gradient independence assumed): for comparison only")
-    return LimitTrajectory(plan, "nt", "mc", mean[..., None], se[..., None], samples.total,
+    return LimitTrajectory(plan, "nt", "mc", view.shaped(mean), view.shaped(se), samples.total,
                            options.seed, tuple(notes))
 
 

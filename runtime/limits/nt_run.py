@@ -31,6 +31,9 @@ from runtime.training.stepper import GroupStepper
 StepProgress = Callable[[int, int], None]
 """progress(steps done, T)."""
 
+ChiFn = Callable[[int, np.ndarray], np.ndarray]
+"""χ(t, f_t over the points (C·k,), centred if the run is) → χ_t (C·k,)."""
+
 
 def chi_at(training: Training, t: int, f: np.ndarray, y: np.ndarray) -> np.ndarray:
     """χ_t on every point (C, k): ε(f) on step t's batch, zero elsewhere (04 §4.2)."""
@@ -40,11 +43,17 @@ def chi_at(training: Training, t: int, f: np.ndarray, y: np.ndarray) -> np.ndarr
     return chi
 
 
+def chi_of_points(training: Training, y: np.ndarray) -> ChiFn:
+    """χ for one output (k = 1): :func:`chi_at` on the (C, 1) view."""
+    return lambda t, f: chi_at(training, t, f[:, None], y)[:, 0]
+
+
 def iterate(training: Training, samples: NTSamples, rates: Mapping[str, float],
-            f0: np.ndarray, y: np.ndarray, progress: StepProgress | None = None,
+            f0: np.ndarray, chi_of: ChiFn, progress: StepProgress | None = None,
             decay: Decay = NO_DECAY) -> np.ndarray:
     """f_t for t = 0..T per replica: (R, T+1, C).  ``rates`` η·lr per contributing group,
-    ``f0`` (R, C) the initial outputs (zeros when centred or when f_0 vanishes); ``decay`` a
+    ``f0`` (R, C) the initial outputs (zeros when centred or when f_0 vanishes), ``chi_of`` the
+    error signal (:func:`chi_of_points`; k > 1 outputs: :mod:`.nt_outputs`); ``decay`` a
     decaying readout (per-group accumulators and scaled gradients, :mod:`.nt_decay`)."""
     reps, steps = samples.replicas, training.steps
     f = np.empty((reps, steps + 1, f0.shape[1]))
@@ -58,8 +67,7 @@ def iterate(training: Training, samples: NTSamples, rates: Mapping[str, float],
         scale = np.array([decay.scale(g.name, t) for g in samples.groups])
         after = np.array([decay.scale(g.name, t + 1) for g in samples.groups])
         for r in range(reps):
-            ft = f[r, t][:, None]
-            chi = chi_at(training, t, ft - f0[r][:, None] if training.center else ft, y)[:, 0]
+            chi = chi_of(t, f[r, t] - f0[r] if training.center else f[r, t])
             step = _update(samples, r, steppers[r], rates, t, chi, scale)
             acc[r] = keep[:, None] * acc[r] - step
             f[r, t + 1] = decay.base(t + 1) * f0[r] + after @ acc[r]
