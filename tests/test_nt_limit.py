@@ -216,12 +216,20 @@ def test_unstable_table_names_the_failed_condition() -> None:
         limit_trajectory(_training("mlp2", "adam", 2, 2, 1, param="sp"), x, y)
 
 
-def test_two_outputs_are_refused_clearly() -> None:
-    tr = build_training(parse_text(TWO_OUTPUT_MLP), "ntp", "sgd", "mse", steps=1, n_train=2,
-                        n_test=0, center=True)
-    x, _ = _data(2, 2)
-    with pytest.raises(UsageError, match="one output"):
-        limit_trajectory(tr, x, np.zeros((2, 2)))
+def test_two_outputs_are_kernel_gradient_descent_per_output() -> None:
+    """k = 2 (05 §5.2, runtime.limits.nt_outputs): the readouts v[0], v[1] are independent, so
+    every cross-output block vanishes and each output follows kernel GD with the mlp2 NTK on its
+    own column of targets (mse χ = (f − y)/B entrywise)."""
+    tr = build_training(parse_text(TWO_OUTPUT_MLP), "ntp", "sgd(lr=0.5)", "mse", steps=3,
+                        n_train=2, n_test=1, center=True)
+    x, _ = _data(3, 2)
+    y = np.array([[1.0, -0.5], [0.25, 2.0]])
+    res = limit_trajectory(tr, x, y)
+    assert res.path == "exact" and res.f.shape == (4, 3, 2)
+    _, ntk = closed_form_ntk(x, 2, "relu")
+    for j in range(2):
+        want = kernel_gd(ntk, np.zeros(3), y[:, j:j + 1], 0.5, 3, 2)
+        np.testing.assert_allclose(res.f[..., j], want, atol=1e-6, rtol=0)
 
 
 def test_feature_learning_table_is_not_run_by_the_nt_engine() -> None:

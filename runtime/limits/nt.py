@@ -21,13 +21,15 @@ Powers of n (04 §4.3, :mod:`runtime.trainer`): the change of f from a group's u
 η·lr·n^{p}·E[G·Q(n^{q}·Σ χ G)] with p = 2 − e_out − C for a matrix (its n² entries times ∂F/∂W =
 dy xᵀ/n²·n) and 1 − e_out − C for a vector, q = D − e_out.  A contributing group must have p = q = 0
 (a linear Q only needs p + q = 0, since n^{q} folds into the rate); anything else, a scalar
-parameter, σ ≠ 1, a non-unit initial scale, weight decay or k > 1 outputs is refused with the
-reason (see :func:`NTEngine.applies`).
+parameter, σ ≠ 1, a non-unit initial scale or weight decay of any group but the readout
+(:mod:`.nt_decay`, 05 §5.6) is refused with the reason (see :func:`NTEngine.applies`).
+k > 1 outputs run as one output over C·k (point, output) copies (:mod:`.nt_outputs`).
 """
 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from functools import lru_cache
 
 import numpy as np
@@ -37,7 +39,7 @@ from compiler.errors import UsageError
 from compiler.kets.lowering import KetProgram, lower
 from compiler.passes.total import Total
 from compiler.train.setup import TensorTraining, Training
-from runtime.limits import nt_exact, nt_run, nt_samples
+from runtime.limits import nt_decay, nt_exact, nt_outputs, nt_run, nt_samples
 from runtime.limits.mccost import budget
 from runtime.limits.result import MIN_PER_REPLICA, LimitOptions, NotApplicableError
 from runtime.limits.trajectory import (
@@ -68,9 +70,6 @@ def _group_problem(t: TensorTraining, plan: LimitPlan) -> str | None:
     if t.widths.initial is not None and t.widths.initial != 0:
         return (f"the initial value of {t.name} carries n^{t.widths.initial}; the engine needs "
                 "the program's own initialisation (n^0)")
-    if t.optimizer.weight_decay != 0 and not t.frozen:
-        return (f"{t.name} has weight decay: the decaying initial weights need kets at several "
-                "times (05 §5.6, Def. 2.10.1), not implemented")
     if t.name in plan.contributing:
         p, q = powers(t, tr.e_out)
         linear = nt_exact.is_linear(t.optimizer)
@@ -94,10 +93,11 @@ class NTEngine:
                     "needs the μ-limit (05 §5.3–5.4)")
         if tr.symbols:
             return "the exponents are symbolic; give numbers (e.g. --param up:1/4)"
-        if tr.outputs != 1:
-            return f"{tr.outputs} outputs: the NT engine computes one output (k = 1) only"
         if not plan.contributing:
             return "no parameter group contributes to the limit"
+        decay = nt_decay.problem(tr)
+        if decay is not None:
+            return decay
         for t in tr.tensors:
             why = _group_problem(t, plan)
             if why is not None:
@@ -131,27 +131,81 @@ def choose_path(plan: LimitPlan, method: str) -> str:
 
 
 def run(plan: LimitPlan, x: np.ndarray, y: np.ndarray, options: TrajectoryOptions,
-        progress: TrajectoryProgress | None = None, dot_terms: bool = True) -> LimitTrajectory:
+        progress: TrajectoryProgress | None = None, dot_terms: bool = True,
+        f0: np.ndarray | None = None) -> LimitTrajectory:
     """The NT limit of ``plan`` on ``x`` (C, d) with targets ``y`` (B_train, 1); ``dot_terms``
     False drops every dot coefficient (the gradient-independence approximation, MC path only;
-    for comparison, it is wrong when W and Wᵀ interact, Rem. 2.9.20)."""
+    for comparison, it is wrong when W and Wᵀ interact, Rem. 2.9.20).  ``f0`` (C,) conditions
+    the limit on these initial outputs instead of the seed's NNGP draw (e.g. a finite-width
+    network's own f_0, to compare seed by seed); only where f_0 survives the limit."""
     tr = plan.training
     _check_data(tr, x, y)
     path = choose_path(plan, options.method)
     if not dot_terms:
         path = "mc"
     groups = _contributing(plan)
-    rates = _rates(groups)
-    random_f0 = plan.f0 and not tr.center
-    notes = _notes(plan, random_f0, options.seed)
+    start = _start(plan, x, options.seed, f0)
+    notes = _notes(plan, start, options.seed)
+    view = _view(tr, x, y)
     if path == "exact":
         try:
-            return _run_exact(plan, x, y, rates, random_f0, options, progress, notes)
+            return _run_exact(plan, view, start, options, progress, notes)
         except NotApplicableError as e:
             if options.method == "exact":
                 raise
             notes.append(f"exact kernels unavailable ({e.message}); Monte Carlo instead")
-    return _run_mc(plan, x, y, groups, random_f0, options, progress, notes, dot_terms)
+    return _run_mc(plan, view, groups, start, options, progress, notes, dot_terms)
+
+
+@dataclass(frozen=True)
+class _View:
+    """What the paths compute on: ``source`` (the training itself for k = 1, else its
+    one-output selector form, :mod:`.nt_outputs`), its C·k ``points`` and the error signal."""
+
+    source: Training
+    points: np.ndarray
+    chi: nt_run.ChiFn
+    outputs: int
+
+    def shaped(self, f: np.ndarray) -> np.ndarray:
+        """(…, C·k) → (…, C, k)."""
+        return f.reshape(*f.shape[:-1], -1, self.outputs)
+
+
+def _view(tr: Training, x: np.ndarray, y: np.ndarray) -> _View:
+    k = tr.outputs
+    if k == 1:
+        return _View(tr, x, nt_run.chi_of_points(tr, y), 1)
+    return _View(nt_outputs.flat_training(tr), nt_outputs.flat_points(x, k),
+                 nt_outputs.chi_function(tr, y), k)
+
+
+@dataclass(frozen=True)
+class _Start:
+    """How f_0 enters: ``random`` drawn with the seed, or ``given``; ``decay`` the readout's
+    weight decay (05 §5.6, :mod:`.nt_decay`)."""
+
+    random: bool
+    given: np.ndarray | None
+    decay: nt_decay.Decay
+
+
+def _start(plan: LimitPlan, x: np.ndarray, seed: int, f0: np.ndarray | None) -> _Start:
+    tr = plan.training
+    why = nt_decay.problem(tr)
+    if why is not None:
+        raise UsageError(why)
+    if f0 is not None:
+        if not plan.f0:
+            raise UsageError("f_0 vanishes in this limit: there is no initial output to give")
+        f0 = np.asarray(f0, dtype=np.float64)
+        want = (x.shape[0],) if tr.outputs == 1 else (x.shape[0], tr.outputs)
+        if f0.shape != want:
+            raise UsageError(f"f0 of shape {f0.shape}: need one value per point and output "
+                             f"{want}")
+        f0 = f0.reshape(-1)
+    random = f0 is None and nt_decay.random_f0(plan.f0, tr)
+    return _Start(random, f0, nt_decay.decay_of(tr))
 
 
 def _check_data(tr: Training, x: np.ndarray, y: np.ndarray) -> None:
@@ -161,11 +215,20 @@ def _check_data(tr: Training, x: np.ndarray, y: np.ndarray) -> None:
                          f"({s.n_points} points, {s.n_train} × {tr.outputs} targets)")
 
 
-def _notes(plan: LimitPlan, random_f0: bool, seed: int) -> list[str]:
+def _notes(plan: LimitPlan, start: _Start, seed: int) -> list[str]:
     notes = []
-    if random_f0:
+    if start.random and plan.training.center:
+        notes.append(f"f_0 is drawn from the NNGP with seed {seed}: the readout's weight decay "
+                     "leaves (ρ^t − 1)·f_0 in the centred output, so the limit is random "
+                     "(05 §5.6)")
+    elif start.random:
         notes.append(f"f_0 is drawn from the NNGP with seed {seed}: without --center the limit "
                      "is random through f_0 (05 §5.1); --center gives the deterministic limit")
+    if start.given is not None:
+        notes.append("conditioned on the given f_0")
+    if start.decay.active:
+        notes.append(f"the readout {start.decay.group} decays by ρ = {start.decay.rho:g} per "
+                     "step (05 §5.6)")
     if plan.dropped:
         notes.append(f"updates of {', '.join(plan.dropped)} vanish in this limit (05 §5.5)")
     return notes
@@ -176,17 +239,22 @@ def _normal(seed: int, c: int) -> np.ndarray:
     return np.random.default_rng([seed, 0x0F0]).standard_normal(c)
 
 
-def _run_exact(plan: LimitPlan, x: np.ndarray, y: np.ndarray, rates: dict[str, float],
-               random_f0: bool, options: TrajectoryOptions, progress: TrajectoryProgress | None,
-               notes: list[str]) -> LimitTrajectory:
+def _run_exact(plan: LimitPlan, view: _View, start: _Start, options: TrajectoryOptions,
+               progress: TrajectoryProgress | None, notes: list[str]) -> LimitTrajectory:
     tr = plan.training
-    blocks = nt_exact.kernel_blocks(tr, x)
-    c = x.shape[0]
-    f0 = nt_run.sqrt_psd(blocks["nngp"]) @ _normal(options.seed, c) if random_f0 else np.zeros(c)
+    blocks = nt_exact.kernel_blocks(view.source, view.points)
+    c = view.points.shape[0]
+    f0 = np.zeros(c) if start.given is None else start.given
+    if start.random:
+        f0 = nt_run.sqrt_psd(blocks["nngp"]) @ _normal(options.seed, c)
     step = None if progress is None else (lambda d, n: progress(d, n, "step"))
-    f = nt_exact.iterate_exact(tr, blocks, rates, f0, y, step)
-    return LimitTrajectory(plan, "nt", "exact", f[..., None], np.zeros_like(f)[..., None],
-                           None, options.seed, tuple(notes))
+    rates = _rates(_contributing(plan))
+    f = nt_exact.iterate_exact(tr, blocks, rates, f0, view.chi, step, start.decay)
+    if tr.center:  # f̃ = f − f_0 (04 §4.2); f_0 is 0 here unless decay or a given f_0
+        f = f - f0
+    f = view.shaped(f)
+    return LimitTrajectory(plan, "nt", "exact", f, np.zeros_like(f), None, options.seed,
+                           tuple(notes))
 
 
 def sample_request(options: TrajectoryOptions, f0: bool, dot_terms: bool
@@ -201,27 +269,32 @@ def sample_request(options: TrajectoryOptions, f0: bool, dot_terms: bool
                                     options.memory_budget)
 
 
-def _run_mc(plan: LimitPlan, x: np.ndarray, y: np.ndarray, groups: list[TensorTraining],
-            random_f0: bool, options: TrajectoryOptions, progress: TrajectoryProgress | None,
-            notes: list[str], dot_terms: bool) -> LimitTrajectory:
+def _run_mc(plan: LimitPlan, view: _View, groups: list[TensorTraining], start: _Start,
+            options: TrajectoryOptions, progress: TrajectoryProgress | None, notes: list[str],
+            dot_terms: bool) -> LimitTrajectory:
     tr = plan.training
-    total = tr.totals[0]
-    req = sample_request(options, random_f0, dot_terms)
+    total = view.source.totals[0]
+    req = sample_request(options, start.random, dot_terms)
     kets = _lowered(total)
-    _check_memory(plan, kets, groups, req, x.shape[0], options)
+    c = view.points.shape[0]
+    _check_memory(plan, kets, groups, req, c, options)
     sp = None if progress is None else (lambda d, n: progress(d, n, "replicas sampled"))
-    samples = nt_samples.draw(total, kets, groups, x, req, sp)
-    c = x.shape[0]
-    f0 = (nt_run.f0_draw(samples, _normal(options.seed, c)) if random_f0
-          else np.zeros((req.replicas, c)))
+    samples = nt_samples.draw(total, kets, groups, view.points, req, sp)
+    if start.random:
+        f0 = nt_run.f0_draw(samples, _normal(options.seed, c))
+    else:
+        f0 = np.zeros((req.replicas, c)) if start.given is None else np.tile(start.given,
+                                                                            (req.replicas, 1))
     step = None if progress is None else (lambda d, n: progress(d, n, "step"))
-    f = nt_run.iterate(tr, samples, _rates(groups), f0, y, step)
+    f = nt_run.iterate(tr, samples, _rates(groups), f0, view.chi, step, start.decay)
+    if tr.center:  # f̃ = f − f_0 (04 §4.2)
+        f = f - f0[:, None, :]
     mean = f.mean(axis=0)
     se = (f.std(axis=0, ddof=1) / math.sqrt(req.replicas) if req.replicas > 1
           else np.full_like(mean, math.nan))
     if not dot_terms:
         notes.append("dot terms dropped (gradient independence assumed): for comparison only")
-    return LimitTrajectory(plan, "nt", "mc", mean[..., None], se[..., None], samples.total,
+    return LimitTrajectory(plan, "nt", "mc", view.shaped(mean), view.shaped(se), samples.total,
                            options.seed, tuple(notes))
 
 

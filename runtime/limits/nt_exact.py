@@ -23,7 +23,8 @@ from compiler.errors import NumericError
 from compiler.train.classes import derive
 from compiler.train.optimizers import Optimizer
 from compiler.train.setup import Training
-from runtime.limits.nt_run import StepProgress, chi_at
+from runtime.limits.nt_decay import NO_DECAY, Decay
+from runtime.limits.nt_run import ChiFn, StepProgress
 from runtime.training.stepper import GroupStepper
 
 
@@ -35,28 +36,30 @@ def is_linear(opt: Optimizer) -> bool:
 
 
 def kernel_blocks(training: Training, x: np.ndarray) -> dict[str, np.ndarray]:
-    """The exact NNGP and the NTK block of every group between the points ``x``."""
+    """The exact NNGP and the NTK block of every group between the points ``x`` (one output)."""
     from runtime.limits.kernels import exact_kernel_blocks
 
     return exact_kernel_blocks(training.program, x, training.program.outputs[0])
 
 
 def iterate_exact(training: Training, blocks: Mapping[str, np.ndarray],
-                  rates: Mapping[str, float], f0: np.ndarray, y: np.ndarray,
-                  progress: StepProgress | None = None) -> np.ndarray:
-    """f_t for t = 0..T, (T+1, C), by kernel iteration with per-group χ-space optimizer state."""
+                  rates: Mapping[str, float], f0: np.ndarray, chi_of: ChiFn,
+                  progress: StepProgress | None = None, decay: Decay = NO_DECAY) -> np.ndarray:
+    """f_t for t = 0..T, (T+1, C), by kernel iteration with per-group χ-space optimizer state;
+    with a decaying readout the per-group accumulators of :mod:`.nt_decay` (05 §5.6), the scaled
+    χ going into the optimizer state."""
     steps, c = training.steps, f0.shape[0]
     f = np.empty((steps + 1, c))
     f[0] = f0
     steppers = {g: GroupStepper(training[g].optimizer, [(c,)]) for g in rates}
+    acc = {g: np.zeros(c) for g in rates}
     for t in range(steps):
-        ft = f[t][:, None]
-        chi = chi_at(training, t, ft - f0[:, None] if training.center else ft, y)[:, 0]
-        delta = np.zeros(c)
+        chi = chi_of(t, f[t] - f0 if training.center else f[t])
         for g, rate in rates.items():
-            (q,) = steppers[g].step(t, [chi])
-            delta += rate * (blocks[g] @ q)
-        f[t + 1] = f[t] - delta
+            (q,) = steppers[g].step(t, [decay.scale(g, t) * chi])
+            acc[g] = decay.keep(g) * acc[g] - rate * (blocks[g] @ q)
+        f[t + 1] = decay.base(t + 1) * f0 + sum(
+            (decay.scale(g, t + 1) * a for g, a in acc.items()), np.zeros(c))
         if not np.all(np.isfinite(f[t + 1])):
             raise NumericError(f"NT limit step {t}: the trajectory is not finite; the training "
                                "diverges in the limit, try a smaller lr")

@@ -23,12 +23,16 @@ import numpy as np
 
 from compiler.errors import NumericError
 from compiler.train.setup import Training
+from runtime.limits.nt_decay import NO_DECAY, Decay
 from runtime.limits.nt_samples import NTSamples
 from runtime.training import signal as signals
 from runtime.training.stepper import GroupStepper
 
 StepProgress = Callable[[int, int], None]
 """progress(steps done, T)."""
+
+ChiFn = Callable[[int, np.ndarray], np.ndarray]
+"""χ(t, f_t over the points (C·k,), centred if the run is) → χ_t (C·k,)."""
 
 
 def chi_at(training: Training, t: int, f: np.ndarray, y: np.ndarray) -> np.ndarray:
@@ -39,21 +43,34 @@ def chi_at(training: Training, t: int, f: np.ndarray, y: np.ndarray) -> np.ndarr
     return chi
 
 
+def chi_of_points(training: Training, y: np.ndarray) -> ChiFn:
+    """χ for one output (k = 1): :func:`chi_at` on the (C, 1) view."""
+    return lambda t, f: chi_at(training, t, f[:, None], y)[:, 0]
+
+
 def iterate(training: Training, samples: NTSamples, rates: Mapping[str, float],
-            f0: np.ndarray, y: np.ndarray, progress: StepProgress | None = None) -> np.ndarray:
+            f0: np.ndarray, chi_of: ChiFn, progress: StepProgress | None = None,
+            decay: Decay = NO_DECAY) -> np.ndarray:
     """f_t for t = 0..T per replica: (R, T+1, C).  ``rates`` η·lr per contributing group,
-    ``f0`` (R, C) the initial outputs (zeros when centred or when f_0 vanishes)."""
+    ``f0`` (R, C) the initial outputs (zeros when centred or when f_0 vanishes), ``chi_of`` the
+    error signal (:func:`chi_of_points`; k > 1 outputs: :mod:`.nt_outputs`); ``decay`` a
+    decaying readout (per-group accumulators and scaled gradients, :mod:`.nt_decay`)."""
     reps, steps = samples.replicas, training.steps
     f = np.empty((reps, steps + 1, f0.shape[1]))
     f[:, 0] = f0
     steppers = [{g.name: GroupStepper(training[g.name].optimizer,
                                       [(g.entries, samples.particles)])
                  for g in samples.groups} for _ in range(reps)]
+    acc = np.zeros((reps, len(samples.groups), f0.shape[1]))
+    keep = np.array([decay.keep(g.name) for g in samples.groups])
     for t in range(steps):
+        scale = np.array([decay.scale(g.name, t) for g in samples.groups])
+        after = np.array([decay.scale(g.name, t + 1) for g in samples.groups])
         for r in range(reps):
-            ft = f[r, t][:, None]
-            chi = chi_at(training, t, ft - f0[r][:, None] if training.center else ft, y)[:, 0]
-            f[r, t + 1] = f[r, t] - _update(samples, r, steppers[r], rates, t, chi)
+            chi = chi_of(t, f[r, t] - f0[r] if training.center else f[r, t])
+            step = _update(samples, r, steppers[r], rates, t, chi, scale)
+            acc[r] = keep[:, None] * acc[r] - step
+            f[r, t + 1] = decay.base(t + 1) * f0[r] + after @ acc[r]
         if not np.all(np.isfinite(f[:, t + 1])):
             raise NumericError(f"NT limit step {t}: the trajectory is not finite; the training "
                                "diverges in the limit, try a smaller lr")
@@ -63,18 +80,20 @@ def iterate(training: Training, samples: NTSamples, rates: Mapping[str, float],
 
 
 def _update(samples: NTSamples, r: int, steppers: Mapping[str, GroupStepper],
-            rates: Mapping[str, float], t: int, chi: np.ndarray) -> np.ndarray:
-    """η K_Q(χ) for replica r: per group, Q of the χ-weighted gradient per sample and entry,
-    then the sample mean of G(ξ)·Q for every point ξ (two matrix products per group; the
-    stepper sees the group as one (E, P) tensor: entrywise state, RMS over all of it)."""
-    total = np.zeros(chi.shape[0])
-    for g in samples.groups:
+            rates: Mapping[str, float], t: int, chi: np.ndarray,
+            scale: np.ndarray) -> np.ndarray:
+    """η K_Q(χ) for replica r, one row per group (G, C): per group, Q of the χ-weighted
+    gradient (times the group's gradient scale, 1 without decay) per sample and entry, then the
+    sample mean of G(ξ)·Q for every point ξ (two matrix products per group; the stepper sees
+    the group as one (E, P) tensor: entrywise state, RMS over all of it)."""
+    out = np.zeros((len(samples.groups), chi.shape[0]))
+    for k, g in enumerate(samples.groups):
         vals = g.values[r].reshape(-1, chi.shape[0])  # (E·P, C)
         # einsum, not BLAS: a threaded gemv this thin is 25x slower on a loaded machine
-        ins = np.einsum("pc,c->p", vals, chi).reshape(g.entries, samples.particles)
+        ins = np.einsum("pc,c->p", vals, scale[k] * chi).reshape(g.entries, samples.particles)
         (q,) = steppers[g.name].step(t, [ins])
-        total += rates[g.name] * np.einsum("p,pc->c", q.reshape(-1), vals) / samples.particles
-    return total
+        out[k] = rates[g.name] * np.einsum("p,pc->c", q.reshape(-1), vals) / samples.particles
+    return out
 
 
 def f0_draw(samples: NTSamples, z: np.ndarray) -> np.ndarray:

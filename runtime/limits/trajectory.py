@@ -103,8 +103,11 @@ class LimitTrajectory:
     @property
     def f0_random(self) -> bool:
         """Whether f_0 is one draw of a Gaussian process (05 §5.1): only in the operator regime,
-        only where f_0 survives the limit, and never when the run is centred."""
-        return self.plan.f0 and self.plan.regime == "operator" and not self.training.center
+        only where f_0 survives the limit, and not when the run is centred unless the readout
+        decays (then f̃_t keeps (ρ^t − 1)·f_0, 05 §5.6, :mod:`runtime.limits.nt_decay`)."""
+        from runtime.limits.nt_decay import random_f0
+
+        return self.plan.regime == "operator" and random_f0(self.plan.f0, self.training)
 
     def to_json(self) -> dict[str, Any]:
         """Points exactly as ``nexort train``; ``f``/``stderr`` as [t][point] (a trailing output
