@@ -39,7 +39,7 @@ from compiler.errors import UsageError
 from compiler.kets.lowering import KetProgram, lower
 from compiler.passes.total import Total
 from compiler.train.setup import TensorTraining, Training
-from runtime.limits import nt_decay, nt_exact, nt_outputs, nt_run, nt_samples
+from runtime.limits import nt_decay, nt_exact, nt_outputs, nt_run, nt_samples, nt_timed
 from runtime.limits.mccost import budget
 from runtime.limits.result import MIN_PER_REPLICA, LimitOptions, NotApplicableError
 from runtime.limits.trajectory import (
@@ -95,7 +95,7 @@ class NTEngine:
             return "the exponents are symbolic; give numbers (e.g. --param up:1/4)"
         if not plan.contributing:
             return "no parameter group contributes to the limit"
-        decay = nt_decay.problem(tr)
+        decay = nt_timed.problem(tr)
         if decay is not None:
             return decay
         for t in tr.tensors:
@@ -144,9 +144,11 @@ def run(plan: LimitPlan, x: np.ndarray, y: np.ndarray, options: TrajectoryOption
     if not dot_terms:
         path = "mc"
     groups = _contributing(plan)
+    view = _view(tr, x, y)
+    if nt_decay.problem(tr) is not None:  # decay beyond the readout: kets at every time
+        return _run_timed(plan, x, view, groups, options, progress, dot_terms, f0)
     start = _start(plan, x, options.seed, f0)
     notes = _notes(plan, start, options.seed)
-    view = _view(tr, x, y)
     if path == "exact":
         try:
             return _run_exact(plan, view, start, options, progress, notes)
@@ -192,9 +194,14 @@ class _Start:
 
 def _start(plan: LimitPlan, x: np.ndarray, seed: int, f0: np.ndarray | None) -> _Start:
     tr = plan.training
-    why = nt_decay.problem(tr)
-    if why is not None:
-        raise UsageError(why)
+    f0 = _given(plan, x, f0)
+    random = f0 is None and nt_decay.random_f0(plan.f0, tr)
+    return _Start(random, f0, nt_decay.decay_of(tr))
+
+
+def _given(plan: LimitPlan, x: np.ndarray, f0: np.ndarray | None) -> np.ndarray | None:
+    """A given f_0 checked and flattened like the points (C·k,)."""
+    tr = plan.training
     if f0 is not None:
         if not plan.f0:
             raise UsageError("f_0 vanishes in this limit: there is no initial output to give")
@@ -204,8 +211,7 @@ def _start(plan: LimitPlan, x: np.ndarray, seed: int, f0: np.ndarray | None) -> 
             raise UsageError(f"f0 of shape {f0.shape}: need one value per point and output "
                              f"{want}")
         f0 = f0.reshape(-1)
-    random = f0 is None and nt_decay.random_f0(plan.f0, tr)
-    return _Start(random, f0, nt_decay.decay_of(tr))
+    return f0
 
 
 def _check_data(tr: Training, x: np.ndarray, y: np.ndarray) -> None:
@@ -294,6 +300,51 @@ def _run_mc(plan: LimitPlan, view: _View, groups: list[TensorTraining], start: _
           else np.full_like(mean, math.nan))
     if not dot_terms:
         notes.append("dot terms dropped (gradient independence assumed): for comparison only")
+    return LimitTrajectory(plan, "nt", "mc", view.shaped(mean), view.shaped(se), samples.total,
+                           options.seed, tuple(notes))
+
+
+def _run_timed(plan: LimitPlan, x: np.ndarray, view: _View, groups: list[TensorTraining],
+               options: TrajectoryOptions, progress: TrajectoryProgress | None, dot_terms: bool,
+               given: np.ndarray | None) -> LimitTrajectory:
+    """Weight decay beyond the readout (:mod:`.nt_timed`): the decayed program over the
+    (T+1)·C·k copies (time, point, output), Monte Carlo."""
+    tr = plan.training
+    why = nt_timed.problem(tr)
+    if why is not None:
+        raise UsageError(why)
+    nt_timed.check_method(options.method)
+    given = _given(plan, x, given)
+    program = nt_timed.decayed_program(tr)
+    k, c = tr.outputs, view.points.shape[0]
+    source = nt_timed.timed_training(tr, program if k == 1 else
+                                     nt_outputs.selector_program(program), c * (tr.steps + 1))
+    points = nt_timed.timed_points(tr, x)  # rows (t, i); then (t, i, j) for k > 1
+    points = points if k == 1 else nt_outputs.flat_points(points, k)
+    total = source.totals[0]
+    req = sample_request(options, plan.f0, dot_terms)
+    kets = _lowered(total)
+    _check_memory(plan, kets, groups, req, points.shape[0], options)
+    sp = None if progress is None else (lambda d, n: progress(d, n, "replicas sampled"))
+    samples = nt_samples.draw(total, kets, groups, points, req, sp)
+    base = np.zeros((req.replicas, tr.steps + 1, c))
+    if samples.f0_cov is not None:
+        z = _normal(options.seed, points.shape[0])
+        base = np.stack([nt_timed.base_draw(cov, z, c, given).reshape(tr.steps + 1, c)
+                         for cov in samples.f0_cov])
+    step = None if progress is None else (lambda d, n: progress(d, n, "replicas run"))
+    f = nt_timed.iterate_timed(tr, samples, _rates(groups), base, view.chi, step)
+    if tr.center:  # f̃ = f − f_0 (04 §4.2): b_t − b_0 stays, random
+        f = f - base[:, :1]
+    mean = f.mean(axis=0)
+    se = (f.std(axis=0, ddof=1) / math.sqrt(req.replicas) if req.replicas > 1
+          else np.full_like(mean, math.nan))
+    notes = [f"weight decay of {', '.join(nt_timed.rhos(tr))}: the kets of every time t = 0.."
+             f"{tr.steps} (05 §5.6, Def. 2.10.1), Monte Carlo"]
+    if plan.f0:
+        notes.append("conditioned on the given f_0" if given is not None else
+                     f"the decayed initial outputs f(D_t W_0) are drawn with seed {options.seed}:"
+                     " the limit is random (centred too)")
     return LimitTrajectory(plan, "nt", "mc", view.shaped(mean), view.shaped(se), samples.total,
                            options.seed, tuple(notes))
 
