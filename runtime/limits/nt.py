@@ -21,9 +21,11 @@ Powers of n (04 §4.3, :mod:`runtime.trainer`): the change of f from a group's u
 η·lr·n^{p}·E[G·Q(n^{q}·Σ χ G)] with p = 2 − e_out − C for a matrix (its n² entries times ∂F/∂W =
 dy xᵀ/n²·n) and 1 − e_out − C for a vector, q = D − e_out.  A contributing group must have p = q = 0
 (a linear Q only needs p + q = 0, since n^{q} folds into the rate); anything else, a scalar
-parameter, σ ≠ 1, a non-unit initial scale or weight decay of any group but the readout
-(:mod:`.nt_decay`, 05 §5.6) is refused with the reason (see :func:`NTEngine.applies`).
-k > 1 outputs run as one output over C·k (point, output) copies (:mod:`.nt_outputs`).
+parameter, σ ≠ 1 or a non-unit initial scale is refused with the reason (see
+:func:`NTEngine.applies`).  Weight decay (05 §5.6): of the readout alone on both paths
+(:mod:`.nt_decay`), of any other group by Monte Carlo over the kets of every time
+(:mod:`.nt_timed`).  k > 1 outputs run as one output over C·k (point, output) copies
+(:mod:`.nt_outputs`).
 """
 
 from __future__ import annotations
@@ -295,13 +297,19 @@ def _run_mc(plan: LimitPlan, view: _View, groups: list[TensorTraining], start: _
     f = nt_run.iterate(tr, samples, _rates(groups), f0, view.chi, step, start.decay)
     if tr.center:  # f̃ = f − f_0 (04 §4.2)
         f = f - f0[:, None, :]
-    mean = f.mean(axis=0)
-    se = (f.std(axis=0, ddof=1) / math.sqrt(req.replicas) if req.replicas > 1
-          else np.full_like(mean, math.nan))
+    mean, se = _summary(f)
     if not dot_terms:
         notes.append("dot terms dropped (gradient independence assumed): for comparison only")
     return LimitTrajectory(plan, "nt", "mc", view.shaped(mean), view.shaped(se), samples.total,
                            options.seed, tuple(notes))
+
+
+def _summary(f: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The replicas' mean and its standard error (NaN with one replica)."""
+    mean = f.mean(axis=0)
+    reps = f.shape[0]
+    se = (f.std(axis=0, ddof=1) / math.sqrt(reps) if reps > 1 else np.full_like(mean, math.nan))
+    return mean, se
 
 
 def _run_timed(plan: LimitPlan, x: np.ndarray, view: _View, groups: list[TensorTraining],
@@ -315,12 +323,8 @@ def _run_timed(plan: LimitPlan, x: np.ndarray, view: _View, groups: list[TensorT
         raise UsageError(why)
     nt_timed.check_method(options.method)
     given = _given(plan, x, given)
-    program = nt_timed.decayed_program(tr)
-    k, c = tr.outputs, view.points.shape[0]
-    source = nt_timed.timed_training(tr, program if k == 1 else
-                                     nt_outputs.selector_program(program), c * (tr.steps + 1))
-    points = nt_timed.timed_points(tr, x)  # rows (t, i); then (t, i, j) for k > 1
-    points = points if k == 1 else nt_outputs.flat_points(points, k)
+    c = view.points.shape[0]
+    source, points = nt_timed.timed_source(tr, x)
     total = source.totals[0]
     req = sample_request(options, plan.f0, dot_terms)
     kets = _lowered(total)
@@ -336,9 +340,7 @@ def _run_timed(plan: LimitPlan, x: np.ndarray, view: _View, groups: list[TensorT
     f = nt_timed.iterate_timed(tr, samples, _rates(groups), base, view.chi, step)
     if tr.center:  # f̃ = f − f_0 (04 §4.2): b_t − b_0 stays, random
         f = f - base[:, :1]
-    mean = f.mean(axis=0)
-    se = (f.std(axis=0, ddof=1) / math.sqrt(req.replicas) if req.replicas > 1
-          else np.full_like(mean, math.nan))
+    mean, se = _summary(f)
     notes = [f"weight decay of {', '.join(nt_timed.rhos(tr))}: the kets of every time t = 0.."
              f"{tr.steps} (05 §5.6, Def. 2.10.1), Monte Carlo"]
     if plan.f0:

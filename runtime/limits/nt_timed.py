@@ -36,6 +36,7 @@ from compiler.errors import NumericError, UsageError
 from compiler.ir import Input, Instruction, MatMul, Nonlin, OuterNonlin, Program
 from compiler.symbols import sym
 from compiler.train.setup import Training, build_training
+from runtime.limits import nt_outputs
 from runtime.limits.nt_run import ChiFn, StepProgress
 from runtime.limits.nt_samples import NTSamples
 from runtime.training.stepper import GroupStepper
@@ -91,6 +92,16 @@ def timed_training(training: Training, program: Program, copies: int) -> Trainin
     flat = build_training(program, training.param, "sgd", "mse", steps=training.steps,
                           n_train=copies, n_test=0)
     return flat.with_optimizers({t.name: t.optimizer for t in training.tensors})
+
+
+def timed_source(training: Training, x: np.ndarray) -> tuple[Training, np.ndarray]:
+    """The one-output training over the copies (time, point[, output]) and their rows: the
+    decayed program, with the output selector of :mod:`.nt_outputs` when k > 1."""
+    k, program = training.outputs, decayed_program(training)
+    points = timed_points(training, x)  # rows (t, i); then (t, i, j) for k > 1
+    if k > 1:
+        program, points = nt_outputs.selector_program(program), nt_outputs.flat_points(points, k)
+    return timed_training(training, program, points.shape[0]), points
 
 
 def timed_points(training: Training, points: np.ndarray) -> np.ndarray:
