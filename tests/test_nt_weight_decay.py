@@ -168,6 +168,16 @@ def test_adamw_takes_the_timed_path() -> None:
     assert nt_decay.problem(tr) is not None  # not the readout alone: the timed path
 
 
+def test_decay_that_zeroes_hidden_weights_is_refused() -> None:
+    """η·lr·λ = 1 on every group: W_1 = −η n^{-c} Q̃ alone, whose action on the features is O(1)
+    (ΔW x = −η dy·(xᵀx/n) in NTP): no small perturbation of anything, not the operator regime."""
+    x, y = _data(3, 2)
+    tr = build_training(_arch("mlp2"), "ntp", "sgd(lr=0.5, wd=2)", "mse", steps=2, n_train=2,
+                        n_test=1, center=True)
+    with pytest.raises(UsageError, match=r"zeroes the initial weights.*operator regime"):
+        limit_trajectory(tr, x, y)
+
+
 def test_a_given_f0_must_have_one_value_per_point() -> None:
     x, y = _data(3, 2)
     tr = _training("sgd", "sgd(wd=0.1)", 2, 2, 1, center=False)

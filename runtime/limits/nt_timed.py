@@ -53,6 +53,12 @@ def rhos(training: Training) -> dict[str, float]:
 def problem(training: Training) -> str | None:
     """Why the decayed program cannot be built (None: it can)."""
     decaying = set(rhos(training))
+    zero = [g for g, r in rhos(training).items() if r == 0]
+    if zero:
+        return (f"η·lr·λ = 1 for {', '.join(zero)}: the decay zeroes the initial weights in one "
+                "step, so the weights are the updates alone; these are not small against the "
+                "vanished W_0, the features move at O(1) with them and the NT linearisation "
+                "fails: the network leaves the operator regime (05 §5.6); no NT limit")
     for t in training.tensors:
         if t.name in decaying and t.kind == "scalar":
             return f"weight decay on the scalar parameter {t.name}: the NT limit takes none"
