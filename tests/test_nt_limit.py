@@ -199,7 +199,7 @@ def test_progress_is_reported_per_step() -> None:
 
 
 @pytest.mark.parametrize(("opt", "options", "match"), [
-    ("adam(wd=0.1)", TrajectoryOptions(), "weight decay"),
+    ("sgd(wd=0.1)", TrajectoryOptions(method="exact"), "weight decay.*Monte Carlo path only"),
     ("adam", TrajectoryOptions(method="exact"), "--method exact needs a linear"),
     ("sgd", TrajectoryOptions(method="fast"), "--method must be one of"),
     ("adam", TrajectoryOptions(particles=1 << 20, memory_budget=1 << 20), r"GiB.*budget"),

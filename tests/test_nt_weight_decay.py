@@ -19,7 +19,7 @@ import pytest
 from compiler.errors import UsageError
 from compiler.train.options import parse_optimizer
 from compiler.train.setup import Training, build_training
-from runtime.limits import nt
+from runtime.limits import nt, nt_decay
 from runtime.limits.nt_decay import decay_of
 from runtime.limits.trajectory import TrajectoryOptions, limit_trajectory, plan_limit
 from runtime.trainer import train
@@ -125,11 +125,56 @@ def test_finite_width_approaches_the_conditioned_limit(opt: str, readout: str) -
     assert large < wrong / 3
 
 
-def test_decay_of_hidden_weights_is_refused_with_the_reason() -> None:
-    x, y = _data(3, 2)
+def test_adamw_on_every_group_approaches_finite_width() -> None:
+    """Decay of every group (``adamw``, runtime.limits.nt_timed: the kets of every time).  mlp2
+    is positively homogeneous, so f(D_t W_0) = ρ^{3t} f_0 and conditioning on a seed's f_0 fixes
+    the whole decayed base.  Widths 64 and 512, 5 seeds: the per-seed gap must shrink by ≥ 1.8
+    (n^{-½}: √8 ≈ 2.8; measured 2.5 with 6 seeds) and at n = 512 be under a third of the
+    distance to the undecayed limit."""
+    x, y = _data(5, 4)
+    tr = build_training(_arch("mlp2"), "ntp", "adamw(lr=0.05, wd=1)", "mse", steps=5,
+                        n_train=4, n_test=1, center=False)
+    plain = build_training(_arch("mlp2"), "ntp", "adam(lr=0.05)", "mse", steps=5, n_train=4,
+                           n_test=1, center=False)
+    opts = TrajectoryOptions(particles=1 << 13)
+    small, _ = _per_seed_gaps(tr, x, y, 64, 5, opts, plain)
+    large, wrong = _per_seed_gaps(tr, x, y, 512, 5, opts, plain)
+    print(f"adamw: per-seed gap {small:.4g} at n=64, {large:.4g} at n=512, ratio "
+          f"{small / large:.3g}; undecayed limit {wrong:.4g} away at n=512")
+    assert small / large >= 1.8
+    assert large < wrong / 3
+
+
+def test_readout_decay_by_the_timed_path_is_the_readout_path(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two derivations of the readout case agree: the accumulators of nt_decay (exact path, SGD)
+    and the kets of every time of nt_timed (forced here), within 4 replica s.e."""
+    x, y = _data(4, 3)
+    tr = _training("sgd(lr=0.5)", "sgd(lr=0.5, wd=0.5)", 4, 3, 1, center=True)
+    exact = limit_trajectory(tr, x, y, TrajectoryOptions(seed=5))
+    monkeypatch.setattr(nt_decay, "problem", lambda training: "forced")
+    timed = limit_trajectory(tr, x, y, TrajectoryOptions(seed=5, particles=1 << 15))
+    assert exact.path == "exact" and any("every time" in n for n in timed.notes)
+    # same seed: the same normal vector behind both f_0 draws, so the random parts agree too
+    assert np.all(np.abs(timed.f - exact.f)[1:] < 4 * timed.stderr[1:])
+
+
+def test_adamw_takes_the_timed_path() -> None:
     tr = build_training(_arch("mlp2"), "ntp", "adamw", "mse", steps=2, n_train=2, n_test=1,
                         center=True)
-    with pytest.raises(UsageError, match=r"weight decay on U, W.*05 §5.6"):
+    from runtime.limits import nt_timed
+
+    assert nt_timed.problem(tr) is None
+    assert nt_decay.problem(tr) is not None  # not the readout alone: the timed path
+
+
+def test_decay_that_zeroes_hidden_weights_is_refused() -> None:
+    """η·lr·λ = 1 on every group: W_1 = −η n^{-c} Q̃ alone, whose action on the features is O(1)
+    (ΔW x = −η dy·(xᵀx/n) in NTP): no small perturbation of anything, not the operator regime."""
+    x, y = _data(3, 2)
+    tr = build_training(_arch("mlp2"), "ntp", "sgd(lr=0.5, wd=2)", "mse", steps=2, n_train=2,
+                        n_test=1, center=True)
+    with pytest.raises(UsageError, match=r"zeroes the initial weights.*operator regime"):
         limit_trajectory(tr, x, y)
 
 

@@ -21,9 +21,11 @@ Powers of n (04 §4.3, :mod:`runtime.trainer`): the change of f from a group's u
 η·lr·n^{p}·E[G·Q(n^{q}·Σ χ G)] with p = 2 − e_out − C for a matrix (its n² entries times ∂F/∂W =
 dy xᵀ/n²·n) and 1 − e_out − C for a vector, q = D − e_out.  A contributing group must have p = q = 0
 (a linear Q only needs p + q = 0, since n^{q} folds into the rate); anything else, a scalar
-parameter, σ ≠ 1, a non-unit initial scale or weight decay of any group but the readout
-(:mod:`.nt_decay`, 05 §5.6) is refused with the reason (see :func:`NTEngine.applies`).
-k > 1 outputs run as one output over C·k (point, output) copies (:mod:`.nt_outputs`).
+parameter, σ ≠ 1 or a non-unit initial scale is refused with the reason (see
+:func:`NTEngine.applies`).  Weight decay (05 §5.6): of the readout alone on both paths
+(:mod:`.nt_decay`), of any other group by Monte Carlo over the kets of every time
+(:mod:`.nt_timed`).  k > 1 outputs run as one output over C·k (point, output) copies
+(:mod:`.nt_outputs`).
 """
 
 from __future__ import annotations
@@ -39,7 +41,7 @@ from compiler.errors import UsageError
 from compiler.kets.lowering import KetProgram, lower
 from compiler.passes.total import Total
 from compiler.train.setup import TensorTraining, Training
-from runtime.limits import nt_decay, nt_exact, nt_outputs, nt_run, nt_samples
+from runtime.limits import nt_decay, nt_exact, nt_outputs, nt_run, nt_samples, nt_timed
 from runtime.limits.mccost import budget
 from runtime.limits.result import MIN_PER_REPLICA, LimitOptions, NotApplicableError
 from runtime.limits.trajectory import (
@@ -95,7 +97,7 @@ class NTEngine:
             return "the exponents are symbolic; give numbers (e.g. --param up:1/4)"
         if not plan.contributing:
             return "no parameter group contributes to the limit"
-        decay = nt_decay.problem(tr)
+        decay = nt_timed.problem(tr)
         if decay is not None:
             return decay
         for t in tr.tensors:
@@ -144,9 +146,11 @@ def run(plan: LimitPlan, x: np.ndarray, y: np.ndarray, options: TrajectoryOption
     if not dot_terms:
         path = "mc"
     groups = _contributing(plan)
+    view = _view(tr, x, y)
+    if nt_decay.problem(tr) is not None:  # decay beyond the readout: kets at every time
+        return _run_timed(plan, x, view, groups, options, progress, dot_terms, f0)
     start = _start(plan, x, options.seed, f0)
     notes = _notes(plan, start, options.seed)
-    view = _view(tr, x, y)
     if path == "exact":
         try:
             return _run_exact(plan, view, start, options, progress, notes)
@@ -192,9 +196,14 @@ class _Start:
 
 def _start(plan: LimitPlan, x: np.ndarray, seed: int, f0: np.ndarray | None) -> _Start:
     tr = plan.training
-    why = nt_decay.problem(tr)
-    if why is not None:
-        raise UsageError(why)
+    f0 = _given(plan, x, f0)
+    random = f0 is None and nt_decay.random_f0(plan.f0, tr)
+    return _Start(random, f0, nt_decay.decay_of(tr))
+
+
+def _given(plan: LimitPlan, x: np.ndarray, f0: np.ndarray | None) -> np.ndarray | None:
+    """A given f_0 checked and flattened like the points (C·k,)."""
+    tr = plan.training
     if f0 is not None:
         if not plan.f0:
             raise UsageError("f_0 vanishes in this limit: there is no initial output to give")
@@ -204,8 +213,7 @@ def _start(plan: LimitPlan, x: np.ndarray, seed: int, f0: np.ndarray | None) -> 
             raise UsageError(f"f0 of shape {f0.shape}: need one value per point and output "
                              f"{want}")
         f0 = f0.reshape(-1)
-    random = f0 is None and nt_decay.random_f0(plan.f0, tr)
-    return _Start(random, f0, nt_decay.decay_of(tr))
+    return f0
 
 
 def _check_data(tr: Training, x: np.ndarray, y: np.ndarray) -> None:
@@ -289,11 +297,56 @@ def _run_mc(plan: LimitPlan, view: _View, groups: list[TensorTraining], start: _
     f = nt_run.iterate(tr, samples, _rates(groups), f0, view.chi, step, start.decay)
     if tr.center:  # f̃ = f − f_0 (04 §4.2)
         f = f - f0[:, None, :]
-    mean = f.mean(axis=0)
-    se = (f.std(axis=0, ddof=1) / math.sqrt(req.replicas) if req.replicas > 1
-          else np.full_like(mean, math.nan))
+    mean, se = _summary(f)
     if not dot_terms:
         notes.append("dot terms dropped (gradient independence assumed): for comparison only")
+    return LimitTrajectory(plan, "nt", "mc", view.shaped(mean), view.shaped(se), samples.total,
+                           options.seed, tuple(notes))
+
+
+def _summary(f: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The replicas' mean and its standard error (NaN with one replica)."""
+    mean = f.mean(axis=0)
+    reps = f.shape[0]
+    se = (f.std(axis=0, ddof=1) / math.sqrt(reps) if reps > 1 else np.full_like(mean, math.nan))
+    return mean, se
+
+
+def _run_timed(plan: LimitPlan, x: np.ndarray, view: _View, groups: list[TensorTraining],
+               options: TrajectoryOptions, progress: TrajectoryProgress | None, dot_terms: bool,
+               given: np.ndarray | None) -> LimitTrajectory:
+    """Weight decay beyond the readout (:mod:`.nt_timed`): the decayed program over the
+    (T+1)·C·k copies (time, point, output), Monte Carlo."""
+    tr = plan.training
+    why = nt_timed.problem(tr)
+    if why is not None:
+        raise UsageError(why)
+    nt_timed.check_method(options.method)
+    given = _given(plan, x, given)
+    c = view.points.shape[0]
+    source, points = nt_timed.timed_source(tr, x)
+    total = source.totals[0]
+    req = sample_request(options, plan.f0, dot_terms)
+    kets = _lowered(total)
+    _check_memory(plan, kets, groups, req, points.shape[0], options)
+    sp = None if progress is None else (lambda d, n: progress(d, n, "replicas sampled"))
+    samples = nt_samples.draw(total, kets, groups, points, req, sp)
+    base = np.zeros((req.replicas, tr.steps + 1, c))
+    if samples.f0_cov is not None:
+        z = _normal(options.seed, points.shape[0])
+        base = np.stack([nt_timed.base_draw(cov, z, c, given).reshape(tr.steps + 1, c)
+                         for cov in samples.f0_cov])
+    step = None if progress is None else (lambda d, n: progress(d, n, "replicas run"))
+    f = nt_timed.iterate_timed(tr, samples, _rates(groups), base, view.chi, step)
+    if tr.center:  # f̃ = f − f_0 (04 §4.2): b_t − b_0 stays, random
+        f = f - base[:, :1]
+    mean, se = _summary(f)
+    notes = [f"weight decay of {', '.join(nt_timed.rhos(tr))}: the kets of every time t = 0.."
+             f"{tr.steps} (05 §5.6, Def. 2.10.1), Monte Carlo"]
+    if plan.f0:
+        notes.append("conditioned on the given f_0" if given is not None else
+                     f"the decayed initial outputs f(D_t W_0) are drawn with seed {options.seed}:"
+                     " the limit is random (centred too)")
     return LimitTrajectory(plan, "nt", "mc", view.shaped(mean), view.shaped(se), samples.total,
                            options.seed, tuple(notes))
 

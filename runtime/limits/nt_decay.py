@@ -27,10 +27,11 @@ Consequence: f_0 no longer cancels under centring: f̃_t = f_t − f_0 carries (
 Gaussian process draw of size O(1) when f_0 survives the limit (NTP), so the centred limit is
 random too; it is drawn with the seed like the uncentred one (:func:`random_f0`).
 
-**Not implemented (refused):** decay of any other group.  A decaying hidden matrix or input
-layer rescales the pre-activations by ρ^t at O(1), so the kets at different times are jointly
-Gaussian with covariances scaled by powers of ρ (05 §5.6, Def. 2.10.1–2.10.2, Thm 2.10.3): it
-needs the kets of T+1 decayed networks, which the engine does not build.
+**Decay of any other group** is not this module's: a decaying hidden matrix or input layer
+rescales the pre-activations by ρ^t at O(1), so the kets at different times are jointly Gaussian
+with covariances scaled by powers of ρ (05 §5.6, Def. 2.10.1–2.10.2, Thm 2.10.3); the engine then
+evaluates the kets of all T+1 decayed networks at once (:mod:`runtime.limits.nt_timed`, Monte
+Carlo only).  :func:`problem` says when that is needed.
 """
 
 from __future__ import annotations
@@ -103,7 +104,8 @@ def is_readout(program: Program, t: TensorTraining) -> bool:
 
 
 def problem(training: Training) -> str | None:
-    """Why the NT engine cannot take this training's weight decay (None: it can)."""
+    """Why this module cannot take the training's weight decay (None: it can; otherwise the
+    engine takes the timed path of :mod:`runtime.limits.nt_timed`)."""
     groups = _decaying(training)
     other = [t.name for t in groups if not is_readout(training.program, t)]
     if other:
@@ -123,6 +125,6 @@ def decay_of(training: Training) -> Decay:
 
 
 def random_f0(plan_f0: bool, training: Training) -> bool:
-    """Whether the limit carries a draw of f_0 (05 §5.1): uncentred, or centred with a decaying
-    readout (f̃_t keeps (ρ^t − 1)·f_0, see the module docstring)."""
-    return plan_f0 and (not training.center or decay_of(training).active)
+    """Whether the limit carries a draw of f_0 (05 §5.1): uncentred, or centred with any decay
+    (f̃_t keeps (ρ^t − 1)·f_0, or b_t − b_0 of :mod:`runtime.limits.nt_timed`)."""
+    return plan_f0 and (not training.center or bool(_decaying(training)))
