@@ -142,10 +142,12 @@ def check_limit_comparable(training: Training) -> None:
     from runtime.limits.trajectory import plan_limit
 
     plan = plan_limit(training)
-    if plan.f0 and plan.regime == "operator" and not training.center:
+    if plan.f0_random:
+        fix = ("weight decay keeps (ρ^t − 1)·f_0 in f − f_0 even centred (05 §5.6): compare "
+               "without decay" if training.center else "give --center to compare f − f_0")
         raise UsageError(f"under {training.param.name}, f_0 is a Gaussian process in the limit "
                          "(05 §5.1): the seed-averaged networks approach its mean, not one draw "
-                         "of it; give --center to compare f − f_0")
+                         f"of it; {fix}")
 
 
 def check_widths_fit(training: Training, widths: Sequence[int], budget: int | None) -> None:

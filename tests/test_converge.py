@@ -116,6 +116,14 @@ def test_converge_refuses_a_random_f0_limit(capsys):
     assert "--center" in capsys.readouterr().err
 
 
+def test_converge_refuses_a_centred_limit_that_decays(capsys):
+    """Weight decay keeps (ρ^t − 1)·f_0 in f − f_0 (05 §5.6): centring does not remove the draw."""
+    argv = [a if a != "adam(lr=0.02)" else "adamw(lr=0.02, wd=1)" for a in CONVERGE]
+    assert main(argv) == 1
+    err = capsys.readouterr().err
+    assert "even centred" in err and "Traceback" not in err
+
+
 def _ntp_sgd_convergence(widths: tuple[int, ...], seeds: int):
     """mlp2, NTP, SGD, centred, against the NT engine's exact limit (no Monte Carlo floor):
     D_n² = bias² + seed noise σ²/(nK), both O(1/n) (Master Theorem), so the slope is −½."""

@@ -128,8 +128,10 @@ def describe(traj: LimitTrajectory) -> list[str]:
         lines.append("updates that vanish in the limit (dropped, 05 §5.5): "
                      + ", ".join(plan.dropped))
     if traj.f0_random:
+        fix = ("weight decay keeps (ρ^t − 1)·f_0 in f − f_0 even centred (05 §5.6)"
+               if traj.training.center else "give --center for the deterministic limit of f − f_0")
         lines.append(f"f_0 is a Gaussian process in this limit (05 §5.1): one draw (seed "
-                     f"{traj.seed}); give --center for the deterministic limit of f − f_0")
+                     f"{traj.seed}); {fix}")
     lines += [f"note: {n}" for n in traj.notes]
     return lines
 
