@@ -12,9 +12,10 @@ import time
 from typing import TYPE_CHECKING
 
 from compiler.cli.common import Report, arch_summary, command
-from compiler.cli.limit import describe, engine_options, run_options, setup, trajectory_options
+from compiler.cli.limit import describe, engine_options, trajectory_options
 from compiler.cli.options import integer_at_least, plot_option, widths
 from compiler.cli.progress import Progress
+from compiler.cli.train import run_options, setup
 
 if TYPE_CHECKING:
     from runtime.converge import Convergence

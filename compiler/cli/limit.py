@@ -16,38 +16,20 @@ import argparse
 import time
 from typing import TYPE_CHECKING, Any
 
-from compiler.cli.common import Report, arch_summary, command, load
+from compiler.cli.common import Report, arch_summary, command
 from compiler.cli.options import (
-    file_options,
     integer_at_least,
     plot_option,
     positive_number,
-    training_options,
 )
 from compiler.cli.progress import Progress
+from compiler.cli.train import run_options, setup
 
 if TYPE_CHECKING:  # `nexort --help` must not import numpy
-    from compiler.train.setup import Training
     from runtime.limits.trajectory import LimitTrajectory, TrajectoryOptions
-    from runtime.training.dataset import TrainingData
 
 GIB = 2**30
 METHODS = ("auto", "exact", "mc")
-
-
-def run_options(p: argparse.ArgumentParser, steps_required: bool = True) -> None:
-    """What ``limit`` and ``converge`` share with ``nexort train``: the file, --param/--opt/
-    --loss, --data, --steps, --center, --batch-size."""
-    file_options(p)
-    training_options(p)
-    p.add_argument("--data", required=True, metavar="DATA",
-                   help=".npz with X_train (B × d), y_train (B or B × k), optional X_test")
-    p.add_argument("--steps", type=integer_at_least(1), required=steps_required, metavar="T",
-                   help="training steps T")
-    p.add_argument("--center", action="store_true",
-                   help="train f - f_0 (04 §4.2): the limit is then deterministic (05 §5.1)")
-    p.add_argument("--batch-size", type=integer_at_least(1), metavar="b",
-                   help="mini-batches of b consecutive training points, cycling (default all)")
 
 
 def engine_options(p: argparse.ArgumentParser) -> None:
@@ -70,22 +52,6 @@ def _options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=integer_at_least(0), default=0,
                    help="seed of the particles and of f_0's draw (default 0)")
     plot_option(p, "f_t per point with ±2 s.e. bands")
-
-
-def setup(args: argparse.Namespace) -> tuple[Training, TrainingData]:
-    """The training of ``args`` and its data, exactly as ``nexort train`` builds them."""
-    from compiler.train.options import parse_optimizer
-    from compiler.train.setup import build_training, check_signal
-    from compiler.train.signals import parse_signal
-    from runtime.training.dataset import load_training_data
-
-    program = load(args)
-    opt, signal = parse_optimizer(args.opt), parse_signal(args.loss)
-    check_signal(program, signal)
-    data = load_training_data(args.data, program, signal)
-    training = build_training(program, args.param, opt, signal, args.steps, data.n_train,
-                              data.n_test, args.batch_size, args.center)
-    return training, data
 
 
 def trajectory_options(args: argparse.Namespace, seed: int) -> TrajectoryOptions:

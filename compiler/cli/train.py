@@ -13,6 +13,9 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:  # `nexort --help` must not import numpy
     import numpy as np
 
+    from compiler.train.setup import Training
+    from runtime.training.dataset import TrainingData
+
 from compiler.cli.common import Report, arch_summary, command, load
 from compiler.cli.options import (
     file_options,
@@ -23,31 +26,26 @@ from compiler.cli.options import (
 from compiler.cli.progress import Progress
 
 
-def _options(p: argparse.ArgumentParser) -> None:
+def run_options(p: argparse.ArgumentParser, steps_required: bool = True) -> None:
+    """What ``limit`` and ``converge`` share with ``nexort train``: the file, --param/--opt/
+    --loss, --data, --steps, --center, --batch-size."""
     file_options(p)
     training_options(p)
     p.add_argument("--data", required=True, metavar="DATA",
                    help=".npz with X_train (B × d), y_train (B or B × k), optional X_test")
-    p.add_argument("--steps", type=integer_at_least(1), required=True, metavar="T",
+    p.add_argument("--steps", type=integer_at_least(1), required=steps_required, metavar="T",
                    help="training steps T")
-    p.add_argument("--width", type=integer_at_least(1), required=True, metavar="N",
-                   help="the width n")
-    p.add_argument("--seeds", type=integer_at_least(1), default=1, metavar="K",
-                   help="train seeds 0..K-1 (default 1)")
-    p.add_argument("--center", action="store_true", help="train f - f_0 (spec 04 §4.2)")
+    p.add_argument("--center", action="store_true",
+                   help="train f - f_0 (04 §4.2; its limit is deterministic, 05 §5.1)")
     p.add_argument("--batch-size", type=integer_at_least(1), metavar="b",
                    help="mini-batches of b consecutive training points, cycling (default all)")
-    p.add_argument("--dist", default="gaussian",
-                   help="initial matrix entries: gaussian, rademacher, uniform")
-    plot_option(p, "f_t per point with the seed band, and the loss")
 
 
-@command("train", "train at finite width and print f_t and the loss", _options)
-def cmd_train(args: argparse.Namespace) -> Report:
+def setup(args: argparse.Namespace) -> tuple[Training, TrainingData]:
+    """The training of ``args`` and its data, exactly as ``nexort train`` builds them."""
     from compiler.train.options import parse_optimizer
     from compiler.train.setup import build_training, check_signal
     from compiler.train.signals import parse_signal
-    from runtime.trainer import train
     from runtime.training.dataset import load_training_data
 
     program = load(args)
@@ -56,6 +54,26 @@ def cmd_train(args: argparse.Namespace) -> Report:
     data = load_training_data(args.data, program, signal)
     training = build_training(program, args.param, opt, signal, args.steps, data.n_train,
                               data.n_test, args.batch_size, args.center)
+    return training, data
+
+
+def _options(p: argparse.ArgumentParser) -> None:
+    run_options(p)
+    p.add_argument("--width", type=integer_at_least(1), required=True, metavar="N",
+                   help="the width n")
+    p.add_argument("--seeds", type=integer_at_least(1), default=1, metavar="K",
+                   help="train seeds 0..K-1 (default 1)")
+    p.add_argument("--dist", default="gaussian",
+                   help="initial matrix entries: gaussian, rademacher, uniform")
+    plot_option(p, "f_t per point with the seed band, and the loss")
+
+
+@command("train", "train at finite width and print f_t and the loss", _options)
+def cmd_train(args: argparse.Namespace) -> Report:
+    from runtime.trainer import train
+
+    training, data = setup(args)
+    program = training.program
     progress = Progress("train")
     total = args.seeds * (args.steps + 1)
     start = time.perf_counter()
