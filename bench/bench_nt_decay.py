@@ -30,25 +30,12 @@ from compiler.frontend.parse import parse_file, parse_text
 from compiler.train.options import parse_optimizer
 from compiler.train.setup import build_training
 from runtime.limits.trajectory import TrajectoryOptions, limit_trajectory
+from tests.conftest import TWO_OUTPUT_MLP
 
 ROOT = Path(__file__).resolve().parent.parent
 MLP3 = parse_file(ROOT / "samples" / "mlp3.nx")
-TWO = parse_text("""arch two {
-    input xi[10]
-    param U : vector[10]
-    param W : matrix
-    param v : vector[2]
-    x = relu(W @ relu(U . xi))
-    output v[0] * x, v[1] * x
-}""")
-ONE = parse_text("""arch one {
-    input xi[10]
-    param U : vector[10]
-    param W : matrix
-    param v : vector
-    x = relu(W @ relu(U . xi))
-    output v * x
-}""")
+TWO = parse_text(TWO_OUTPUT_MLP)  # the k = 2 network the tests use
+ONE = parse_file(ROOT / "samples" / "mlp2.nx")
 
 
 def seconds(fn: Callable[[], object]) -> float:
