@@ -15,6 +15,7 @@ import os
 import sys
 from typing import NoReturn
 
+from compiler.cli import lazy_sympy
 from compiler.cli.common import COMMANDS
 from compiler.cli.output import (
     check_outputs,
@@ -31,6 +32,9 @@ COMMAND_MODULES = (
     "compile", "check", "exec", "backprop", "total", "abcd", "lower", "limit_scalars",
     "train", "unroll", "coordcheck", "limit", "converge",
 )
+# Command name -> the module registering it. Start-up: `nexort compile F` imports and builds
+# the options of `compile` alone, not of thirteen commands (tested against the registry).
+COMMAND_OF_NAME = {m.replace("_", "-"): m for m in COMMAND_MODULES}
 
 
 class _Parser(argparse.ArgumentParser):
@@ -40,9 +44,12 @@ class _Parser(argparse.ArgumentParser):
         raise UsageError(f"{message} (see `{self.prog} --help`)")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    for module in COMMAND_MODULES:  # each registers its command on import
-        importlib.import_module(f"compiler.cli.{module}")
+def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
+    """The parser of every command, or, when ``argv`` names its command first (after the
+    top-level ``--debug``), of that command alone: same parse, same errors, less start-up."""
+    wanted = _named_command(argv or [])
+    for module in COMMAND_MODULES if wanted is None else (wanted,):
+        importlib.import_module(f"compiler.cli.{module}")  # each registers its command
     parser = _Parser(
         prog="nexort",
         description="Compile neural architectures to Tensor Programs and run them at finite width.",
@@ -50,16 +57,25 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--debug", action="store_true", help="show tracebacks of internal errors")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for cmd in COMMANDS.values():
-        p = sub.add_parser(cmd.name, help=cmd.help, description=cmd.help)
-        cmd.options(p)
+        if wanted is None or cmd.name == wanted.replace("_", "-"):
+            p = sub.add_parser(cmd.name, help=cmd.help, description=cmd.help)
+            cmd.options(p)
     return parser
+
+
+def _named_command(argv: list[str]) -> str | None:
+    """The module of the command ``argv`` names in command position, else None (help, a
+    misspelt command, no command: the full parser then answers as before)."""
+    rest = [a for a in argv if a != "--debug"]
+    return COMMAND_OF_NAME.get(rest[0]) if rest else None
 
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     args: argparse.Namespace | None = None
     try:
-        args = build_parser().parse_args(argv)
+        lazy_sympy.install()  # start-up: sympy's tensor module only if used (not by nexort)
+        args = build_parser(argv).parse_args(argv)
         cmd = COMMANDS[args.command]
         check_outputs(args.json, getattr(args, "plot", None))
         emit(cmd.run(args), cmd.name, args.json)

@@ -12,8 +12,6 @@ from __future__ import annotations
 import argparse
 import time
 
-import numpy as np
-
 from compiler.cli.common import Report, arch_summary, command, load
 from compiler.cli.options import (
     file_options,
@@ -127,6 +125,8 @@ def _summary(result: object) -> str:
 
 
 def _text(result: object, elapsed: float, plot: str | None) -> str:
+    import numpy as np  # here, not at the top: registering the commands must not import numpy
+
     from runtime.coordcheck import CoordCheck
 
     assert isinstance(result, CoordCheck)

@@ -14,7 +14,6 @@ from __future__ import annotations
 import os
 import sys
 from functools import cache
-from importlib import resources
 from pathlib import Path
 
 import lark
@@ -33,10 +32,16 @@ _PRETTY = {
 
 
 def _grammar_text() -> str:
-    try:
-        return resources.files("compiler.grammar").joinpath("nexort.lark").read_text()
-    except (ModuleNotFoundError, FileNotFoundError):  # running from a source tree
-        return (Path(__file__).resolve().parent.parent / "grammar" / "nexort.lark").read_text()
+    # The file itself first (an installed package keeps it in compiler/grammar, a source tree
+    # in grammar/): importlib.resources costs ~4 ms of start-up and is needed only for a
+    # package that is not a directory (a zip).
+    here = Path(__file__).resolve().parent.parent
+    for path in (here / "grammar" / "nexort.lark", here.parent / "grammar" / "nexort.lark"):
+        if path.is_file():
+            return path.read_text()
+    from importlib import resources
+
+    return resources.files("compiler.grammar").joinpath("nexort.lark").read_text()
 
 
 @cache
