@@ -9,8 +9,15 @@ about four times faster (sympy's xreplace re-evaluates every node).
 
 from __future__ import annotations
 
+import itertools
+from collections.abc import Callable, Sequence
+from operator import itemgetter
+
 import sympy
 from sympy.core.basic import _args_sortkey
+from sympy.core.function import AppliedUndef
+
+from compiler.shapeprint import Shape, remember_shape, shape_of
 
 
 def split_name(name: str) -> tuple[str, str]:
@@ -61,3 +68,137 @@ def evaluated(expr: sympy.Expr) -> sympy.Expr:
     if not expr.args:
         return expr
     return expr.func(*(evaluated(a) for a in expr.args))
+
+
+Maker = Callable[[sympy.Basic, tuple[sympy.Basic, ...]], sympy.Basic]
+Getter = Callable[[list[sympy.Basic]], tuple[sympy.Basic, ...]]
+
+
+class Copier:
+    """Copies of a fixed list of formulas under renamings of some of their symbols ("movable"),
+    each copy one pass over the formulas' distinct nodes, children first, without evaluation.
+
+    Rule: sympy's canonical form of a tree (the order of the arguments of sums and products, the
+    sign an odd function pulls out of a sum) depends on its symbols only through the order of
+    their names (``Basic.compare`` and ``sort_key`` compare ``Symbol.name`` strings) and their
+    assumptions. A renaming that keeps the order of all the symbols' names and their assumptions
+    therefore maps the canonical tree to the canonical tree node for node, and the copy is the
+    template rebuilt with the same constructors sympy's unevaluated ``_from_args`` uses. The
+    total program's copies of input i ≥ 2 are such renamings of the copy of input 1 (``h_ξ1`` →
+    ``h_ξi`` keeps the name order unless a parameter is named like ``h_ξ12``): :meth:`copy`
+    checks the order and returns None when it is not kept (the caller renames in full)."""
+
+    def __init__(self, formulas: Sequence[sympy.Expr], movable: Sequence[sympy.Symbol]) -> None:
+        self.movable = tuple(movable)
+        slot: dict[sympy.Basic, int] = {s: k for k, s in enumerate(self.movable)}
+        nodes: list[sympy.Basic] = []
+        self.fixed: list[sympy.Basic] = []
+        for f in formulas:
+            _collect(f, slot, nodes, self.fixed)
+        fixed_slot = {a: len(self.movable) + k for k, a in enumerate(self.fixed)}
+        slot.update(fixed_slot)
+        base = len(self.movable) + len(self.fixed)
+        for k, node in enumerate(nodes):
+            slot[node] = base + k
+        self.steps = [(_maker(node), node, _getter([slot[a] for a in node.args])) for node in nodes]
+        self.roots = [slot[f] for f in formulas]
+        # each copy has its template's shape with its own symbols: handed to the verifier and
+        # the printer (compiler.shapeprint), which would otherwise walk every copy again
+        shapes = [shape_of(f) for f in formulas]
+        self.shapes = [None if sh is None else (sh.tree, _getter([slot[x] for x in sh.symbols]))
+                       for sh in shapes]
+        symbols = [*self.movable, *(a for a in self.fixed if isinstance(a, sympy.Symbol))]
+        self.order = sorted(range(len(symbols)), key=lambda k: symbols[k].name)
+        self.symbols = symbols
+
+    def copy(self, targets: Sequence[sympy.Symbol]) -> list[sympy.Expr] | None:
+        """The formulas with ``movable[k]`` renamed ``targets[k]``, or None when that renaming
+        does not keep the order of the names (or the assumptions) of the symbols."""
+        if not self._keeps_order(targets):
+            return None
+        vals: list[sympy.Basic] = [*targets, *self.fixed]
+        push = vals.append
+        for make, node, args in self.steps:
+            push(make(node, args(vals)))
+        out: list[sympy.Expr] = [vals[k] for k in self.roots]
+        for formula, shape in zip(out, self.shapes, strict=True):
+            if shape is not None:
+                remember_shape(formula, Shape(shape[0], shape[1](vals)))
+        return out
+
+    def _keeps_order(self, targets: Sequence[sympy.Symbol]) -> bool:
+        m = len(self.movable)
+        if len(targets) != m:
+            raise ValueError(f"{len(targets)} targets for {m} movable symbols")
+        for old, new in zip(self.movable, targets, strict=True):
+            if type(new) is not type(old) or _assumed(new) != _assumed(old):
+                return False
+        now = [*targets, *self.symbols[m:]]
+        names = [now[k].name for k in self.order]
+        return all(a < b for a, b in itertools.pairwise(names))
+
+
+def _assumed(s: sympy.Symbol) -> tuple[tuple[str, bool], ...]:
+    found = getattr(s, "_assumptions0", None)  # sympy ≥ 1.12 keeps them sorted on the symbol
+    return found if found is not None else tuple(sorted(s.assumptions0.items()))
+
+
+def _collect(
+    expr: sympy.Basic, slot: dict[sympy.Basic, int], nodes: list[sympy.Basic],
+    fixed: list[sympy.Basic],
+) -> None:
+    """Append the distinct compound nodes of ``expr`` to ``nodes`` children first, and its atoms
+    that are not movable to ``fixed`` (``slot`` marks what was seen: −1 for now)."""
+    if expr in slot:
+        return
+    if not expr.args:
+        fixed.append(expr)
+    else:
+        for a in expr.args:
+            _collect(a, slot, nodes, fixed)
+        nodes.append(expr)
+    slot[expr] = -1
+
+
+def _getter(slots: list[int]) -> Getter:
+    """The arguments at ``slots`` of the values list, as a tuple (itemgetter: in C)."""
+    if not slots:
+        return lambda vals: ()
+    if len(slots) == 1:
+        k = slots[0]
+        return lambda vals: (vals[k],)
+    return itemgetter(*slots)
+
+
+def _assoc(node: sympy.Basic, args: tuple[sympy.Basic, ...]) -> sympy.Basic:
+    return node.func._from_args(args, node.is_commutative)
+
+
+def _pow(node: sympy.Basic, args: tuple[sympy.Basic, ...]) -> sympy.Basic:
+    # what Pow(b, e, evaluate=False) builds, without its cache (which hashes the new arguments,
+    # a walk of their whole trees): formulas hold no objects with constructor postprocessors
+    new = sympy.Basic.__new__(sympy.Pow, *args)
+    new.is_commutative = node.is_commutative
+    return new
+
+
+def _function(node: sympy.Basic, args: tuple[sympy.Basic, ...]) -> sympy.Basic:
+    new = sympy.Basic.__new__(node.func, *args)
+    new.nargs = node.nargs
+    return new
+
+
+def _evaluated(node: sympy.Basic, args: tuple[sympy.Basic, ...]) -> sympy.Basic:
+    return node.func(*args)
+
+
+def _maker(node: sympy.Basic) -> Maker:
+    """How to rebuild ``node`` from renamed arguments (as :func:`rename_symbols` does once the
+    order is known to be kept; anything unusual is rebuilt with evaluation, which is exact)."""
+    if node.is_Add or node.is_Mul:
+        return _assoc
+    if node.is_Pow:
+        return _pow
+    if isinstance(node, sympy.Function) and not isinstance(node, AppliedUndef):
+        return _function
+    return _evaluated

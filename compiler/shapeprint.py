@@ -29,8 +29,11 @@ _MARK, _END = "\x01", "\x02"
 _SLOT = re.compile(_MARK + r"(\d+)" + _END)
 _MAX_SHAPES = 50_000  # a bound on the memo: a long session never holds more than this
 
+_MAX_FORMULAS = 200_000  # a bound on the shapes remembered by formula identity
+
 _templates: dict[Hashable, tuple[tuple[str, ...], tuple[int, ...]]] = {}
 _assumptions: dict[sympy.Symbol, tuple[tuple[str, bool], ...]] = {}
+_shapes: dict[int, tuple[sympy.Basic, Shape | None]] = {}
 
 
 Printer = Callable[[sympy.Expr, Mapping[sympy.Basic, str]], str]
@@ -50,13 +53,29 @@ class Shape:
 
 
 def shape_of(expr: sympy.Basic) -> Shape | None:
-    """The shape of ``expr``, or None when its printing may depend on a name."""
+    """The shape of ``expr``, or None when its printing may depend on a name (or it is too deep
+    to walk recursively). Remembered by identity: the verifier and the printer of one command
+    ask for the shape of the same formula objects, so each formula is walked once."""
+    known = _shapes.get(id(expr))
+    if known is not None and known[0] is expr:
+        return known[1]
     symbols: dict[sympy.Symbol, int] = {}
     try:
-        tree = _shape(expr, symbols, {})
-    except _UnshapedError:
-        return None
-    return Shape(tree, tuple(symbols))
+        shape: Shape | None = Shape(_shape(expr, symbols, {}), tuple(symbols))
+    except (_UnshapedError, RecursionError):
+        shape = None
+    if len(_shapes) >= _MAX_FORMULAS:
+        _shapes.clear()
+    _shapes[id(expr)] = (expr, shape)  # the formula is kept alive, so its id is not reused
+    return shape
+
+
+def remember_shape(expr: sympy.Basic, shape: Shape) -> None:
+    """Record ``shape`` as the shape of ``expr``, from a pass that built ``expr`` node for node
+    from a formula of that shape with the given symbols (:class:`compiler.rename.Copier`)."""
+    if len(_shapes) >= _MAX_FORMULAS:
+        _shapes.clear()
+    _shapes[id(expr)] = (expr, shape)
 
 
 def print_by_shape(
@@ -70,7 +89,7 @@ def print_by_shape(
             return direct(expr, {})
     names = [s.name for s in shape.symbols]
     order = tuple(sorted(range(len(names)), key=names.__getitem__))
-    key = (shape.tree, order, tuple(_assumed(s) for s in shape.symbols))
+    key = (shape.tree, order, tuple(map(_assumed, shape.symbols)))
     entry = _templates.get(key)
     if entry is None:
         entry = _template(expr, shape.symbols, direct)
@@ -112,9 +131,11 @@ def _shape(
 
 
 def _assumed(s: sympy.Symbol) -> tuple[tuple[str, bool], ...]:
-    found = _assumptions.get(s)
+    found = getattr(s, "_assumptions0", None)  # sympy ≥ 1.12 keeps them sorted on the symbol
     if found is None:
-        found = _assumptions[s] = tuple(sorted(s.assumptions0.items()))
+        found = _assumptions.get(s)
+        if found is None:
+            found = _assumptions[s] = tuple(sorted(s.assumptions0.items()))
     return found
 
 

@@ -13,6 +13,9 @@ Errors quote the printed instruction.
 from __future__ import annotations
 
 import re
+from collections.abc import Hashable
+
+import sympy
 
 from compiler.errors import VerifyError
 from compiler.ir import (
@@ -28,7 +31,8 @@ from compiler.ir import (
     split_symbol,
 )
 from compiler.printer import format_instruction
-from compiler.symbols import MAX_FORMULA_DEPTH, WIDTH, formula_facts
+from compiler.shapeprint import shape_of
+from compiler.symbols import MAX_FORMULA_DEPTH, WIDTH, FormulaFacts, formula_facts
 
 NAME = re.compile(r"^(?!\d)\w+(\[\d+\])*$")
 IDENT = re.compile(r"^(?!\d)\w+$")
@@ -88,8 +92,29 @@ def _check_instruction(ins: Instruction, kinds: dict[str, Kind]) -> None:
     kinds[ins.out] = out_kind(ins)
 
 
+def facts_of(formula: sympy.Basic) -> FormulaFacts:
+    """:func:`formula_facts` of ``formula``, by its shape (:mod:`compiler.shapeprint`): the depth
+    and the non-finite atoms are properties of the tree, the same for every formula of a shape
+    (a total program's B copies of one backprop formula are one shape), so they are computed once
+    per shape; the symbols are the shape's own. The shape walk is remembered for the printer."""
+    shape = shape_of(formula)
+    if shape is None:
+        return formula_facts(formula)
+    tree = _TREE_FACTS.get(shape.tree)
+    if tree is None:
+        facts = formula_facts(formula)
+        if len(_TREE_FACTS) >= _MAX_TREES:
+            _TREE_FACTS.clear()
+        tree = _TREE_FACTS[shape.tree] = (facts.depth, facts.bad)
+    return FormulaFacts(tree[0], tree[1], frozenset(shape.symbols))
+
+
+_TREE_FACTS: dict[Hashable, tuple[int, bool]] = {}  # shape tree → (depth, holds a bad atom)
+_MAX_TREES = 50_000
+
+
 def _check_formula(ins: Nonlin | OuterNonlin, kinds: dict[str, Kind]) -> None:
-    facts = formula_facts(ins.formula)
+    facts = facts_of(ins.formula)
     depth = facts.depth
     if depth > MAX_FORMULA_DEPTH:  # quoting the formula would exhaust the stack: name it only
         msg = f"the formula of {ins.out} is nested {depth} levels deep"
@@ -109,8 +134,11 @@ def _check_formula(ins: Nonlin | OuterNonlin, kinds: dict[str, Kind]) -> None:
             if not IDENT.match(c) or c in kinds:
                 raise _fail(ins, f"bad copy index {c!r}", kinds)
     copies = ins.copies if isinstance(ins, OuterNonlin) else ()
-    for s in sorted((s for s in facts.symbols if s != WIDTH), key=lambda s: s.name):
-        var, copy = split_symbol(s.name, copies)
+    # by name, so that the first error reported does not depend on set order; the width is no
+    # variable (compared by identity first: sympy's == costs a call per symbol)
+    names = sorted(s.name for s in facts.symbols if s is not WIDTH and s != WIDTH)
+    for name in names:
+        var, copy = split_symbol(name, copies)
         have = kinds.get(var)
         if have is None:
             raise _fail(ins, f"{var} is used before it is defined", kinds)

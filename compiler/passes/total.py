@@ -40,7 +40,7 @@ from compiler.ir import (
 from compiler.passes.backprop import backprop_map
 from compiler.passes.gradients import GradientMap, verify_gradients
 from compiler.passes.registry import PassOptions, ResultType, register_pass
-from compiler.rename import rename_symbols, split_name
+from compiler.rename import Copier, rename_symbols, split_name
 from compiler.symbols import sym
 from compiler.verify import verify
 
@@ -125,9 +125,21 @@ class _Renamer:
     def name(self, var: str, i: int) -> str:
         return var if var in self.shared else per_input(var, i)
 
-    def instructions(self, body: Iterable[Instruction], i: int) -> list[Instruction]:
+    def targets(self, i: int) -> list[sympy.Symbol]:
+        """The symbols of copy i, in the order of :attr:`refs`."""
         new = self.names(i)
-        symbols = {s: sym(new[var] + copy) for s, (var, copy) in self.refs.items()}
+        return [sym(new[var] + copy) for var, copy in self.refs.values()]
+
+    def instructions(
+        self, body: Iterable[Instruction], i: int, formulas: Iterable[sympy.Expr] | None = None
+    ) -> list[Instruction]:
+        """Copy i of ``body``; its formulas renamed here, or taken in order from ``formulas``."""
+        new = self.names(i)
+        if formulas is None:
+            symbols = dict(zip(self.refs, self.targets(i), strict=True))
+            formulas = (rename_symbols(ins.formula, symbols) for ins in body
+                        if isinstance(ins, Nonlin | OuterNonlin))
+        renamed = iter(formulas)
         out: list[Instruction] = []
         for ins in body:  # constructors, not dataclasses.replace: this loop runs B·|π_bp| times
             match ins:
@@ -135,12 +147,27 @@ class _Renamer:
                     out.append(MatMul(new[y], w, new.get(x, x), t, ins.loc))
                 case Avg(out=y, arg=x):
                     out.append(Avg(new[y], new.get(x, x), ins.loc))
-                case Nonlin(out=y, formula=f):
-                    out.append(Nonlin(new[y], rename_symbols(f, symbols), ins.loc))
-                case OuterNonlin(out=y, copies=c, formula=f):
-                    out.append(OuterNonlin(new[y], c, rename_symbols(f, symbols), ins.loc))
+                case Nonlin(out=y):
+                    out.append(Nonlin(new[y], next(renamed), ins.loc))
+                case OuterNonlin(out=y, copies=c):
+                    out.append(OuterNonlin(new[y], c, next(renamed), ins.loc))
                 case _:
                     assert_never(ins)
+        return out
+
+    def copies(self, body: tuple[Instruction, ...], batch: int) -> list[Instruction]:
+        """Copies 1..B of ``body``. Copy 1 is renamed in full (:func:`rename_symbols`); copies
+        i ≥ 2 are copy 1's formulas rebuilt node for node under ``_ξ1`` → ``_ξi``
+        (:class:`Copier`), which keeps the order of names, so no sum is re-sorted and nothing is
+        re-evaluated; a copy whose renaming would reorder names is renamed in full."""
+        first = self.instructions(body, 1)
+        out = list(first)
+        if batch == 1:
+            return out
+        formulas = [ins.formula for ins in first if isinstance(ins, Nonlin | OuterNonlin)]
+        copier = Copier(formulas, self.targets(1))
+        for i in range(2, batch + 1):
+            out += self.instructions(body, i, copier.copy(self.targets(i)))
         return out
 
 
@@ -175,11 +202,10 @@ def total_map(
     base = bp.program if bp is not None else program
     _check_names(base, batch)
     renamer = _Renamer(base)
-    body: list[Instruction] = []
     decls: list[Input] = []
     for i in range(1, batch + 1):
         decls += [replace(inp, name=per_input(inp.name, i)) for inp in program.inputs]
-        body += renamer.instructions(base.body, i)
+    body = renamer.copies(base.body, batch)
     outputs = tuple(per_input(o, i) for i in range(1, batch + 1) for o in program.outputs)
     result = program.replace(
         name=f"{program.name}_total", inputs=tuple(decls), body=tuple(body), outputs=outputs
