@@ -131,7 +131,9 @@ def _plain_text(expr: sympy.Expr) -> tuple[str, frozenset[str]]:
     shape = shape_of(expr)
     if shape is None:
         return _print_direct(expr), _names(expr)
-    names = frozenset(s.name for s in shape.symbols if not _is_width(s))
+    names = frozenset(s.name for s in shape.symbols)
+    if WIDTH.name in names and any(map(_is_width, shape.symbols)):  # the width is no argument
+        names = frozenset(s.name for s in shape.symbols if not _is_width(s))
     return print_by_shape(expr, _print_direct, shape), names
 
 

@@ -70,7 +70,6 @@ def evaluated(expr: sympy.Expr) -> sympy.Expr:
     return expr.func(*(evaluated(a) for a in expr.args))
 
 
-Maker = Callable[[sympy.Basic, tuple[sympy.Basic, ...]], sympy.Basic]
 Getter = Callable[[list[sympy.Basic]], tuple[sympy.Basic, ...]]
 
 
@@ -92,22 +91,21 @@ class Copier:
         self.movable = tuple(movable)
         slot: dict[sympy.Basic, int] = {s: k for k, s in enumerate(self.movable)}
         nodes: list[sympy.Basic] = []
-        self.fixed: list[sympy.Basic] = []
+        self.fixed: list[sympy.Basic] = []  # atoms, and subtrees without a movable symbol
         for f in formulas:
             _collect(f, slot, nodes, self.fixed)
-        fixed_slot = {a: len(self.movable) + k for k, a in enumerate(self.fixed)}
-        slot.update(fixed_slot)
+            _list_fixed(f, slot, self.fixed)  # a formula without movable symbols is shared
+        slot.update({a: len(self.movable) + k for k, a in enumerate(self.fixed)})
         base = len(self.movable) + len(self.fixed)
-        for k, node in enumerate(nodes):
-            slot[node] = base + k
-        self.steps = [(_maker(node), node, _getter([slot[a] for a in node.args])) for node in nodes]
+        slot.update({node: base + k for k, node in enumerate(nodes)})
+        self.steps = [(*_maker(node), _getter([slot[a] for a in node.args])) for node in nodes]
         self.roots = [slot[f] for f in formulas]
         # each copy has its template's shape with its own symbols: handed to the verifier and
         # the printer (compiler.shapeprint), which would otherwise walk every copy again
         shapes = [shape_of(f) for f in formulas]
         self.shapes = [None if sh is None else (sh.tree, _getter([slot[x] for x in sh.symbols]))
                        for sh in shapes]
-        symbols = [*self.movable, *(a for a in self.fixed if isinstance(a, sympy.Symbol))]
+        symbols = [*self.movable, *_symbols_in(self.fixed)]
         self.order = sorted(range(len(symbols)), key=lambda k: symbols[k].name)
         self.symbols = symbols
 
@@ -117,9 +115,17 @@ class Copier:
         if not self._keeps_order(targets):
             return None
         vals: list[sympy.Basic] = [*targets, *self.fixed]
-        push = vals.append
-        for make, node, args in self.steps:
-            push(make(node, args(vals)))
+        push, new = vals.append, sympy.Basic.__new__
+        for kind, cls, extra, args in self.steps:  # one Python call per node: B·|nodes| of them
+            if kind == _ASSOC:
+                node = new(cls, *args(vals))
+                node.is_commutative = extra
+            elif kind == _FUNCTION:
+                node = new(cls, *args(vals))
+                node.nargs = extra
+            else:
+                node = cls(*args(vals))
+            push(node)
         out: list[sympy.Expr] = [vals[k] for k in self.roots]
         for formula, shape in zip(out, self.shapes, strict=True):
             if shape is not None:
@@ -146,18 +152,40 @@ def _assumed(s: sympy.Symbol) -> tuple[tuple[str, bool], ...]:
 def _collect(
     expr: sympy.Basic, slot: dict[sympy.Basic, int], nodes: list[sympy.Basic],
     fixed: list[sympy.Basic],
-) -> None:
-    """Append the distinct compound nodes of ``expr`` to ``nodes`` children first, and its atoms
-    that are not movable to ``fixed`` (``slot`` marks what was seen: −1 for now)."""
-    if expr in slot:
-        return
-    if not expr.args:
+) -> bool:
+    """Append the distinct nodes of ``expr`` that hold a movable symbol to ``nodes`` children
+    first, and the largest subtrees that hold none, where a moving node uses them, to ``fixed``
+    (copies share those); whether ``expr`` holds a movable symbol. ``slot`` marks what was seen:
+    movable ≥ 0, moving node −2, fixed −1 (−3 once listed)."""
+    seen = slot.get(expr)
+    if seen is not None:
+        return seen >= 0 or seen == _MOVING
+    moves = [_collect(a, slot, nodes, fixed) for a in expr.args]
+    if not any(moves):
+        slot[expr] = _FIXED
+        return False
+    for a in expr.args:
+        _list_fixed(a, slot, fixed)
+    nodes.append(expr)
+    slot[expr] = _MOVING
+    return True
+
+
+def _list_fixed(expr: sympy.Basic, slot: dict[sympy.Basic, int], fixed: list[sympy.Basic]) -> None:
+    if slot[expr] == _FIXED:
         fixed.append(expr)
-    else:
-        for a in expr.args:
-            _collect(a, slot, nodes, fixed)
-        nodes.append(expr)
-    slot[expr] = -1
+        slot[expr] = _LISTED
+
+
+_MOVING, _FIXED, _LISTED = -2, -1, -3
+
+
+def _symbols_in(fixed: list[sympy.Basic]) -> list[sympy.Symbol]:
+    """The symbols of the fixed subtrees (their names count in the order check)."""
+    found: dict[sympy.Symbol, None] = {}
+    for a in fixed:
+        found.update(dict.fromkeys(a.atoms(sympy.Symbol)))
+    return list(found)
 
 
 def _getter(slots: list[int]) -> Getter:
@@ -170,35 +198,18 @@ def _getter(slots: list[int]) -> Getter:
     return itemgetter(*slots)
 
 
-def _assoc(node: sympy.Basic, args: tuple[sympy.Basic, ...]) -> sympy.Basic:
-    return node.func._from_args(args, node.is_commutative)
+_ASSOC, _FUNCTION, _EVALUATED = 0, 1, 2
 
 
-def _pow(node: sympy.Basic, args: tuple[sympy.Basic, ...]) -> sympy.Basic:
-    # what Pow(b, e, evaluate=False) builds, without its cache (which hashes the new arguments,
-    # a walk of their whole trees): formulas hold no objects with constructor postprocessors
-    new = sympy.Basic.__new__(sympy.Pow, *args)
-    new.is_commutative = node.is_commutative
-    return new
-
-
-def _function(node: sympy.Basic, args: tuple[sympy.Basic, ...]) -> sympy.Basic:
-    new = sympy.Basic.__new__(node.func, *args)
-    new.nargs = node.nargs
-    return new
-
-
-def _evaluated(node: sympy.Basic, args: tuple[sympy.Basic, ...]) -> sympy.Basic:
-    return node.func(*args)
-
-
-def _maker(node: sympy.Basic) -> Maker:
-    """How to rebuild ``node`` from renamed arguments (as :func:`rename_symbols` does once the
-    order is known to be kept; anything unusual is rebuilt with evaluation, which is exact)."""
-    if node.is_Add or node.is_Mul:
-        return _assoc
-    if node.is_Pow:
-        return _pow
+def _maker(node: sympy.Basic) -> tuple[int, type, object]:
+    """How to rebuild ``node`` from renamed arguments, as (kind, class, extra). Sums, products
+    and powers: what their unevaluated constructors build (``AssocOp._from_args``,
+    ``Pow(b, e, evaluate=False)`` without its cache, which would hash the new arguments: a walk of
+    their trees), with the template's commutativity; functions: what ``Function.__new__`` builds
+    unevaluated, without its costly ``nargs`` set; anything else is rebuilt with evaluation,
+    which is exact (as :func:`rename_symbols` does once the order is known to be kept)."""
+    if node.is_Add or node.is_Mul or node.is_Pow:
+        return _ASSOC, node.func, node.is_commutative
     if isinstance(node, sympy.Function) and not isinstance(node, AppliedUndef):
-        return _function
-    return _evaluated
+        return _FUNCTION, node.func, node.nargs
+    return _EVALUATED, node.func, None
