@@ -95,6 +95,10 @@ class Copier:
         for f in formulas:
             _collect(f, slot, nodes, self.fixed)
             _list_fixed(f, slot, self.fixed)  # a formula without movable symbols is shared
+        shapes = [shape_of(f) for f in formulas]
+        for sh in shapes:  # a copy's shape names its fixed symbols too, even inside fixed trees
+            for x in sh.symbols if sh is not None else ():
+                _list_fixed(x, slot, self.fixed)
         slot.update({a: len(self.movable) + k for k, a in enumerate(self.fixed)})
         base = len(self.movable) + len(self.fixed)
         slot.update({node: base + k for k, node in enumerate(nodes)})
@@ -102,7 +106,6 @@ class Copier:
         self.roots = [slot[f] for f in formulas]
         # each copy has its template's shape with its own symbols: handed to the verifier and
         # the printer (compiler.shapeprint), which would otherwise walk every copy again
-        shapes = [shape_of(f) for f in formulas]
         self.shapes = [None if sh is None else (sh.tree, _getter([slot[x] for x in sh.symbols]))
                        for sh in shapes]
         symbols = [*self.movable, *_symbols_in(self.fixed)]
@@ -190,6 +193,8 @@ def _symbols_in(fixed: list[sympy.Basic]) -> list[sympy.Symbol]:
 
 def _getter(slots: list[int]) -> Getter:
     """The arguments at ``slots`` of the values list, as a tuple (itemgetter: in C)."""
+    if any(k < 0 for k in slots):  # a mark of _collect: something used was never given a slot
+        raise AssertionError(f"Copier: unlisted value in slots {slots}")
     if not slots:
         return lambda vals: ()
     if len(slots) == 1:
