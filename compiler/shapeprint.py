@@ -90,7 +90,7 @@ def print_by_shape(
             return direct(expr, {})
     names = [s.name for s in shape.symbols]
     order = tuple(sorted(range(len(names)), key=names.__getitem__)) if len(names) > 1 else ()
-    key = (shape.tree, order, tuple(map(_assumed, shape.symbols)))
+    key = (shape.tree, order, tuple(map(assumptions_of, shape.symbols)))
     template = _templates.get(key)
     if template is None:
         template = _template(expr, shape.symbols, direct)
@@ -126,7 +126,7 @@ def _shape(
     return key
 
 
-def _assumed_by_dict(s: sympy.Symbol) -> tuple[tuple[str, bool], ...]:
+def assumptions_of_by_dict(s: sympy.Symbol) -> tuple[tuple[str, bool], ...]:
     found = _assumptions.get(s)
     if found is None:
         found = _assumptions[s] = tuple(sorted(s.assumptions0.items()))
@@ -134,9 +134,9 @@ def _assumed_by_dict(s: sympy.Symbol) -> tuple[tuple[str, bool], ...]:
 
 
 # sympy ≥ 1.12 keeps a symbol's assumptions sorted on it (read in C, once per symbol printed)
-_assumed: Callable[[sympy.Symbol], tuple[tuple[str, bool], ...]] = (
+assumptions_of: Callable[[sympy.Symbol], tuple[tuple[str, bool], ...]] = (
     attrgetter("_assumptions0") if "_assumptions0" in getattr(sympy.Symbol, "__slots__", ())
-    else _assumed_by_dict
+    else assumptions_of_by_dict
 )
 
 

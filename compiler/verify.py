@@ -41,6 +41,16 @@ MAX_ORDER = 2
 
 def verify(program: Program) -> Program:
     """Return ``program`` unchanged if it is well formed; raise VerifyError otherwise."""
+    kinds = declared_kinds(program)
+    for ins in program.body:
+        _check_instruction(ins, kinds)
+    check_outputs(program, kinds)
+    return program
+
+
+def declared_kinds(program: Program) -> dict[str, Kind]:
+    """The kinds of the declared names, each declaration checked (well-formed name, positive
+    shape, an initial value only for scalars, no name declared twice)."""
     kinds: dict[str, Kind] = {}
     for decl in program.declarations:
         if not IDENT.match(decl.name) or any(s < 1 for s in decl.shape):
@@ -52,14 +62,16 @@ def verify(program: Program) -> Program:
             if name in kinds:
                 raise VerifyError(f"{name} is declared twice", decl.loc)
             kinds[name] = kind
-    for ins in program.body:
-        _check_instruction(ins, kinds)
+    return kinds
+
+
+def check_outputs(program: Program, kinds: dict[str, Kind]) -> None:
+    """The program has outputs, and each is a vector of ``kinds``."""
     if not program.outputs:
         raise VerifyError(f"program {program.name} has no output")
     for out in program.outputs:
         if kinds.get(out) != "vector":
             raise VerifyError(f"output {out} is not a defined vector (it is {kinds.get(out)})")
-    return program
 
 
 def _fail(ins: Instruction, msg: str, kinds: dict[str, Kind]) -> VerifyError:
@@ -113,7 +125,8 @@ _TREE_FACTS: dict[Hashable, tuple[int, bool]] = {}  # shape tree → (depth, hol
 _MAX_TREES = 50_000
 
 
-def _check_formula(ins: Nonlin | OuterNonlin, kinds: dict[str, Kind]) -> None:
+def check_formula_facts(ins: Nonlin | OuterNonlin, kinds: dict[str, Kind]) -> FormulaFacts:
+    """The formula is not too deep and holds no non-finite or complex atom; its facts."""
     facts = facts_of(ins.formula)
     depth = facts.depth
     if depth > MAX_FORMULA_DEPTH:  # quoting the formula would exhaust the stack: name it only
@@ -121,6 +134,11 @@ def _check_formula(ins: Nonlin | OuterNonlin, kinds: dict[str, Kind]) -> None:
         raise VerifyError(f"{msg}; at most {MAX_FORMULA_DEPTH} are supported", ins.loc)
     if facts.bad:
         raise _fail(ins, "formula is not a finite real expression", kinds)
+    return facts
+
+
+def _check_formula(ins: Nonlin | OuterNonlin, kinds: dict[str, Kind]) -> None:
+    facts = check_formula_facts(ins, kinds)
     if isinstance(ins, OuterNonlin):
         if ins.order < 1 or len(set(ins.copies)) != ins.order:
             raise _fail(ins, "mean[…] needs distinct copy indices", kinds)
