@@ -214,7 +214,7 @@ def _weigh(
         raise NotApplicableError(cost.refusal)
     have = budget(run.options)
     if cost.bytes > have:
-        raise NotApplicableError(_too_big(cost, have))
+        raise NotApplicableError(cost.refusal_over(have))
     rivals = [(e.estimate_seconds(program, run.inputs, run.options, run.wanted), e.label)
               for e in later if isinstance(e, CostedEngine)]
     if not rivals:
@@ -226,11 +226,6 @@ def _weigh(
     if cost.seconds < AUTO_FLOOR:
         return ()
     return (f"{engine.label} chosen over {label}: {why}, within {AUTO_FACTOR:g}×",)
-
-
-def _too_big(cost: ExactCost, have: int) -> str:
-    return (f"it needs about {cost.bytes / 2**30:.2f} GiB ({cost.summary()}), more than the "
-            f"memory budget of {have / 2**30:.2f} GiB")
 
 
 def _engine(method: str, program: object) -> LimitEngine[Any]:

@@ -154,7 +154,7 @@ def _check_size(
 ) -> None:
     """Refuse, before building it, a kernel program (B² entries) larger than the memory budget
     (``--memory-limit``; default half of physical memory)."""
-    from runtime.limits.exactcost import kernel_program_size
+    from runtime.limits.exactcost import kernel_program_size, size_text
     from runtime.limits.mccost import budget
 
     count, need = kernel_program_size(program, batch, output)
@@ -162,8 +162,8 @@ def _check_size(
     if need > have:
         raise UsageError(
             f"the kernel program of {program.name} for {batch} inputs has {count} instructions "
-            f"and needs about {need / 2**30:.2f} GiB to build, more than the memory budget of "
-            f"{have / 2**30:.2f} GiB; use fewer inputs or a larger --memory-limit")
+            f"and needs about {size_text(need)} to build, more than the memory budget of "
+            f"{size_text(have)}; use fewer inputs or a larger --memory-limit")
 
 
 def _symmetric(batch: int, entries: Mapping[tuple[int, int], float]) -> np.ndarray:

@@ -100,9 +100,7 @@ class ExactEngine:
         if options.memory_budget is not None:  # refuse before allocating (--memory-limit)
             cost = self.estimate_cost(program, inputs, options)
             if cost.bytes > options.memory_budget:
-                raise NotExactError(
-                    f"it needs about {cost.bytes / 2**30:.2f} GiB ({cost.summary()}), more "
-                    f"than the memory budget of {options.memory_budget / 2**30:.2f} GiB")
+                raise NotExactError(cost.refusal_over(options.memory_budget))
         res = evaluate_exact(program, inputs, scalars, options, progress)
         if options.particles is not None:
             return res.noted("particles are ignored on the exact path (method mc uses them)")
