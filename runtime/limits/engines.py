@@ -14,6 +14,11 @@ engine that can estimate its own run time (``estimate_seconds``, Monte Carlo) bo
 the engines before it may take, AUTO_FACTOR times its estimate and at least AUTO_FLOOR seconds
 (``LimitOptions.time_limit``); an exact engine still running then gives up and the cheaper
 engine runs (an exact answer is worth a few times the cost of a noisy one, not 25×).
+Before that, an engine that estimates its whole cost up front (``estimate_cost``, the exact
+path: :mod:`runtime.limits.exactcost`) is passed over when the estimate exceeds that bound or
+the memory budget, and the note says so with the numbers; when it runs although it is not cheap
+(over AUTO_FLOOR seconds), the note says it was chosen and why.  The time limit stays as the
+safety net for an estimate that was too low.
 """
 
 from __future__ import annotations
@@ -23,6 +28,8 @@ from dataclasses import dataclass, replace
 from typing import Any, Protocol, TypeVar, runtime_checkable
 
 from compiler.errors import UsageError
+from runtime.limits.exactcost import ExactCost
+from runtime.limits.mccost import budget
 from runtime.limits.montecarlo import MonteCarloEngine
 from runtime.limits.quadrature import ExactEngine
 from runtime.limits.result import LimitOptions, LimitResult, NotApplicableError, Progress
@@ -78,6 +85,14 @@ class CostedEngine(Protocol):
     def estimate_seconds(
         self, program: Any, inputs: object, options: LimitOptions, wanted: Collection[str] | None
     ) -> float: ...
+
+
+@runtime_checkable
+class EstimatedEngine(Protocol):
+    """An engine that can estimate its whole cost before it starts (the exact path:
+    :class:`runtime.limits.exactcost.ExactCost`: seconds, bytes, and a static refusal)."""
+
+    def estimate_cost(self, program: Any, inputs: object, options: LimitOptions) -> ExactCost: ...
 
 
 AUTO_FACTOR = 4.0
@@ -174,13 +189,43 @@ def _evaluate(program: object, method: str, run: _Call) -> LimitResult:
     notes: list[str] = []
     for k, engine in enumerate(engines):
         try:
-            return _timed(run, engines[k + 1:], program).on(engine, program).noted(*notes)
+            chosen = _weigh(engine, engines[k + 1:], program, run)
+            res = _timed(run, engines[k + 1:], program).on(engine, program)
+            return res.noted(*notes, *chosen)
         except NotApplicableError as e:
             if k + 1 == len(engines):
                 raise
             after = engines[k + 1].label
             notes.append(f"{engine.label} not applicable ({e.message}); {after} instead")
     raise AssertionError("unreachable: the last engine returns or raises")
+
+
+def _weigh(
+    engine: LimitEngine[Any], later: list[LimitEngine[Any]], program: object, run: _Call
+) -> tuple[str, ...]:
+    """``auto``'s choice before ``engine`` runs, from its up-front estimate: NotApplicableError
+    (the next engine runs) when it cannot apply, does not fit the memory budget, or would take
+    more than AUTO_FACTOR times (and AUTO_FLOOR seconds beyond) the cheapest later engine's
+    estimate; else the note saying it was chosen over that engine (none when it is cheap)."""
+    if not isinstance(engine, EstimatedEngine):
+        return ()
+    cost = engine.estimate_cost(program, run.inputs, run.options)
+    if cost.refusal is not None:
+        raise NotApplicableError(cost.refusal)
+    have = budget(run.options)
+    if cost.bytes > have:
+        raise NotApplicableError(cost.refusal_over(have))
+    rivals = [(e.estimate_seconds(program, run.inputs, run.options, run.wanted), e.label)
+              for e in later if isinstance(e, CostedEngine)]
+    if not rivals:
+        return ()
+    seconds, label = min(rivals)
+    why = f"estimated {cost.seconds:.1f} s ({cost.summary()}) against {label}'s {seconds:.1f} s"
+    if cost.seconds > max(AUTO_FLOOR, AUTO_FACTOR * seconds):
+        raise NotApplicableError(f"{why}, over {AUTO_FACTOR:g}×")
+    if cost.seconds < AUTO_FLOOR:
+        return ()
+    return (f"{engine.label} chosen over {label}: {why}, within {AUTO_FACTOR:g}×",)
 
 
 def _engine(method: str, program: object) -> LimitEngine[Any]:

@@ -125,6 +125,7 @@ def general_kernel_limits(
     from runtime.limits.engines import evaluate
 
     batch = batch_size(program, inputs)
+    _check_size(program, batch, output, options)
     kp = kernel_program(program, batch, output)
     if "nngp" in kp.groups:
         raise UsageError("a parameter group named nngp: its NTK block would shadow the NNGP")
@@ -146,6 +147,23 @@ def general_kernel_limits(
         _symmetric(batch, {ij: se[n] for ij, n in kp.ntk.items()}),
         res.method, res.description, "kernel program", tuple(res.notes),
     )
+
+
+def _check_size(
+    program: Program, batch: int, output: str | None, options: LimitOptions | None
+) -> None:
+    """Refuse, before building it, a kernel program (B² entries) larger than the memory budget
+    (``--memory-limit``; default half of physical memory)."""
+    from runtime.limits.exactcost import kernel_program_size, size_text
+    from runtime.limits.mccost import budget
+
+    count, need = kernel_program_size(program, batch, output)
+    have = budget(options or LimitOptions())
+    if need > have:
+        raise UsageError(
+            f"the kernel program of {program.name} for {batch} inputs has {count} instructions "
+            f"and needs about {size_text(need)} to build, more than the memory budget of "
+            f"{size_text(have)}; use fewer inputs or a larger --memory-limit")
 
 
 def _symmetric(batch: int, entries: Mapping[tuple[int, int], float]) -> np.ndarray:

@@ -35,7 +35,7 @@ import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import assert_never, cast
+from typing import TYPE_CHECKING, assert_never, cast
 
 import numpy as np
 import sympy
@@ -71,6 +71,9 @@ from runtime.limits.result import (
     ScalarMethod,
 )
 
+if TYPE_CHECKING:
+    from runtime.limits.exactcost import ExactCost
+
 KINKS = (relu, step, sympy.sign, sympy.Abs, sympy.Heaviside, sympy.Max, sympy.Min)
 
 
@@ -94,10 +97,22 @@ class ExactEngine:
         options: LimitOptions,
         progress: Progress | None,
     ) -> LimitResult:
+        if options.memory_budget is not None:  # refuse before allocating (--memory-limit)
+            cost = self.estimate_cost(program, inputs, options)
+            if cost.bytes > options.memory_budget:
+                raise NotExactError(cost.refusal_over(options.memory_budget))
         res = evaluate_exact(program, inputs, scalars, options, progress)
         if options.particles is not None:
             return res.noted("particles are ignored on the exact path (method mc uses them)")
         return res
+
+    def estimate_cost(
+        self, program: KetProgram, inputs: object, options: LimitOptions
+    ) -> ExactCost:
+        """The up-front cost of a run (:func:`runtime.limits.exactcost.estimate_exact`)."""
+        from runtime.limits.exactcost import estimate_exact
+
+        return estimate_exact(program, input_batch(program.source, inputs)[0], options)
 
 
 @dataclass
