@@ -47,10 +47,11 @@ SPLIT_MAX_OPS = 400
 """ψ larger than this (sympy operation count) is not expanded: expansion cost and term blow-up."""
 SPLIT_MAX_TERMS = 256
 """An expansion into more terms than this is not used (the pair pass is cheaper to keep)."""
-NUMBA_MIN_PAIRS = 1 << 24
-"""ψ evaluations (P·span·columns, per output) from which the numba kernel is used: below it the
-numpy pass is fast enough that a first compilation (~1–3 s, cached on disk afterwards) would not
-pay (bench/bench_pairsum.py measures both)."""
+NUMBA_MIN_PAIRS = 1 << 25
+"""ψ evaluations (P·span·columns) from which the numba kernel is used.  Measured
+(bench/bench_pairsum.py, loaded 2-core machine): a kernel saves ~4e-8 s per tanh pair against the
+numpy pass (19.5 → 96 M pairs/s), and costs ~1.5 s to load from the disk cache in a new process,
+~5 s to compile a new ψ: 2^25 ≈ 3.4e7 pairs is the break-even of a cached kernel."""
 
 
 @dataclass(frozen=True)
