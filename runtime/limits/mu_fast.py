@@ -23,6 +23,14 @@ exactly 0 (attention scores avg(q·k) at step 0, hence Wq's gradient) orthogonal
 0, as the limit has it; iid draws would carry O(M^{-½}) noise there, which Adam with a small ε
 turns into sign(noise), an O(1) update, just as a finite network of width n does until
 n ≫ ε^{-2} (measured for attention in tests/test_mu_fast_convergence.py).
+The initial vector parameters (|u_j⟩, |v⟩: the first draws of the pool) are randomised QMC points
+(scrambled Sobol', one independent scramble per replica, so the replica means stay iid and
+s.e. = std/√R stays valid), then orthogonalised as above. With one hidden layer every particle
+is an independent neuron and f_t a smooth-but-for-kinks average over (u, v), which QMC
+stratifies: measured on mlp1 (μP, B = 16, T = 10, 16×4096 particles) the s.e. is 0.54 of that
+of orthogonal draws alone at the same cost (SGD 0.00088 → 0.00048; at 8×16384 0.00062 → 0.00027;
+Adam 0.00052 → 0.00030), on mlp2 0.79 (SGD 4×4096) and 1.0 (Adam), where the W̊_0 Gaussians,
+not the initial vectors, carry most of the noise.
 """
 
 from __future__ import annotations
@@ -55,6 +63,8 @@ DEFAULT_PARTICLES = 4096
 DEFAULT_REPLICAS = 8
 ORTHOGONAL = True
 """Orthogonal draws of the independent Gaussians (mu_fast_ops.GaussianPool)."""
+QMC = True
+"""Randomised QMC (scrambled Sobol') for the initial vector parameters (GaussianPool)."""
 MIN_HALF = 32
 """The pool-size bias check reruns with m/2 particles per replica when m/2 is at least this."""
 
@@ -203,7 +213,7 @@ class _Replicas:
             tick = None if self.progress is None else self._ticker(f"{label}replica {r + 1}/{reps}")
             with blas_threads(1):  # small products: threads cost more than they give
                 fs.append(ReplicaRun(self.tr, self.bps, self.groups, m, self.split, rng,
-                                     ORTHOGONAL).run(self.x, self.y, tick))
+                                     ORTHOGONAL, QMC).run(self.x, self.y, tick))
         return np.stack(fs)
 
     def _ticker(self, label: str) -> Callable[[int], None]:

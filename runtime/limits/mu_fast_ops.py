@@ -25,6 +25,7 @@ forward and transposed by matrix products (O(M²·B)).
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 
 import numpy as np
@@ -74,15 +75,22 @@ class GaussianPool:
     use more than half of the M dimensions (or POOL_MAX vectors, for memory), draws are plain
     iid Gaussians. Where every ket is a linear function of the Gaussians and scalars are
     averages of products (a linear network, attention without a nonlinearity), the replicas
-    then agree to round-off: the particle computation is exact."""
+    then agree to round-off: the particle computation is exact. With ``qmc_dims`` the first
+    that many single-column draws come from a scrambled Sobol' set (:func:`_sobol_normals`)
+    before they are orthogonalised: jointly stratified rather than iid."""
 
-    def __init__(self, m: int, rng: np.random.Generator, orthogonal: bool = True) -> None:
+    def __init__(self, m: int, rng: np.random.Generator, orthogonal: bool = True,
+                 qmc_dims: int = 0) -> None:
         self.m, self.rng, self.orthogonal = m, rng, orthogonal
         self.used = Columns(m)
         self.used.append(np.ones((m, 1)))  # the constant: draws have particle mean exactly 0
+        self.qmc = _sobol_normals(m, qmc_dims, rng) if qmc_dims else np.zeros((m, 0))
 
     def draw(self, k: int) -> np.ndarray:
-        z = self.rng.standard_normal((self.m, k))
+        if self.qmc.shape[1] >= k:  # the first draws: one randomised QMC point per particle
+            z, self.qmc = self.qmc[:, :k], self.qmc[:, k:]
+        else:
+            z = self.rng.standard_normal((self.m, k))
         if not self.orthogonal or self.used.k + k > min(self.m // 2, POOL_MAX):
             return z
         used = self.used.a
@@ -92,6 +100,23 @@ class GaussianPool:
         z = np.sqrt(self.m) * q
         self.used.append(z)
         return z
+
+
+def _sobol_normals(m: int, d: int, rng: np.random.Generator) -> np.ndarray:
+    """(m, d) N(0, 1) particles from a scrambled Sobol' sequence (randomised QMC): each row is
+    marginally N(0, I_d) exactly, and a scramble seeded from ``rng`` is independent per replica,
+    so replica means stay iid and unbiased; the rows are stratified jointly, so an average of a
+    smooth function of them converges faster than m^{-½}."""
+    from scipy.stats import norm, qmc  # scipy loads slowly; only runs that use it pay
+
+    sobol = qmc.Sobol(d, scramble=True, seed=rng)
+    if m & (m - 1) == 0:
+        u = sobol.random_base2(m.bit_length() - 1)
+    else:  # still unbiased, only less balanced (scipy warns about that; the user can't act)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)
+            u = sobol.random(m)
+    return np.asarray(norm.ppf(u), dtype=np.float64)
 
 
 class _Side:
