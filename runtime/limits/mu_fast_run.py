@@ -55,10 +55,14 @@ class ReplicaRun:
     """One independent replica: M particles, its own W̊_0 draws and initial kets."""
 
     def __init__(self, training: Training, bps: Sequence[Backprop], groups: Sequence[GroupLimit],
-                 m: int, split: int, rng: np.random.Generator, orthogonal: bool = True) -> None:
+                 m: int, split: int, rng: np.random.Generator, orthogonal: bool = True,
+                 qmc: bool = False) -> None:
         self.tr, self.bps, self.groups, self.m, self.split, self.rng = (
             training, bps, groups, m, split, rng)
-        self.pool = GaussianPool(m, rng, orthogonal)
+        # the initial vector parameters are the first draws of the pool (in group order)
+        dims = sum(len(g.tensor.entries) for g in groups if g.tensor.kind == "vector"
+                   and g.tensor.init is None) if qmc else 0
+        self.pool = GaussianPool(m, rng, orthogonal, dims)
         self.params: Values = {}
         self.w0: dict[str, InitialOperator] = {}
         self.low: dict[str, LowRankDelta] = {}
