@@ -80,8 +80,10 @@ def run(argv: list[str] | None = None) -> None:
     p.add_argument("outdir", nargs="?", help="where to write (default: a temporary directory)")
     p.add_argument("--full", action="store_true", help="the README's sizes (hours)")
     p.add_argument("--engine", default="auto", help="the limit engine (default auto)")
-    p.add_argument("--particles", help="the limits' particles (default: each engine's)")
-    p.add_argument("--replicas", help="the limits' replicas (default: each engine's)")
+    p.add_argument("--particles", help="the limits' particles, M or fig5_1=M1,fig5_2=M2 "
+                                       "(default: each engine's)")
+    p.add_argument("--replicas", help="the limits' replicas, R or fig5_1=R1,fig5_2=R2 "
+                                      "(default: each engine's)")
     for key in ("widths", "seeds", "steps"):
         p.add_argument(f"--{key}", help=f"override the size's {key}")
     p.add_argument("--only", choices=sorted(FIGURES), help="one figure")
@@ -90,14 +92,24 @@ def run(argv: list[str] | None = None) -> None:
     out.mkdir(parents=True, exist_ok=True)
     size = dict(FULL if args.full else QUICK)
     size.update({k: getattr(args, k) for k in ("widths", "seeds", "steps") if getattr(args, k)})
-    extra = ["--engine", args.engine]
-    for key in ("particles", "replicas"):
-        value = getattr(args, key) or size.get(key)
-        extra += [f"--{key}", value] if value else []
     print(f"paper experiments ({'full' if args.full else 'quick'} sizes: widths {size['widths']}, "
           f"{size['seeds']} seeds, T = {size['steps']}) → {out}")
     for name in ([args.only] if args.only else FIGURES):
+        extra = ["--engine", args.engine]
+        for key in ("particles", "replicas"):
+            value = per_figure(getattr(args, key), name)
+            extra += [f"--{key}", value] if value else []
         figure(name, out, size, extra)
+
+
+def per_figure(value: str | None, name: str) -> str | None:
+    """``M`` for every figure, or ``fig5_1=M1,fig5_2=M2`` (a figure not named: its engine's
+    default), e.g. many particles for the NT limit (linear in M) and fewer for the μ limit
+    (quadratic under Adam)."""
+    if value is None or "=" not in value:
+        return value
+    pairs = dict(item.split("=", 1) for item in value.split(","))
+    return pairs.get(name)
 
 
 if __name__ == "__main__":
