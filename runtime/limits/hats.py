@@ -69,8 +69,8 @@ class ParticleHats:
         self.replicas = replicas
         self.count = 0
         self.shape: tuple[int, ...] = (replicas, 1)
-        self.basis: list[np.ndarray] = []  # blocks (P, R, C, BLOCK) of q_j
-        self.zetas: list[np.ndarray] = []  # blocks (P, R, C, BLOCK) of ζ_j
+        self.basis: list[np.ndarray] = []  # blocks (R, C, BLOCK, P) of q_j
+        self.zetas: list[np.ndarray] = []  # blocks (R, C, BLOCK, P) of ζ_j
 
     def add(self, x: np.ndarray, zeta_of: object) -> np.ndarray:
         """The hat of a new argument ``x`` (P, R, C); ``zeta_of(shape)`` draws fresh normals."""
@@ -80,44 +80,48 @@ class ParticleHats:
         if shape != self.shape:
             self._widen(shape)
         p = x.shape[0]
-        r = np.broadcast_to(x, (p, *shape))
+        # particles last, (R, C, P): the projections are then batched BLAS matrix products
+        r = np.ascontiguousarray(np.moveaxis(np.broadcast_to(x, (p, *shape)), 0, -1))
+        d = np.einsum("rcp,rcp->rc", r, r) / p
         lv = self._project(r)
-        r = r - self._combine(self.basis, lv)
+        r = r - self._combine(self.basis, lv, r.shape)
         again = self._project(r)  # the second pass of CGS2: round-off of the first
-        r = r - self._combine(self.basis, again)
+        r -= self._combine(self.basis, again, r.shape)
         lv = lv + again
-        d = np.mean(x * x, axis=0)
-        s2 = np.mean(r * r, axis=0)
+        s2 = np.einsum("rcp,rcp->rc", r, r) / p
         s = np.sqrt(np.where(s2 > RANK_FLOOR * np.maximum(d, 1e-300), s2, 0.0))
-        q = np.divide(r, s, out=np.zeros_like(r), where=s > 0)
+        q = np.divide(r, s[..., None], out=np.zeros_like(r), where=s[..., None] > 0)
         zeta = zeta_of((p, *shape))  # type: ignore[operator]
-        hat = s * zeta + self._combine(self.zetas, lv)
-        self._append(q, zeta)
-        return np.asarray(hat)
+        zt = np.moveaxis(zeta, 0, -1)
+        hat = s[..., None] * zt + self._combine(self.zetas, lv, r.shape)
+        self._append(q, zt)
+        return np.moveaxis(hat, -1, 0)
 
     def _project(self, x: np.ndarray) -> np.ndarray:
         """(R, C, K): the particle means ⟨q_j|x⟩ per replica and column."""
         if not self.basis:
-            return np.zeros((*x.shape[1:], 0))
-        p = x.shape[0]
-        parts = [np.einsum("prck,prc->rck", b, x) / p for b in self.basis]
+            return np.zeros((*x.shape[:-1], 0))
+        col = x[..., None] / x.shape[-1]
+        parts = [np.matmul(b, col)[..., 0] for b in self.basis]
         return np.concatenate(parts, axis=-1)[..., : self.count]
 
-    def _combine(self, blocks: list[np.ndarray], coef: np.ndarray) -> np.ndarray | float:
-        """Σ_j coef_j · blocks_j over the stored vectors."""
-        out: np.ndarray | float = 0.0
+    def _combine(self, blocks: list[np.ndarray], coef: np.ndarray,
+                 shape: tuple[int, ...]) -> np.ndarray:
+        """Σ_j coef_j · blocks_j over the stored vectors, (R, C, P)."""
+        out = np.zeros(shape)
         for i, b in enumerate(blocks):
-            c = coef[..., i * BLOCK: (i + 1) * BLOCK]
-            out = out + np.einsum("prck,rck->prc", b[..., : c.shape[-1]], c)
+            c = coef[..., None, i * BLOCK: (i + 1) * BLOCK]
+            out += np.matmul(c, b[..., : c.shape[-1], :])[..., 0, :]
         return out
 
     def _append(self, q: np.ndarray, zeta: np.ndarray) -> None:
         j = self.count % BLOCK
         if j == 0:
-            self.basis.append(np.zeros((*q.shape, BLOCK)))
-            self.zetas.append(np.zeros((*q.shape, BLOCK)))
-        self.basis[-1][..., j] = q
-        self.zetas[-1][..., j] = zeta
+            blank = (*q.shape[:-1], BLOCK, q.shape[-1])
+            self.basis.append(np.zeros(blank))
+            self.zetas.append(np.zeros(blank))
+        self.basis[-1][..., j, :] = q
+        self.zetas[-1][..., j, :] = zeta
         self.count += 1
 
     def _widen(self, shape: tuple[int, ...]) -> None:
@@ -126,7 +130,7 @@ class ParticleHats:
         self.shape = shape
 
         def wide(b: np.ndarray) -> np.ndarray:
-            return np.broadcast_to(b, (b.shape[0], *shape, BLOCK)).copy()
+            return np.broadcast_to(b, (*shape, *b.shape[-2:])).copy()
 
         self.basis = [wide(b) for b in self.basis]
         self.zetas = [wide(b) for b in self.zetas]
