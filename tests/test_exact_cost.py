@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from sympy.core.cache import clear_cache
 
 from compiler.cli.app import main
 from compiler.frontend.parse import parse_file
@@ -67,7 +68,8 @@ def test_kernel_program_size_is_predicted_before_it_is_built() -> None:
     for name, batch in (("mlp3", 3), ("rnn", 2)):
         prog = parse_file(ROOT / "samples" / f"{name}.nx")
         count, need = kernel_program_size(prog, batch, None)
-        tracemalloc.start()
+        clear_cache()  # a cold build, as the estimate assumes: earlier tests' sympy cache and
+        tracemalloc.start()  # the printer's memos would otherwise lower the peak (2.4x seen)
         try:
             kp = kernel_program(prog, batch)
             lower(kp.program)
