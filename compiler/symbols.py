@@ -47,8 +47,9 @@ def _cloned_real(name: str) -> sympy.Symbol:
     template's fact base, including the facts sympy adds to it later on demand."""
     new = sympy.Expr.__new__(sympy.Symbol)
     new.name = name
-    for slot in _SLOTS:
-        setattr(new, slot, getattr(_REAL, slot))
+    new._assumptions = _REAL._assumptions
+    new._assumptions_orig = _REAL._assumptions_orig
+    new._assumptions0 = _REAL._assumptions0
     return new
 
 

@@ -33,7 +33,7 @@ from compiler.ir import (
 from compiler.passes.backprop import backprop_map
 from compiler.passes.gradients import GradientMap, verify_gradients
 from compiler.passes.registry import PassOptions, ResultType, register_pass
-from compiler.passes.total_copies import Renamer, per_input, verify_copies
+from compiler.passes.total_copies import Renamer, per_input, renamer_for, verify_copies
 from compiler.verify import verify
 
 
@@ -126,7 +126,7 @@ def _total_map(
 ) -> Total:
     bp = backprop_map(program, output, input_gradients) if gradients else None
     base = bp.program if bp is not None else program
-    renamer = Renamer(base)
+    renamer = renamer_for(base)
     _check_names(base, batch, renamer)
     decls: list[Input] = []
     for i in range(1, batch + 1):
