@@ -30,7 +30,7 @@ _MARK, _END = "\x01", "\x02"
 _SLOT = re.compile(_MARK + r"(\d+)" + _END)
 _MAX_SHAPES = 50_000  # a bound on the memo: a long session never holds more than this
 
-_MAX_FORMULAS = 200_000  # a bound on the shapes remembered by formula identity
+_MAX_FORMULAS = 1 << 20  # a bound on the shapes remembered by formula identity
 
 _templates: dict[Hashable, str] = {}
 _assumptions: dict[sympy.Symbol, tuple[tuple[str, bool], ...]] = {}

@@ -186,11 +186,12 @@ def check_copies(base: Program, program: Program, batch: int, kinds: dict[str, K
     _check_copy(base.body, first, renamer.names(1), 1, same1)
     targets1 = renamer.targets(1)
     for i in range(2, batch + 1):
-        to_i = dict(zip(targets1, renamer.targets(i), strict=True))
+        # by id: a dict of sympy symbols would call their Python-level __hash__ per lookup
+        to_i = dict(zip(map(id, targets1), renamer.targets(i), strict=True))
         full: list[dict[sympy.Basic, sympy.Basic]] = []  # built only if a shape differs
 
         def same(b: Instruction, c: Instruction, c1: Instruction, i: int = i,
-                 to_i: dict[sympy.Symbol, sympy.Symbol] = to_i,
+                 to_i: dict[int, sympy.Symbol] = to_i,
                  full: list[dict[sympy.Basic, sympy.Basic]] = full) -> bool:
             if _same_shape(c1, c, to_i):
                 return True  # copy 1's tree: its facts were checked
@@ -243,14 +244,13 @@ def _facts_ok(c: Instruction, kinds: dict[str, Kind]) -> bool:
     return True
 
 
-def _same_shape(
-    i1: Instruction, ic: Instruction, to_i: dict[sympy.Symbol, sympy.Symbol]
-) -> bool:
-    """Whether the formula of ``ic`` is that of ``i1`` with its symbols mapped by ``to_i``
-    (others kept): the same shape tree and the mapped symbols (sympy equality: names and
-    assumptions; shapes are remembered by identity: no walk for the copies the pass built)."""
+def _same_shape(i1: Instruction, ic: Instruction, to_i: dict[int, sympy.Symbol]) -> bool:
+    """Whether the formula of ``ic`` is that of ``i1`` with its symbols mapped by ``to_i`` (by
+    the id of copy 1's symbol; others kept): the same shape tree and the mapped symbols (sympy
+    equality: names and assumptions; shapes are remembered by identity: no walk for the copies
+    the pass built)."""
     assert isinstance(i1, Nonlin | OuterNonlin) and isinstance(ic, Nonlin | OuterNonlin)
     s1, s = shape_of(i1.formula), shape_of(ic.formula)
     if s1 is None or s is None or (s.tree is not s1.tree and s.tree != s1.tree):
         return False
-    return tuple(map(to_i.get, s1.symbols, s1.symbols)) == s.symbols
+    return tuple(map(to_i.get, map(id, s1.symbols), s1.symbols)) == s.symbols
