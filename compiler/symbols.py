@@ -2,7 +2,10 @@
 
 Every formula of a program is a sympy expression over real symbols named after program variables
 (``x``, ``h[2]``, a copy reference ``x[b]``) plus the width symbol ``n``. Symbols are created only
-through :func:`sym`, so two parses of the same text build structurally equal expressions.
+through :func:`sym`, so two parses of the same text build structurally equal expressions; it
+remembers each name's symbol (one object per name) and makes a new real symbol as a copy of a
+template one (sympy canonicalises the assumptions of every new symbol: most of the cost of naming
+a total program's B·|π_bp| variables), checked once against sympy's own constructor.
 
 Functions that sympy lacks or treats unhelpfully are small ``sympy.Function`` classes here:
 ``relu`` (derivative ``step``), ``step`` (Heaviside with step(0) = 0), ``sigmoid`` and ``softplus``
