@@ -19,6 +19,7 @@ import sympy
 from sympy.printing.precedence import PRECEDENCE
 from sympy.printing.str import StrPrinter
 
+from compiler.gcpause import paused_gc
 from compiler.ir import (
     Avg,
     Input,
@@ -271,7 +272,8 @@ def print_program(program: Program, header: str | None = None) -> str:
     lines.append(f"arch {program.name} {{")
     lines += [f"    {format_decl(d)}" for d in program.declarations]
     groups = _rows(program)
-    lines += [f"    {format_instruction(ins, kinds, groups)}" for ins in program.body]
+    with paused_gc():  # one text and memo entry per instruction, no cycles (compiler.gcpause)
+        lines += [f"    {format_instruction(ins, kinds, groups)}" for ins in program.body]
     lines.append(f"    output {', '.join(program.outputs)}")
     lines.append("}")
     return "\n".join(lines) + "\n"

@@ -7,9 +7,16 @@ the names' relative order therefore print as the same text up to that renaming. 
 formula is its tree with every symbol replaced by the index of its first appearance, together with
 the order of those symbols by name and their assumptions; the first formula of a shape is printed
 (ordered by its own names) with each symbol printed as a mark, and cut at the marks into a
-template; every later formula of that shape is its template filled with its own names. A total
-program repeats a few shapes under renamed copies, so printing costs one tree walk per formula
-and one sympy print per shape (a formula of a new shape costs one sympy print, as before).
+template (a ``str.format`` string); every later formula of that shape is its template filled
+with its own names. A total program repeats a few shapes under renamed copies, so printing costs
+at most one tree walk per formula and one sympy print per shape (a formula of a new shape costs
+one sympy print, as before).
+
+Shapes are remembered by formula identity (the entry keeps the formula alive, so its id is not
+reused): the verifier (:func:`compiler.verify.facts_of`) and the printer of one command share one
+walk, and a pass that builds a formula node for node from one of known shape
+(:class:`compiler.rename.Copier`) hands its shape over (:func:`remember_shape`), so the total
+program's copies are never walked.
 
 Anything whose printing could look at a name (undefined functions, symbol subclasses, a name
 starting with ``(``, made by the contraction printer) is printed directly.
@@ -30,7 +37,7 @@ _MARK, _END = "\x01", "\x02"
 _SLOT = re.compile(_MARK + r"(\d+)" + _END)
 _MAX_SHAPES = 50_000  # a bound on the memo: a long session never holds more than this
 
-_MAX_FORMULAS = 200_000  # a bound on the shapes remembered by formula identity
+_MAX_FORMULAS = 1 << 20  # a bound on the shapes remembered by formula identity
 
 _templates: dict[Hashable, str] = {}
 _assumptions: dict[sympy.Symbol, tuple[tuple[str, bool], ...]] = {}

@@ -2,7 +2,10 @@
 
 Every formula of a program is a sympy expression over real symbols named after program variables
 (``x``, ``h[2]``, a copy reference ``x[b]``) plus the width symbol ``n``. Symbols are created only
-through :func:`sym`, so two parses of the same text build structurally equal expressions.
+through :func:`sym`, so two parses of the same text build structurally equal expressions; it
+remembers each name's symbol (one object per name) and makes a new real symbol as a copy of a
+template one (sympy canonicalises the assumptions of every new symbol: most of the cost of naming
+a total program's B·|π_bp| variables), checked once against sympy's own constructor.
 
 Functions that sympy lacks or treats unhelpfully are small ``sympy.Function`` classes here:
 ``relu`` (derivative ``step``), ``step`` (Heaviside with step(0) = 0), ``sigmoid`` and ``softplus``
@@ -47,8 +50,9 @@ def _cloned_real(name: str) -> sympy.Symbol:
     template's fact base, including the facts sympy adds to it later on demand."""
     new = sympy.Expr.__new__(sympy.Symbol)
     new.name = name
-    for slot in _SLOTS:
-        setattr(new, slot, getattr(_REAL, slot))
+    new._assumptions = _REAL._assumptions
+    new._assumptions_orig = _REAL._assumptions_orig
+    new._assumptions0 = _REAL._assumptions0
     return new
 
 

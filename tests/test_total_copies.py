@@ -10,6 +10,7 @@ breaking the program the general verifier catches."""
 
 from __future__ import annotations
 
+import pickle
 from dataclasses import replace
 
 import pytest
@@ -138,6 +139,8 @@ def test_remembered_symbols_are_sympys_real_symbols():
         for fact in ("real", "positive", "integer", "finite", "commutative", "zero"):
             assert getattr(mine, f"is_{fact}") == getattr(theirs, f"is_{fact}"), fact
         assert (mine**2).is_nonnegative and _print_direct(mine) == name
+        back = pickle.loads(pickle.dumps(sympy.tanh(mine) + mine))
+        assert back == sympy.tanh(theirs) + theirs and sympy.srepr(mine) == sympy.srepr(theirs)
 
 
 # -- a broken copy is caught ---------------------------------------------------------------------

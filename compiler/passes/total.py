@@ -24,6 +24,7 @@ from operator import attrgetter
 import numpy as np
 
 from compiler.errors import DuplicateError, UsageError
+from compiler.gcpause import paused_gc
 from compiler.ir import (
     Input,
     OuterNonlin,
@@ -32,7 +33,7 @@ from compiler.ir import (
 from compiler.passes.backprop import backprop_map
 from compiler.passes.gradients import GradientMap, verify_gradients
 from compiler.passes.registry import PassOptions, ResultType, register_pass
-from compiler.passes.total_copies import Renamer, per_input, verify_copies
+from compiler.passes.total_copies import Renamer, per_input, renamer_for, verify_copies
 from compiler.verify import verify
 
 
@@ -115,10 +116,17 @@ def total_map(
 ) -> Total:
     """The total program for B inputs (``inputs``: B, or (B, d) data) with its gradient maps.
     ``gradients=False`` concatenates forward copies only (enough for NNGP kernels)."""
-    batch = batch_size(program, inputs)
+    with paused_gc():  # millions of long-lived nodes, no cycles (compiler.gcpause)
+        return _total_map(program, batch_size(program, inputs), output, gradients,
+                          input_gradients)
+
+
+def _total_map(
+    program: Program, batch: int, output: str | None, gradients: bool, input_gradients: bool
+) -> Total:
     bp = backprop_map(program, output, input_gradients) if gradients else None
     base = bp.program if bp is not None else program
-    renamer = Renamer(base)
+    renamer = renamer_for(base)
     _check_names(base, batch, renamer)
     decls: list[Input] = []
     for i in range(1, batch + 1):
@@ -149,12 +157,13 @@ def verify_total(result: Total) -> None:
     """The program verifies and each copy is the base program renamed for its input
     (:func:`verify_copies`: the base verified once, the copies checked by structure), and every
     copy's gradient map fits the program."""
-    if result.base is None:
-        verify(result.program)
-    else:
-        verify_copies(result.base, result.program, result.batch)
-    for grads in result.grads or ():
-        verify_gradients(grads, result.program)
+    with paused_gc():
+        if result.base is None:
+            verify(result.program)
+        else:
+            verify_copies(result.base, result.program, result.batch)
+        for grads in result.grads or ():
+            verify_gradients(grads, result.program)
 
 
 TOTAL: ResultType[Total] = ResultType(Total, verify_total, attrgetter("program"))

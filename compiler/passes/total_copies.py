@@ -25,7 +25,6 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import replace
-from typing import assert_never
 
 import sympy
 
@@ -43,7 +42,7 @@ from compiler.ir import (
 )
 from compiler.printer import format_instruction
 from compiler.rename import Copier, rename_symbols, split_name
-from compiler.shapeprint import assumptions_of, shape_of
+from compiler.shapeprint import shape_of
 from compiler.symbols import sym
 from compiler.verify import check_formula_facts, check_outputs, declared_kinds, verify
 
@@ -52,6 +51,16 @@ def per_input(name: str, i: int) -> str:
     """The name of variable ``name`` in the copy of input i (1-based): ``h[2]`` → ``h_ξ1[2]``."""
     base, idx = split_name(name)
     return f"{base}_ξ{i}{idx}"
+
+
+def renamer_for(base: Program) -> Renamer:
+    """The :class:`Renamer` of ``base``, remembered for the last program asked (the pass builds
+    with it, the check after the pass renames the same way: its names are made once)."""
+    if _last and _last[0][0] is base:
+        return _last[0][1]
+    renamer = Renamer(base)
+    _last[:] = [(base, renamer)]
+    return renamer
 
 
 class Renamer:
@@ -101,19 +110,22 @@ class Renamer:
             formulas = (rename_symbols(ins.formula, symbols) for ins in body
                         if isinstance(ins, Nonlin | OuterNonlin))
         renamed = iter(formulas)
+        get = new.get
         out: list[Instruction] = []
-        for ins in body:  # constructors, not dataclasses.replace: this loop runs B·|π_bp| times
-            match ins:
-                case MatMul(out=y, matrix=w, arg=x, transpose=t):
-                    out.append(MatMul(new[y], w, new.get(x, x), t, ins.loc))
-                case Avg(out=y, arg=x):
-                    out.append(Avg(new[y], new.get(x, x), ins.loc))
-                case Nonlin(out=y):
-                    out.append(Nonlin(new[y], next(renamed), ins.loc))
-                case OuterNonlin(out=y, copies=c):
-                    out.append(OuterNonlin(new[y], c, next(renamed), ins.loc))
-                case _:
-                    assert_never(ins)
+        push = out.append
+        # constructors, not dataclasses.replace, and type tests, not a match: B·|π_bp| times
+        for ins in body:
+            if isinstance(ins, MatMul):
+                push(MatMul(new[ins.out], ins.matrix, get(ins.arg, ins.arg), ins.transpose,
+                            ins.loc))
+            elif isinstance(ins, Avg):
+                push(Avg(new[ins.out], get(ins.arg, ins.arg), ins.loc))
+            elif isinstance(ins, Nonlin):
+                push(Nonlin(new[ins.out], next(renamed), ins.loc))
+            elif isinstance(ins, OuterNonlin):
+                push(OuterNonlin(new[ins.out], ins.copies, next(renamed), ins.loc))
+            else:
+                raise TypeError(f"not an instruction: {ins!r}")
         return out
 
     def copies(self, body: tuple[Instruction, ...], batch: int) -> list[Instruction]:
@@ -128,6 +140,9 @@ class Renamer:
         for i in range(2, batch + 1):
             out += self.instructions(body, i, copier.copy(self.targets(i)))
         return out
+
+
+_last: list[tuple[Program, Renamer]] = []
 
 
 def verify_copies(base: Program, program: Program, batch: int) -> None:
@@ -161,7 +176,7 @@ def check_copies(base: Program, program: Program, batch: int, kinds: dict[str, K
     if len(program.body) != n * batch:
         raise VerifyError(f"total program {program.name} has {len(program.body)} instructions, "
                           f"not B = {batch} copies of the {n} of {base.name}")
-    renamer = Renamer(base)
+    renamer = renamer_for(base)
     first = program.body[:n]
     symbols1 = renamer.full(1)
 
@@ -169,13 +184,14 @@ def check_copies(base: Program, program: Program, batch: int, kinds: dict[str, K
         return _equal(b, c, symbols1) and _facts_ok(c, kinds)
 
     _check_copy(base.body, first, renamer.names(1), 1, same1)
-    names1 = [s.name for s in renamer.targets(1)]
+    targets1 = renamer.targets(1)
     for i in range(2, batch + 1):
-        to_i = dict(zip(names1, (s.name for s in renamer.targets(i)), strict=True))
+        # by id: a dict of sympy symbols would call their Python-level __hash__ per lookup
+        to_i = dict(zip(map(id, targets1), renamer.targets(i), strict=True))
         full: list[dict[sympy.Basic, sympy.Basic]] = []  # built only if a shape differs
 
         def same(b: Instruction, c: Instruction, c1: Instruction, i: int = i,
-                 to_i: dict[str, str] = to_i,
+                 to_i: dict[int, sympy.Symbol] = to_i,
                  full: list[dict[sympy.Basic, sympy.Basic]] = full) -> bool:
             if _same_shape(c1, c, to_i):
                 return True  # copy 1's tree: its facts were checked
@@ -228,15 +244,13 @@ def _facts_ok(c: Instruction, kinds: dict[str, Kind]) -> bool:
     return True
 
 
-def _same_shape(i1: Instruction, ic: Instruction, to_i: dict[str, str]) -> bool:
-    """Whether the formula of ``ic`` is that of ``i1`` with its symbols' names mapped by
-    ``to_i`` (others kept): the same shape tree and the mapped names (shapes are remembered by
-    identity: no walk for the copies the pass built)."""
+def _same_shape(i1: Instruction, ic: Instruction, to_i: dict[int, sympy.Symbol]) -> bool:
+    """Whether the formula of ``ic`` is that of ``i1`` with its symbols mapped by ``to_i`` (by
+    the id of copy 1's symbol; others kept): the same shape tree and the mapped symbols (sympy
+    equality: names and assumptions; shapes are remembered by identity: no walk for the copies
+    the pass built)."""
     assert isinstance(i1, Nonlin | OuterNonlin) and isinstance(ic, Nonlin | OuterNonlin)
     s1, s = shape_of(i1.formula), shape_of(ic.formula)
-    if s1 is None or s is None or len(s1.symbols) != len(s.symbols):
+    if s1 is None or s is None or (s.tree is not s1.tree and s.tree != s1.tree):
         return False
-    if s.tree is not s1.tree and s.tree != s1.tree:
-        return False
-    return all(to_i.get(a.name, a.name) == b.name and assumptions_of(a) == assumptions_of(b)
-               for a, b in zip(s1.symbols, s.symbols, strict=True))
+    return tuple(map(to_i.get, map(id, s1.symbols), s1.symbols)) == s.symbols
