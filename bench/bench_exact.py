@@ -12,7 +12,12 @@ closed-form recursion (runtime.limits.closed_forms.mlp_kernels), with the cold f
 the largest error against the closed forms; and a tanh/sigmoid MLP (quadrature) at B = 32.
 Goals (issue 13): ≤ 3× at B = 128, < 1 s for B = 64, erf B = 32 < 2 s.
 
-Run: python bench/bench_exact.py [--quick]."""
+``--costs``: only the exact path's up-front cost estimate against measured runs (integrals,
+grid points, largest grid, CPU seconds), Monte Carlo's estimate against its run, and auto's
+choice, on the kernel programs of mlp3, mlp2_erf, attention, layernorm_mlp, transformer_block
+and rnn (issue 13 item 1b).
+
+Run: python bench/bench_exact.py [--quick | --costs]."""
 
 from __future__ import annotations
 
@@ -127,8 +132,58 @@ def many_leaves(size: int) -> None:
     )
 
 
+def cost(name: str, data: str, batch: int) -> None:
+    """The exact path's up-front estimate (runtime.limits.exactcost) against the run: integrals,
+    grid points, the largest grid, CPU seconds; Monte Carlo's estimate against its run; and what
+    ``auto`` chooses (issue 13 item 1b)."""
+    from runtime.limits import LimitOptions, NotApplicableError, engines, quadgrid
+    from runtime.limits.exactcost import estimate_exact
+
+    x = np.load(ROOT / "samples" / "data" / f"{data}.npz")["X_train"][:batch]
+    kp = kernel_program(parse_file(ROOT / "samples" / f"{name}.nx"), batch)
+    kets, inputs = lower(kp.program), kp.bind(x)
+    est = estimate_exact(kets, 1, LimitOptions())
+    seen: list[int] = []
+    calls = [0]
+    grid_sum, integrate = quadgrid._sum, quadgrid.integrate
+
+    def rec(f, coords, consts, kink, u, wu, comp, v, wv):  # type: ignore[no-untyped-def]
+        seen.append(len(wu) * (len(wv) if v.ndim > 1 else len(wv) ** comp.shape[1]))
+        return grid_sum(f, coords, consts, kink, u, wu, comp, v, wv)
+
+    def count(col, expr, items):  # type: ignore[no-untyped-def]
+        calls[0] += 1
+        return integrate(col, expr, items)
+
+    quadgrid._sum, quadgrid.integrate = rec, count
+    start, how = time.process_time(), "ran"
+    try:
+        evaluate(kets, inputs, "exact")
+    except NotApplicableError as e:
+        how = f"refused after {calls[0]} integrals ({e.message[:60]}…)"
+    finally:
+        quadgrid._sum, quadgrid.integrate = grid_sum, integrate
+    exact_cpu = time.process_time() - start
+    mc_est = engines.ENGINES["mc"].estimate_seconds(  # type: ignore[attr-defined]
+        kets, inputs, LimitOptions(), None)
+    start = time.process_time()
+    evaluate(kets, inputs, "mc")
+    mc_cpu = time.process_time() - start
+    auto = evaluate(kets, inputs, "auto").method
+    print(f"cost {name:<17} B={batch}: integrals est {est.integrals} / {calls[0]}; points est "
+          f"{est.points:.2e} / {sum(seen):.2e}; largest est {est.largest_points} / "
+          f"{max(seen, default=0)}; exact est {est.seconds:5.2f} s / {exact_cpu:5.2f} CPU-s "
+          f"({how}); mc est {mc_est:5.2f} s / {mc_cpu:5.2f} CPU-s; auto: {auto}")
+
+
 def main() -> None:
     quick = "--quick" in sys.argv
+    if "--costs" in sys.argv:
+        for args in (("mlp3", "gauss10", 4), ("mlp2_erf", "gauss10", 4), ("attention", "seq3x4", 2),
+                     ("layernorm_mlp", "gauss10", 8), ("transformer_block", "seq3x4", 4),
+                     ("rnn", "seq3x4", 4)):
+            cost(*args)
+        return
     for batch in (8, 32, 64, 128):
         batched("mlp3", 3, "relu", batch)
     batched("mlp2_erf", 2, "erf", 32)

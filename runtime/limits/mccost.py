@@ -72,10 +72,12 @@ def work_units(kets: KetProgram, opts: LimitOptions) -> list[float]:
     return [m * pair[s.order] if isinstance(s, FormulaKet) else m for s in kets.stmts]
 
 
-SECONDS_PER_UNIT = 1.2e-7
+SECONDS_PER_UNIT = 1.5e-8
 """CPU seconds per ψ evaluation of one particle and input, the upper end of what was measured
-on 2 shared cores (kernel programs of mlp2, rnn, layernorm_mlp, transformer_block at B = 2–4:
-3.7e-8 … 1.1e-7; attention 4e-9): an estimate that errs towards giving the exact path time."""
+on 2 shared cores (bench/bench_exact.py --costs: the kernel programs of mlp3, mlp2_erf, attention,
+layernorm_mlp, transformer_block and rnn at B = 2–8, 16384 particles: 6e-9 … 1.4e-8 since the
+demand-driven evaluator; it was 1.2e-7, 9–20× the present cost): an estimate that errs towards
+giving the exact path time."""
 
 
 def estimate_seconds(

@@ -170,11 +170,13 @@ def evaluate_exact(
 
 
 class _Clock:
-    """Progress of the exact path, and its time limit (the ``auto`` choice's escape hatch)."""
+    """Progress of the exact path, and its time limit (the ``auto`` choice's escape hatch), in
+    CPU seconds of this process: the estimates it is set from are CPU seconds, and on a shared
+    machine wall time would hand a program to Monte Carlo because of the neighbours' load."""
 
     def __init__(self, limit: float | None, total: int, progress: Progress | None) -> None:
         self.limit, self.total, self.progress = limit, total, progress
-        self.start = time.monotonic()
+        self.start = time.process_time()
 
     def tick(self, done: int) -> None:
         if self.progress is not None:
@@ -183,7 +185,7 @@ class _Clock:
 
     def projected(self, factor: float) -> None:
         """Give up when the time so far × ``factor`` (the projected total) passes the limit."""
-        spent = time.monotonic() - self.start
+        spent = time.process_time() - self.start
         if self.limit is not None and spent * factor > self.limit:
             raise NotExactError(
                 f"the exact path would take {'over ' if factor == 1 else 'about '}"
