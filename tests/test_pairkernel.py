@@ -162,3 +162,27 @@ def test_evaluator_values_unchanged(monkeypatch, name):
         _close(np.asarray(new.values[k]), np.asarray(v))
     for k, v in base.scalars.items():
         np.testing.assert_allclose(new.scalars[k], v, rtol=1e-10, atol=1e-13)
+
+
+def test_without_numba_the_numpy_pass_is_used(monkeypatch):
+    """numba missing, switched off (NEXORT_NUMBA=0), or a function it cannot print: the same
+    values by the numpy pass."""
+    from runtime.limits import pairkernel_numba as pkn
+
+    monkeypatch.setattr(pk, "NUMBA_MIN_PAIRS", 0)
+    syms, args = _args(1)
+    psi = sympy.tanh(c + x * yb) * zb
+    want = _reference(psi, syms, args, 1)
+    formulas = pk.PairFormulas(syms, (psi,))
+    with pytest.raises(pkn.UnsupportedError):
+        pkn.source(pk.PairFormulas(syms, (sympy.besselj(0, x * yb),)), (0, 0, 1, 1),
+                   (True, False, True, True), 1)
+
+    def refuse(*a, **k):
+        raise pkn.UnsupportedError("no printer")
+
+    monkeypatch.setattr(pkn, "copy_average", refuse)
+    _close(pk.pair_average(formulas, args, 1)[0], want)
+    monkeypatch.setenv("NEXORT_NUMBA", "0")
+    assert not pk.numba_enabled()
+    _close(pk.pair_average(formulas, args, 1)[0], want)

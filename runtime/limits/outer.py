@@ -23,6 +23,10 @@ Arrays are moved to (R, C, P) so that the copies of a block of own particles are
 window (a view, no gather, contiguous inner axis); blocks of own particles keep memory at about
 ``block`` ψ evaluations per array, and several ψ functions (ψ and its slot-0 derivatives, for
 forward-mode tangents) share one pass over the blocks.
+
+This is the numpy pass.  The evaluator calls :func:`runtime.limits.pairkernel.pair_average`, which
+takes ψ symbolically: separable terms become O(P) window sums, the rest goes to a compiled kernel
+(:mod:`runtime.limits.pairkernel_numba`) on large passes, and here otherwise.
 """
 
 from __future__ import annotations

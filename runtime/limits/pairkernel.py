@@ -48,10 +48,10 @@ SPLIT_MAX_OPS = 400
 SPLIT_MAX_TERMS = 256
 """An expansion into more terms than this is not used (the pair pass is cheaper to keep)."""
 NUMBA_MIN_PAIRS = 1 << 25
-"""ψ evaluations (P·span·columns) from which the numba kernel is used.  Measured
-(bench/bench_pairsum.py, loaded 2-core machine): a kernel saves ~4e-8 s per tanh pair against the
-numpy pass (19.5 → 96 M pairs/s), and costs ~1.5 s to load from the disk cache in a new process,
-~5 s to compile a new ψ: 2^25 ≈ 3.4e7 pairs is the break-even of a cached kernel."""
+"""ψ evaluations (own particles × pairs per own × columns) from which the numba kernel is used.
+Measured (bench/bench_pairsum.py, loaded 2-core machine): the kernel saves ~4e-8 s per tanh pair
+against the numpy pass (19.5 → 96 M pairs/s), and costs ~1.5 s to load from the disk cache in a
+new process, ~5–7 s to compile a new ψ: 2^25 ≈ 3.4e7 pairs is the break-even of a cached one."""
 
 
 @dataclass(frozen=True)
@@ -164,7 +164,7 @@ def pair_average(
     splits = [split(formulas.full(k), formulas.symbols, role, order)
               for k in range(len(formulas.outputs))]
     rest = [k for k, s in enumerate(splits) if s.rest != 0]
-    pairs = n_own * span_ * int(np.prod(cols))
+    pairs = n_own * outer.pairs_per_own(order, span_, pool) * int(np.prod(cols))
     use_numba = bool(rest) and pairs >= NUMBA_MIN_PAIRS and numba_enabled()
     if not use_numba and joint is not None and all(not s.terms for s in splits):
         return outer.copy_average_joint(
@@ -172,19 +172,8 @@ def pair_average(
         )
     outs = [np.zeros((n_own, *cols)) for _ in splits]
     if rest:
-        rest_formulas = _rest_formulas(formulas, splits, rest)
-        if use_numba:
-            from runtime.limits import pairkernel_numba
-
-            try:
-                got = pairkernel_numba.copy_average(rest_formulas, args, order, pool, span_, tick)
-            except pairkernel_numba.UnsupportedError:
-                use_numba = False
-        if not use_numba:
-            fns = [compile_formula(rest_formulas.full(j), formulas.symbols)
-                   for j in range(len(rest))]
-            got = outer.copy_average([lambda *a, f=f: f(*a, np.inf) for f in fns], args, order,
-                                     pool, span_, tick=tick)
+        got = _pair_rest(_rest_formulas(formulas, splits, rest), args, order, pool, span_, tick,
+                         use_numba)
         for k, y in zip(rest, got, strict=True):
             outs[k] += y
     windows = _Windows(args, formulas.symbols, order, span_, pool, cols)
@@ -192,6 +181,30 @@ def pair_average(
         for own, copies in s.terms:
             outs[k] += windows.own(own) * windows.average(copies)
     return outs
+
+
+def _pair_rest(
+    formulas: PairFormulas,
+    args: Sequence[Arg],
+    order: int,
+    pool: float,
+    span: int,
+    tick: Callable[[float], None] | None,
+    use_numba: bool,
+) -> list[np.ndarray]:
+    """The non-separable outputs pair by pair: the numba kernel, or (not chosen, or it cannot
+    print a function of ψ) the numpy pass."""
+    if use_numba:
+        from runtime.limits import pairkernel_numba
+
+        try:
+            return pairkernel_numba.copy_average(formulas, args, order, pool, span, tick)
+        except pairkernel_numba.UnsupportedError:
+            pass
+    fns = [compile_formula(formulas.full(j), formulas.symbols)
+           for j in range(len(formulas.outputs))]
+    return outer.copy_average([lambda *a, f=f: f(*a, np.inf) for f in fns], args, order, pool,
+                              span, tick=tick)
 
 
 def _rest_formulas(formulas: PairFormulas, splits: list[Split], rest: list[int]) -> PairFormulas:

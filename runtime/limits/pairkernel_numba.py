@@ -2,16 +2,21 @@
 
 The numpy pass (:mod:`runtime.limits.outer`) evaluates ψ one operation at a time over blocks of
 pairs: every operation writes a temporary, and tanh & co. run at numpy's ufunc rate.  Here the
-sympy formulas are printed (``sympy``'s Python code printer, ``math`` functions, the language's
-relu/step/sigmoid/softplus as small compiled helpers) into one loop nest, compiled by numba with
-``parallel=True, fastmath=False`` (IEEE arithmetic, no reassociation):
+sympy formulas are printed (``sympy``'s Python code printer; exp, tanh, sigmoid, softplus, relu,
+step by the branch-free versions of :mod:`runtime.limits.pairkernel_math`; other functions from
+``math``) into one loop nest, compiled by numba with ``parallel=True, fastmath=False`` (IEEE
+arithmetic in the written order, no reassociation) and ``error_model='numpy'``:
 
-    for p in prange(own particles):            # the threads split the own particles
-        for each replica·column:
-            own kets, scalars, and every subexpression of them   (hoisted out of the pair loop)
-            for each copy q (order 2: each pair q, q′):
-                copy kets, the remaining subexpressions, every output  (registers, no temporaries)
-                acc_k += ψ_k
+    for (block of 512 own particles, replica·column) in prange(...):   # the threads' tasks
+        own subexpressions of each own particle p of the block         (hoisted, once per p)
+        for i in 1 … span   (order 2: for s ≤ S, i ≤ span − s):
+            for p in the block:                          # the vectorized loop: 4 doubles at once
+                acc_k[p] += ψ_k(own p; copy p+i (; copy p+i+s))
+
+The pair loop runs *along the diagonal* (fixed offset i, all own p of a block): the copies are a
+contiguous slice, and each acc_k[p] is a separate sum, so the loop vectorizes without the
+reassociation a reduction over copies would need (fastmath stays off); every acc_k[p] still adds
+its terms in the order i = 1, 2, … .
 
 The pairs are those of :mod:`runtime.limits.outer` (own p reads p+1 … p+span; order 2 the pairs
 (p+i, p+i+s)), read from the same particles-last layout with the first ``span`` particles repeated
