@@ -1,5 +1,6 @@
-"""The initial operator W̊_0 of the μ-limit engine as a lazily sampled Gaussian matrix
-(runtime/limits/mu_fast_ops.py, conditioned Gaussians).
+"""The particle algebra of the μ-limit engine: the initial operator W̊_0 as a lazily sampled
+Gaussian matrix (runtime/limits/mu_fast_ops.py, conditioned Gaussians), and linear forms in
+parameter vectors as one product (runtime/limits/mu_fast_run.py).
 
 On M particles W̊_0 acts as the matrix W = (Γ Qᵀ + P Δᵀ)/M. A width-M network's W_0 has iid
 N(0, 1/M) entries, so for orthonormal (⟨a|a⟩ = 1) kets p, q met by the two sides the block entry
@@ -13,8 +14,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from compiler.frontend.parse import parse_text
+from compiler.ir import Nonlin, formula_args
+from runtime.codegen import compile_instruction
 from runtime.limits import mu_fast_ops
 from runtime.limits.mu_fast_ops import GaussianPool, InitialOperator
+from runtime.limits.mu_fast_run import _apply_linear, _linear_form, _nonlin
 
 
 def _block_statistic(m: int, replicas: int, orthogonal: bool) -> float:
@@ -39,3 +44,43 @@ def test_the_met_block_has_the_variance_of_a_width_m_gaussian_matrix(
     assert 0.8 <= _block_statistic(1024, 25, orthogonal) <= 1.2
     monkeypatch.setattr(mu_fast_ops, "CONDITIONED", False)
     assert _block_statistic(1024, 25, orthogonal) >= 1.6  # the double count (mean 2)
+
+
+def test_a_linear_form_in_parameter_vectors_is_one_product_with_the_same_value() -> None:
+    """mu_fast_run._nonlin: h = Σ_j c_j(ξ, θ) u_j (the input layer) as one (M, k) by (k, B)
+    product equals the formula evaluated term by term (to round-off); a formula that is not
+    linear in its vectors, or has a vector ket (M, B) among them, takes the generic path."""
+
+    program = parse_text("""
+arch lin {
+    input xi[3]
+    param U : vector[3]
+    param s : scalar
+    h = U . xi
+    g = s * xi[0] * U[0] - 2 * U[1] + U[2] * xi[2] / 3
+    r = relu(U[0]) + U[1] + U[2]
+    k = h * xi[1] + U[0] + U[1]
+    output h + g + r + k
+}""")
+    m, rng = 64, np.random.default_rng(0)
+    values = {f"xi[{j}]": rng.standard_normal(5) for j in range(3)}
+    values |= {f"U[{j}]": rng.standard_normal((m, 1)) for j in range(3)} | {"s": np.array([0.7])}
+    kinds, taken = program.kinds, set()
+    for ins in program.body:
+        assert isinstance(ins, Nonlin)
+        args = formula_args(ins)
+        form = _linear_form(ins.formula, tuple((s, v) for s, v, _ in args if kinds[v] == "vector"),
+                            tuple((s, v) for s, v, _ in args if kinds[v] != "vector"))
+        if form is not None and _apply_linear(form, values, m) is not None:
+            taken.add(ins.out)
+        generic = _generic(ins, values, m)
+        fast = _nonlin(ins, values, m, kinds)
+        np.testing.assert_allclose(fast, generic, rtol=1e-12, atol=1e-12)
+        values[ins.out] = fast
+    assert taken == {"h", "g"}  # r is not linear; k and the output read kets (M, B)
+
+
+def _generic(ins: Nonlin, values: dict[str, np.ndarray], m: int) -> np.ndarray:
+    arrays = [values[v] for _, v, _ in formula_args(ins)]
+    y = compile_instruction(ins)(*arrays, m)
+    return np.broadcast_to(y, (m, max(a.shape[-1] for a in arrays)))
