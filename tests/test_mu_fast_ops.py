@@ -18,8 +18,8 @@ from compiler.frontend.parse import parse_text
 from compiler.ir import Nonlin, formula_args
 from runtime.codegen import compile_instruction
 from runtime.limits import mu_fast_ops
+from runtime.limits.mu_fast_forms import apply_linear, contract, linear_form, nonlin
 from runtime.limits.mu_fast_ops import GaussianPool, InitialOperator
-from runtime.limits.mu_fast_run import _apply_linear, _linear_form, _nonlin
 
 
 def _block_statistic(m: int, replicas: int, orthogonal: bool) -> float:
@@ -46,11 +46,11 @@ def test_the_met_block_has_the_variance_of_a_width_m_gaussian_matrix(
     assert _block_statistic(1024, 25, orthogonal) >= 1.6  # the double count (mean 2)
 
 
-def test_a_linear_form_in_parameter_vectors_is_one_product_with_the_same_value() -> None:
-    """mu_fast_run._nonlin: h = Σ_j c_j(ξ, θ) u_j (the input layer) as one (M, k) by (k, B)
-    product equals the formula evaluated term by term (to round-off); a formula that is not
-    linear in its vectors, or has a vector ket (M, B) among them, takes the generic path."""
-
+def test_linear_forms_are_one_product_or_a_contraction_with_the_same_value() -> None:
+    """mu_fast_forms: h = Σ_j c_j(ξ, θ) u_j (the input layer) as one (M, k) by (k, B) product,
+    and Σ_i χ_i ψ(ξ^i) of a linear ψ (a gradient ket) as Σ_k v_k (c_k ⊙ χ), equal the formula
+    evaluated term by term (to round-off); a formula that is not linear in its vectors, or has a
+    vector ket (M, B) among them, takes the generic path."""
     program = parse_text("""
 arch lin {
     input xi[3]
@@ -65,18 +65,20 @@ arch lin {
     m, rng = 64, np.random.default_rng(0)
     values = {f"xi[{j}]": rng.standard_normal(5) for j in range(3)}
     values |= {f"U[{j}]": rng.standard_normal((m, 1)) for j in range(3)} | {"s": np.array([0.7])}
+    chi = rng.standard_normal(5)
     kinds, taken = program.kinds, set()
     for ins in program.body:
         assert isinstance(ins, Nonlin)
-        args = formula_args(ins)
-        form = _linear_form(ins.formula, tuple((s, v) for s, v, _ in args if kinds[v] == "vector"),
-                            tuple((s, v) for s, v, _ in args if kinds[v] != "vector"))
-        if form is not None and _apply_linear(form, values, m) is not None:
+        form = linear_form(ins, kinds)
+        if form is not None and apply_linear(form, values, m) is not None:
             taken.add(ins.out)
         generic = _generic(ins, values, m)
-        fast = _nonlin(ins, values, m, kinds)
-        np.testing.assert_allclose(fast, generic, rtol=1e-12, atol=1e-12)
-        values[ins.out] = fast
+        np.testing.assert_allclose(nonlin(ins, values, m, kinds), generic, rtol=1e-12,
+                                   atol=1e-12)
+        if form is not None:
+            np.testing.assert_allclose(contract(form, values, m, chi), generic @ chi[:, None],
+                                       rtol=1e-12, atol=1e-12)
+        values[ins.out] = generic
     assert taken == {"h", "g"}  # r is not linear; k and the output read kets (M, B)
 
 

@@ -17,19 +17,17 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from functools import lru_cache
 
 import numpy as np
-import sympy
 
 from compiler.errors import NumericError
-from compiler.ir import MatMul, Nonlin, Program, formula_args
+from compiler.ir import MatMul, Nonlin, Program
 from compiler.passes.backprop import Backprop
 from compiler.printer import format_instruction
 from compiler.train.setup import TensorTraining, Training
-from runtime.codegen import NumpyFunction, compile_formula, compile_instruction
 from runtime.data import input_batch
 from runtime.executor import _run as run_instruction
+from runtime.limits.mu_fast_forms import LinearForm, contract, deferred_gradients, nonlin
 from runtime.limits.mu_fast_ops import GaussianPool, InitialOperator, LowRankDelta, PairDelta
 from runtime.training import signal as signals
 from runtime.training.stepper import GroupStepper
@@ -72,6 +70,10 @@ class ReplicaRun:
         self.steppers: dict[str, GroupStepper] = {}
         for g in groups:
             self._init_group(g)
+        vectors = [e for g in groups if g.trained and g.tensor.kind == "vector"
+                   for e in g.tensor.entries]
+        # gradient kets only the update reads: contracted with χ, never formed (mu_fast_forms)
+        self.deferred = [deferred_gradients(bp.program, bp.grads, vectors, split) for bp in bps]
 
     def _init_group(self, g: GroupLimit) -> None:
         t, m = g.tensor, self.m
@@ -109,14 +111,17 @@ class ReplicaRun:
             out = out + pd.apply(k, x, transpose)
         return out
 
-    def execute(self, program: Program, values: Values, start: int, stop: int, t: int) -> None:
+    def execute(self, program: Program, values: Values, start: int, stop: int, t: int,
+                skip: Mapping[str, LinearForm] | None = None) -> None:
         kinds = program.kinds
         for ins in program.body[start:stop]:
+            if skip and ins.out in skip:
+                continue
             with np.errstate(all="ignore"):  # reported below, by instruction
                 if isinstance(ins, MatMul):
                     y = self.matmul(ins.matrix, values[ins.arg], ins.transpose)
                 elif isinstance(ins, Nonlin):
-                    y = _nonlin(ins, values, self.m, kinds)
+                    y = nonlin(ins, values, self.m, kinds)
                 else:
                     y = run_instruction(ins, values, {}, kinds, self.m)
             if not np.all(np.isfinite(y)):
@@ -152,9 +157,9 @@ class ReplicaRun:
         batch = list(self.tr.schedule.batch(t))
         chi = signals.chi(self.tr.signal, f[batch], y[batch], len(batch))
         backs = []
-        for bp in self.bps:
+        for bp, skip in zip(self.bps, self.deferred, strict=True):
             values = _columns(forward, batch, f.shape[0])
-            self.execute(bp.program, values, self.split, len(bp.program.body), t)
+            self.execute(bp.program, values, self.split, len(bp.program.body), t, skip)
             backs.append(values)
         for g in self.groups:
             if g.trained:
@@ -200,67 +205,12 @@ class ReplicaRun:
             name = bp.grads.get(entry)
             if name is None:
                 continue
+            if name in self.deferred[j]:
+                total = total + contract(self.deferred[j][name], values, self.m, chi[:, j])
+                continue
             full = (self.m, chi.shape[0]) if kind == "vector" else (chi.shape[0],)
             total = total + (np.broadcast_to(values[name], full) @ chi[:, j]).reshape(shape)
         return total
-
-
-LinearForm = tuple[tuple[str, ...], tuple[tuple[NumpyFunction, tuple[str, ...]], ...]]
-"""(vector variables v_k, (c_k as a function of its scalar variables, those variables))."""
-
-
-@lru_cache(maxsize=4096)
-def _linear_form(formula: sympy.Expr, vectors: tuple[tuple[sympy.Symbol, str], ...],
-                 scalars: tuple[tuple[sympy.Symbol, str], ...]) -> LinearForm | None:
-    """ψ = Σ_k c_k(θ) v_k, linear in its vectors with coefficients of scalars only (e.g. the
-    input layer h¹ = Σ_j ξ_j u_j), or None. Such a ψ is one (M, k) by (k, points) product
-    instead of k full-size temporaries per term (the input layer was a quarter of a
-    one-hidden-layer run at M = 65536 per replica)."""
-    if len(vectors) < 3:  # a product of a few terms gains nothing
-        return None
-    try:
-        coeffs = [sympy.diff(formula, v) for v, _ in vectors]
-        vs = {v for v, _ in vectors}
-        if any(c.free_symbols & vs for c in coeffs):
-            return None
-        if sympy.expand(formula - sum(c * v for c, (v, _) in zip(coeffs, vectors, strict=True))):
-            return None
-    except (TypeError, ValueError, NotImplementedError):  # not differentiable as written
-        return None
-    names = dict(scalars)
-    funcs = []
-    for c in coeffs:
-        syms = tuple(sorted((x for x in c.free_symbols if x in names), key=lambda x: x.name))
-        funcs.append((compile_formula(c, syms), tuple(names[x] for x in syms)))
-    return tuple(var for _, var in vectors), tuple(funcs)
-
-
-def _apply_linear(form: LinearForm, values: Values, m: int) -> np.ndarray | None:
-    """Σ_k c_k v_k as V (M, k) @ C (k, points) when every v_k is a parameter (M, 1)."""
-    vecs, funcs = form
-    if any(values[v].shape != (m, 1) for v in vecs):
-        return None
-    cs = [np.asarray(f(*(values[x] for x in args), m), dtype=np.float64) for f, args in funcs]
-    width = max(c.size for c in cs)
-    coeff = np.stack([np.broadcast_to(c.reshape(-1), (width,)) for c in cs])
-    return np.hstack([values[v] for v in vecs]) @ coeff
-
-
-def _nonlin(ins: Nonlin, values: Values, m: int, kinds: Mapping[str, str]) -> np.ndarray:
-    """A Nonlin's ket as the executor computes it, but without its defensive copy: the engine
-    never writes into a ket, and the copy of every (M, points) result was a third of the time
-    of a one-hidden-layer run (measured, M = 16384 per replica). A result that does not depend
-    on every axis stays a broadcast view of shape (M, batch)."""
-    args = formula_args(ins)
-    form = _linear_form(ins.formula, tuple((s, v) for s, v, _ in args if kinds[v] == "vector"),
-                        tuple((s, v) for s, v, _ in args if kinds[v] != "vector"))
-    fast = None if form is None else _apply_linear(form, values, m)
-    if fast is not None:
-        return fast
-    arrays = [values[var] for _, var, _ in args]
-    y = np.asarray(compile_instruction(ins)(*arrays, m), dtype=np.float64)
-    shape = (m, max((a.shape[-1] for a in arrays), default=1))
-    return y if y.shape == shape else np.broadcast_to(y, shape)
 
 
 def _columns(values: Values, batch: list[int], points: int) -> Values:
