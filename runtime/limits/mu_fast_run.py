@@ -15,19 +15,19 @@ its dot terms) stays smaller, with the same limit.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
 from compiler.errors import NumericError
-from compiler.ir import MatMul, Nonlin, Program, formula_args
+from compiler.ir import MatMul, Nonlin, Program
 from compiler.passes.backprop import Backprop
 from compiler.printer import format_instruction
 from compiler.train.setup import TensorTraining, Training
-from runtime.codegen import compile_instruction
 from runtime.data import input_batch
 from runtime.executor import _run as run_instruction
+from runtime.limits.mu_fast_forms import LinearForm, contract, deferred_gradients, nonlin
 from runtime.limits.mu_fast_ops import GaussianPool, InitialOperator, LowRankDelta, PairDelta
 from runtime.training import signal as signals
 from runtime.training.stepper import GroupStepper
@@ -70,6 +70,10 @@ class ReplicaRun:
         self.steppers: dict[str, GroupStepper] = {}
         for g in groups:
             self._init_group(g)
+        vectors = [e for g in groups if g.trained and g.tensor.kind == "vector"
+                   for e in g.tensor.entries]
+        # gradient kets only the update reads: contracted with χ, never formed (mu_fast_forms)
+        self.deferred = [deferred_gradients(bp.program, bp.grads, vectors, split) for bp in bps]
 
     def _init_group(self, g: GroupLimit) -> None:
         t, m = g.tensor, self.m
@@ -107,14 +111,17 @@ class ReplicaRun:
             out = out + pd.apply(k, x, transpose)
         return out
 
-    def execute(self, program: Program, values: Values, start: int, stop: int, t: int) -> None:
+    def execute(self, program: Program, values: Values, start: int, stop: int, t: int,
+                skip: Mapping[str, LinearForm] | None = None) -> None:
         kinds = program.kinds
         for ins in program.body[start:stop]:
+            if skip and ins.out in skip:
+                continue
             with np.errstate(all="ignore"):  # reported below, by instruction
                 if isinstance(ins, MatMul):
                     y = self.matmul(ins.matrix, values[ins.arg], ins.transpose)
                 elif isinstance(ins, Nonlin):
-                    y = _nonlin(ins, values, self.m)
+                    y = nonlin(ins, values, self.m, kinds)
                 else:
                     y = run_instruction(ins, values, {}, kinds, self.m)
             if not np.all(np.isfinite(y)):
@@ -150,9 +157,9 @@ class ReplicaRun:
         batch = list(self.tr.schedule.batch(t))
         chi = signals.chi(self.tr.signal, f[batch], y[batch], len(batch))
         backs = []
-        for bp in self.bps:
+        for bp, skip in zip(self.bps, self.deferred, strict=True):
             values = _columns(forward, batch, f.shape[0])
-            self.execute(bp.program, values, self.split, len(bp.program.body), t)
+            self.execute(bp.program, values, self.split, len(bp.program.body), t, skip)
             backs.append(values)
         for g in self.groups:
             if g.trained:
@@ -198,20 +205,12 @@ class ReplicaRun:
             name = bp.grads.get(entry)
             if name is None:
                 continue
+            if name in self.deferred[j]:
+                total = total + contract(self.deferred[j][name], values, self.m, chi[:, j])
+                continue
             full = (self.m, chi.shape[0]) if kind == "vector" else (chi.shape[0],)
             total = total + (np.broadcast_to(values[name], full) @ chi[:, j]).reshape(shape)
         return total
-
-
-def _nonlin(ins: Nonlin, values: Values, m: int) -> np.ndarray:
-    """A Nonlin's ket as the executor computes it, but without its defensive copy: the engine
-    never writes into a ket, and the copy of every (M, points) result was a third of the time
-    of a one-hidden-layer run (measured, M = 16384 per replica). A result that does not depend
-    on every axis stays a broadcast view of shape (M, batch)."""
-    arrays = [values[var] for _, var, _ in formula_args(ins)]
-    y = np.asarray(compile_instruction(ins)(*arrays, m), dtype=np.float64)
-    shape = (m, max((a.shape[-1] for a in arrays), default=1))
-    return y if y.shape == shape else np.broadcast_to(y, shape)
 
 
 def _columns(values: Values, batch: list[int], points: int) -> Values:
