@@ -9,6 +9,8 @@
    the limit needs to reach the standard error of that seed average.
 
 Run: python bench/bench_nt.py [--full]   (--full adds M = 10^6 and the n = 4096 baseline).
+The many-point case (the paper's Fig. 5.1 limit on 104 points, before/after the Gram–Schmidt hat
+factor in one process) is bench/bench_nt_many.py.
 
 Measured 2026-12-07 on the shared 2-core machine (load ≈ 10, so times are upper bounds): SGD exact
 0.45 s, error 2.6e-9; Adam MC 1.8 / 3.2 / 17.8 / 73 s at M = 2^14 / 2^16 / 2^18 / 10^6 (time ~

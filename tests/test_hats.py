@@ -55,3 +55,21 @@ def test_gram_schmidt_hats_equal_the_triangular_factor(p: int, k: int) -> None:
         assert np.allclose(g, w, rtol=1e-8, atol=1e-8 * np.abs(w).max())
     assert np.allclose(got[3], got[1], atol=1e-12)
 
+
+
+def test_columns_join_later_and_broadcast() -> None:
+    """An orientation met first by input-independent arguments (one column) and then by
+    arguments with C = 3 input columns: the stored basis and normals widen to the columns (the
+    hats equal the triangular factor's, which broadcasts the same way)."""
+    rng = np.random.default_rng(11)
+    p, r = 64, 2
+    args = [rng.standard_normal((p, 1, 1)), rng.standard_normal((p, r, 1)),
+            rng.standard_normal((p, r, 3)), rng.standard_normal((p, 1, 3))]
+    shapes = [(p, r, 1), (p, r, 1), (p, r, 3), (p, r, 3)]
+    zetas = [rng.standard_normal(s) for s in shapes]
+    hats = ParticleHats(r)
+    got = [hats.add(x, lambda shape, z=z: z) for x, z in zip(args, zetas, strict=True)]
+    want = _reference(args, zetas, r)
+    for g, w in zip(got, want, strict=True):
+        assert g.shape == w.shape
+        assert np.allclose(g, w, rtol=1e-10, atol=1e-10)
