@@ -111,29 +111,26 @@ def _shape(
     expr: sympy.Basic, symbols: dict[sympy.Symbol, int], seen: dict[int, Hashable]
 ) -> Hashable:
     """The tree of ``expr`` with symbols as their first-appearance index (``symbols`` fills up in
-    that order); shared subtrees are walked once."""
+    that order); shared subtrees are walked once (leaves are cheaper to key than to look up)."""
+    args = expr.args
+    if not args:
+        if expr.is_Symbol:
+            if type(expr) is not sympy.Symbol or expr.name.startswith("("):
+                raise _UnshapedError
+            return symbols.setdefault(expr, len(symbols))
+        # a number or a named constant prints the same whatever the symbols are called; the
+        # precision is part of a Float (equal values of different precision may print apart)
+        return (type(expr), expr, getattr(expr, "_prec", None))
     done = seen.get(id(expr))
     if done is not None:
         return done
-    args = expr.args
-    key: Hashable
-    if expr.is_Symbol:
-        if type(expr) is not sympy.Symbol or expr.name.startswith("("):
-            raise _UnshapedError
-        key = symbols.setdefault(expr, len(symbols))
-    elif not args:
-        # a number or a named constant prints the same whatever the symbols are called; the
-        # precision is part of a Float (equal values of different precision may print apart)
-        key = (type(expr), expr, getattr(expr, "_prec", None))
-    elif isinstance(expr, AppliedUndef):
+    if isinstance(expr, AppliedUndef):
         raise _UnshapedError
-    else:
-        key = (expr.func, *[_shape(a, symbols, seen) for a in args])
-    seen[id(expr)] = key
+    key = seen[id(expr)] = (expr.func, *[_shape(a, symbols, seen) for a in args])
     return key
 
 
-def assumptions_of_by_dict(s: sympy.Symbol) -> tuple[tuple[str, bool], ...]:
+def _assumptions_by_dict(s: sympy.Symbol) -> tuple[tuple[str, bool], ...]:
     found = _assumptions.get(s)
     if found is None:
         found = _assumptions[s] = tuple(sorted(s.assumptions0.items()))
@@ -143,7 +140,7 @@ def assumptions_of_by_dict(s: sympy.Symbol) -> tuple[tuple[str, bool], ...]:
 # sympy ≥ 1.12 keeps a symbol's assumptions sorted on it (read in C, once per symbol printed)
 assumptions_of: Callable[[sympy.Symbol], tuple[tuple[str, bool], ...]] = (
     attrgetter("_assumptions0") if "_assumptions0" in getattr(sympy.Symbol, "__slots__", ())
-    else assumptions_of_by_dict
+    else _assumptions_by_dict
 )
 
 
