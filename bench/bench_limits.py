@@ -10,9 +10,10 @@
    numpy Monte Carlo of the same kets, same (P, R, B) layout: the interpreter's overhead (goal
    ≤ 1.3×).
 4. outer1's backprop with its gradient kets requested, pair sums fused (one pass, shared tanh:
-   runtime/limits/fusion.py) against one pass per OuterNonlin, CPU seconds of one thread.
+   runtime/limits/fusion.py) against one pass per OuterNonlin, and fused with the pair kernel
+   (runtime/limits/pairkernel*.py), CPU seconds of one thread.
 
-Run: python bench/bench_limits.py [--quick]."""
+Run: python bench/bench_limits.py [--quick] [--outer1]."""
 
 from __future__ import annotations
 
@@ -177,28 +178,39 @@ def median_cpu(fn: Callable[[], object], repeats: int = 3) -> float:
 
 
 def fused_against_unfused(m: int) -> None:
-    from runtime.limits import fusion
+    """outer1's backprop: one pass per pair sum, fused pair sums (numpy), and fused with the pair
+    kernel (runtime/limits/pairkernel*.py: numba when importable); CPU seconds of one thread."""
+    from runtime.limits import fusion, pairkernel
     from runtime.limits import outer as limit_outer
 
     kets = lower(backprop(parse_text((ROOT / "samples/programs/outer1.nx").read_text())))
     want = ["dx", "du", "dz", "dc"]
     opts = LimitOptions(particles=m)
     threads, limit_outer.THREADS = limit_outer.THREADS, 1  # CPU time of one thread: less noise
+    if pairkernel.numba_enabled():
+        import numba
+
+        numba.set_num_threads(1)
+    times = {}
     try:
-        times = {}
-        for fuse in (False, True):
-            fusion.FUSE = fuse
-            evaluate(kets, None, opts=LimitOptions(particles=512), wanted=want)
-            times[fuse] = median_cpu(lambda: evaluate(kets, None, opts=opts, wanted=want))
+        for label, fuse, kernel in (("one pass each", False, False), ("fused", True, False),
+                                    ("fused + pair kernel", True, True)):
+            fusion.FUSE, pairkernel.ENABLED = fuse, kernel
+            evaluate(kets, None, opts=opts, wanted=want)  # warm: compile or load the kernel
+            times[label] = median_cpu(lambda: evaluate(kets, None, opts=opts, wanted=want))
     finally:
-        fusion.FUSE, limit_outer.THREADS = True, threads
+        fusion.FUSE, pairkernel.ENABLED, limit_outer.THREADS = True, True, threads
+    base = times["one pass each"]
     print(f"outer1 backprop Monte Carlo, M = {m}, kets {', '.join(want)} requested (4 pair sums "
-          f"over the same pairs, one thread): one pass each {times[False]:.2f} CPU-s, fused "
-          f"{times[True]:.2f} CPU-s = {times[False] / times[True]:.2f}× faster")
+          f"over the same pairs, one thread, numba {'on' if pairkernel.numba_enabled() else 'off'}"
+          "): " + ", ".join(f"{k} {t:.2f} CPU-s ({base / t:.2f}×)" for k, t in times.items()))
 
 
 def main() -> None:
     quick = "--quick" in sys.argv
+    if "--outer1" in sys.argv:  # only the fused/unfused/kernel comparison
+        fused_against_unfused(4096 if quick else 65536)
+        return
     mc_against_numpy(16384 if quick else 262144)
     fused_against_unfused(4096 if quick else 65536)
     pair_averages(2048 if quick else 8192)

@@ -5,14 +5,24 @@ time in M, T and B (goals: Adam M² per replica, T, B; SGD linear in M); the pai
 this machine's numpy matmul throughput measured in the same process; accuracy per second
 against finite-width seed averaging at the same error.
 
-Run: python bench/bench_mu_fast.py [--quick]. Ratios are within one process (the machine is
-shared, so absolute seconds vary with its load).
+Run: python bench/bench_mu_fast.py [--quick] [--accuracy] (--accuracy: only that part). Ratios
+are within one process (the machine is shared, so absolute seconds vary with its load).
 
-Accuracy per second: the engine's error is the RMS of its standard errors (over steps and
-points); a seed average of K finite-width runs at width n has error ≈ rms_seed(n)/√K (rms_seed:
-the RMS per-seed distance to the limit, its finite-width bias ignored, which favours the
-finite side), so equal error needs K = (rms_seed/err)² seeds: time K·t_seed. The ratio is that
-time over the engine's; the best width among those tried is reported.
+Accuracy per second. The limit's error is the RMS over steps ≥ 1 and points of its standard
+errors, which include its pool-size bias bound (mu_fast.py); the best of a few (particles,
+replicas) by error²·time is kept. The finite side is a seed average at width n; each width is
+measured with 16 seeds and the best width is kept. Two accountings of the seeds K it needs for
+the same error, both printed:
+* old (bias ignored, as last session): K = rms²/err², rms the per-seed RMS distance to the limit.
+  It counts the seed noise σ² plus b(n)² + s² as if it all averaged away, so it favours the
+  finite side where b(n) matters and costs it one seed's worth of s² where it does not.
+* new (b(n) measured, symmetric with the limit's bias bound): b(n)² = D² − σ²/16 − s², as
+  runtime/converge.py measures distances (D² of the 16-seed mean, s² the limit's noise
+  variance); a K-seed mean has error² σ²/K + b², so K = σ²/(err² − b²), and a width with
+  b(n) ≥ err cannot reach the error at all (∞). b(n) is a point estimate (clipped at 0), while
+  the limit carries a bound (2.4× its estimated pool-size bias), which still leans toward the
+  finite side.
+The ratio is the finite side's seconds over the limit's.
 """
 
 from __future__ import annotations
@@ -20,6 +30,7 @@ from __future__ import annotations
 import sys
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -115,32 +126,70 @@ def matmul_rate(m: int = 512, k: int = 32) -> float:
         return 2 * m * m * k * reps / (time.perf_counter() - start)
 
 
+@dataclass(frozen=True)
+class FiniteSide:
+    """Seed averaging at one width n (K0 seeds measured): per-seed time, per-seed variance σ²
+    (mean over steps ≥ 1 and points), the bias b(n) of the seed mean, the old per-seed RMS
+    distance to the limit, and the seconds each accounting needs for the target error."""
+
+    width: int
+    per_seed: float
+    sigma2: float
+    bias2: float
+    rms2: float
+    old_seconds: float
+    new_seconds: float
+
+
+def finite_side(tr: Training, x: np.ndarray, y: np.ndarray, n: int, seeds: int,
+                lim: LimitTrajectory, err: float) -> FiniteSide:
+    """b(n)² = D² − σ²/K0 − s² as runtime/converge.py does: D² the squared distance of the
+    seed mean to the limit, σ²/K0 the seed mean's noise, s² the limit's own Monte Carlo
+    variance (its bias bound is not noise and stays in); clipped at 0 (a negative value is the
+    noise of the estimate). New accounting: a seed average of K seeds has error² σ²/K + b², so
+    err needs K = σ²/(err² − b²) seeds, and none suffice if b ≥ err. Old: K = rms²/err² with
+    rms² the per-seed squared distance (σ² + b² + s²). At least one seed either way."""
+    with blas_threads(1):
+        start = time.perf_counter()
+        f = train(tr, x, y, n, seeds=range(seeds)).f[:, 1:]
+        per_seed = (time.perf_counter() - start) / seeds
+    ref = lim.f[None, 1:]
+    sigma2 = float(np.mean(f.var(axis=0, ddof=1)))
+    d2 = float(np.mean((f.mean(axis=0) - ref[0]) ** 2))
+    s2 = float(np.mean(np.nan_to_num(lim.noise_variance[1:])))
+    bias2 = max(d2 - sigma2 / seeds - s2, 0.0)
+    rms2 = float(np.mean((f - ref) ** 2))
+    old = max(rms2 / err**2, 1.0) * per_seed
+    new = max(sigma2 / (err**2 - bias2), 1.0) * per_seed if bias2 < err**2 else float("inf")
+    return FiniteSide(n, per_seed, sigma2, bias2, rms2, old, new)
+
+
 def accuracy_per_second(arch: str, opt: str, configs: list[tuple[int, int]],
-                        widths: list[int]) -> None:
-    """The best (particles, replicas) of ``configs`` against the best width of ``widths``."""
+                        widths: list[int], seeds: int = 16) -> tuple[float, float]:
+    """The best (particles, replicas) of ``configs`` (least error²·time) against the best width
+    of ``widths`` under each accounting; returns the (old, new) ratios."""
     tr, x, y = setup(arch, opt, 16, 10)
     limits = []
     for m, reps in configs:
         secs, lim = run_limit(arch, opt, m, batch=16, steps=10, replicas=reps)
         err = float(np.sqrt(np.mean(lim.stderr[1:] ** 2)))
+        noise = float(np.sqrt(np.mean(np.nan_to_num(lim.noise_variance[1:]))))
         limits.append((secs * err ** 2, secs, err, m, reps, lim))  # error²·time: the cost
-        print(f"    limit M = {m} ({reps} replicas): {secs:.2f} s, error {err:.4f}")
+        print(f"    limit M = {m} ({reps} replicas): {secs:.2f} s, error {err:.5f} (noise "
+              f"{noise:.5f}, pool-size bias bound {np.sqrt(max(err**2 - noise**2, 0)):.5f})")
     _, secs, err, m, reps, lim = min(limits, key=lambda r: r[0])
-    best = None
-    for n in widths:
-        with blas_threads(1):
-            start = time.perf_counter()
-            f = train(tr, x, y, n, seeds=range(4)).f
-            per_seed = (time.perf_counter() - start) / 4
-        rms = float(np.sqrt(np.mean((f[:, 1:] - lim.f[None, 1:]) ** 2)))
-        need = (rms / err) ** 2 * per_seed
-        print(f"    width {n}: per-seed RMS distance {rms:.4f}, {per_seed:.2f} s/seed, "
-              f"{(rms / err) ** 2:.0f} seeds → {need:.1f} s")
-        best = need if best is None else min(best, need)
-    assert best is not None
-    print(f"  {arch} {opt}: limit (M = {m}, {reps} replicas) {secs:.2f} s at error {err:.4f}; "
-          f"finite-width seed averaging at the same error {best:.1f} s; ratio "
-          f"{best / secs:.1f}×")
+    sides = [finite_side(tr, x, y, n, seeds, lim, err) for n in widths]
+    for fs in sides:
+        k_new = "∞ (b ≥ error)" if fs.new_seconds == float("inf") else \
+            f"{fs.new_seconds / fs.per_seed:.0f} seeds → {fs.new_seconds:.1f} s"
+        print(f"    width {fs.width}: {fs.per_seed:.3f} s/seed, σ {np.sqrt(fs.sigma2):.5f}, "
+              f"b(n) {np.sqrt(fs.bias2):.5f}, per-seed RMS {np.sqrt(fs.rms2):.5f}; old "
+              f"{fs.old_seconds / fs.per_seed:.0f} seeds → {fs.old_seconds:.1f} s; new {k_new}")
+    old = min(fs.old_seconds for fs in sides) / secs
+    new = min(fs.new_seconds for fs in sides) / secs
+    print(f"  {arch} {opt}: limit (M = {m}, {reps} replicas) {secs:.2f} s at error {err:.5f}; "
+          f"ratio old (bias ignored) {old:.1f}×, new (b(n) measured) {new:.1f}×")
+    return old, new
 
 
 def timed(label: str, fn: Callable[[], tuple[float, LimitTrajectory]]) -> float:
@@ -164,13 +213,27 @@ def main(quick: bool = False) -> None:
         if not quick:
             sweep(opt, "steps", [5, 10, 20])
             sweep(opt, "batch", [8, 16, 32])
+    accuracy(quick)
+
+
+def accuracy(quick: bool = False) -> None:
+    """The four accuracy-per-second cases (see the module docstring)."""
     print("accuracy per second (equal error):")
-    widths = [256, 512] if quick else [256, 512, 1024]
-    accuracy_per_second("mlp2", "adam", [(4096, 8), (8192, 8)], widths)
-    accuracy_per_second("mlp2", "sgd", [(4096, 8), (16384, 4), (65536, 4)], widths)
-    accuracy_per_second("mlp1", "adam", [(16384, 8), (131072, 8)], widths)
-    accuracy_per_second("mlp1", "sgd", [(16384, 8), (131072, 8)], widths)
+    w2 = [256, 512] if quick else [128, 256, 512, 1024]
+    w1 = [256, 1024] if quick else [256, 1024, 4096]
+    big = [] if quick else [(262144, 4)]
+    ratios = {
+        "mlp2 adam": accuracy_per_second("mlp2", "adam", [(4096, 8), (8192, 8), (16384, 4)], w2),
+        "mlp2 sgd": accuracy_per_second("mlp2", "sgd", [(4096, 8), (16384, 4), (65536, 4)], w2),
+        "mlp1 adam": accuracy_per_second("mlp1", "adam", [(16384, 8), (131072, 8), *big], w1),
+        "mlp1 sgd": accuracy_per_second("mlp1", "sgd", [(16384, 8), (131072, 8), *big], w1),
+    }
+    for case, (old, new) in ratios.items():
+        print(f"  {case}: old {old:.2f}×, new {new:.2f}×")
 
 
 if __name__ == "__main__":
-    main("--quick" in sys.argv)
+    if "--accuracy" in sys.argv:
+        accuracy("--quick" in sys.argv)
+    else:
+        main("--quick" in sys.argv)

@@ -7,9 +7,11 @@ nt_timed.py, nt_outputs.py), as ratios against the same limit without them, same
 3. k = 2 outputs (ce): Monte Carlo M = 2^14 against k = 1 on the same arch with one output.
 
 Times are warm (second run).  Measured 2026-12-07 (shared 2-core machine, loaded): adam 0.28 s vs
-adamw 2.68 s at T = 5 (×9.6), 0.27 s vs 12.7 s at T = 10 (×46): the (T+1)·C copies make the
-sampler's hat conditioning (runtime/limits/hats.py, a pinv over the copies per MatMul use, 90% of
-the time) grow faster than linearly in T.  Readout decay on the exact path: 0.02 vs 0.03 s.
+adamw 2.68 s at T = 5 (×9.6), 0.27 s vs 12.7 s at T = 10 (×46): the (T+1)·C copies made the
+sampler's hat conditioning (runtime/limits/hats.py, then a pinv over the copies per MatMul use,
+90% of the time) grow faster than linearly in T.  With the hats by Gram–Schmidt (same day, load
+≈ 7): adam 0.80 s vs adamw 6.28 s at T = 5 (×7.9), 0.81 s vs 11.6 s at T = 10 (×14, near the
+×11 of the copies themselves).  Readout decay on the exact path: 0.02 vs 0.03 s.
 k = 2: 0.21 vs 0.62 s (×3.0, C·k copies).
 
 Run: python bench/bench_nt_decay.py

@@ -6,8 +6,10 @@ the limit and of the networks, in the same process, their ratio, the distances a
 slope ± s.e. (predicted −0.5).
 
 Run: python -m bench.bench_paper [OUTDIR] [--full] [--engine NAME] [--particles M] [--replicas R]
-Default: widths 128…1024, 4 seeds, T = 5, the limit with 2048 particles (~10 min on 2 cores);
-``--full``: the README's commands (widths 256…8192, 10 seeds, T = 10 — hours).
+                                  [--widths LIST] [--seeds S] [--steps T] [--only FIG]
+Default: widths 128…1024, 4 seeds, T = 5, each limit at its engine's default particles (NT:
+65536 in 16 replicas, ~1 min; μ: 4096) (~5 min on 2 cores); ``--full``: the README's commands
+(widths 256…8192, 10 seeds, T = 10 — hours); --widths/--seeds/--steps override either size.
 A figure whose limit has no engine yet prints the refusal and the run goes on with the other.
 """
 
@@ -29,11 +31,11 @@ from compiler.cli import main
 ROOT = Path(__file__).resolve().parent.parent
 OPT = "adam(0.9, 0.99, 1e-4, lr=0.2)"
 FIGURES = {"fig5_1": ("mlp4", "ntp"), "fig5_2": ("mlp2", "mup")}
-QUICK = {"widths": "128,256,512,1024", "seeds": "4", "steps": "5", "particles": "2048",
-         "replicas": "4"}
+QUICK = {"widths": "128,256,512,1024", "seeds": "4", "steps": "5"}
 FULL = {"widths": "256,512,1024,2048,4096,8192", "seeds": "10", "steps": "10"}
-# quick: 2048 particles in 4 replicas — the NT engine's joint samples of mlp4's 104-point total
-# program cost ~3 min per 1024 particles on this machine (its default 65536 would take hours)
+# the limits at their engines' default particles: the NT engine's joint samples of mlp4's
+# 104-point total program cost ~25 s per 65536 particles since the hats are conditioned by
+# Gram-Schmidt (runtime/limits/hats.py; the former pseudo-inverse took ~3 min per 1024)
 
 
 def _common(arch: str, param: str, size: dict[str, str], extra: list[str]) -> list[str]:
@@ -78,22 +80,36 @@ def run(argv: list[str] | None = None) -> None:
     p.add_argument("outdir", nargs="?", help="where to write (default: a temporary directory)")
     p.add_argument("--full", action="store_true", help="the README's sizes (hours)")
     p.add_argument("--engine", default="auto", help="the limit engine (default auto)")
-    p.add_argument("--particles", help="the limit's particles (quick default 2048, full: the "
-                                       "engine's)")
-    p.add_argument("--replicas", help="the limit's replicas (quick default 4)")
+    p.add_argument("--particles", help="the limits' particles, M or fig5_1=M1,fig5_2=M2 "
+                                       "(default: each engine's)")
+    p.add_argument("--replicas", help="the limits' replicas, R or fig5_1=R1,fig5_2=R2 "
+                                      "(default: each engine's)")
+    for key in ("widths", "seeds", "steps"):
+        p.add_argument(f"--{key}", help=f"override the size's {key}")
     p.add_argument("--only", choices=sorted(FIGURES), help="one figure")
     args = p.parse_args(argv)
     out = Path(args.outdir) if args.outdir else Path(tempfile.mkdtemp(prefix="nexort-paper-"))
     out.mkdir(parents=True, exist_ok=True)
-    size = FULL if args.full else QUICK
-    extra = ["--engine", args.engine]
-    for key in ("particles", "replicas"):
-        value = getattr(args, key) or size.get(key)
-        extra += [f"--{key}", value] if value else []
-    print(f"paper experiments ({'full' if args.full else 'quick'}: widths {size['widths']}, "
+    size = dict(FULL if args.full else QUICK)
+    size.update({k: getattr(args, k) for k in ("widths", "seeds", "steps") if getattr(args, k)})
+    print(f"paper experiments ({'full' if args.full else 'quick'} sizes: widths {size['widths']}, "
           f"{size['seeds']} seeds, T = {size['steps']}) → {out}")
     for name in ([args.only] if args.only else FIGURES):
+        extra = ["--engine", args.engine]
+        for key in ("particles", "replicas"):
+            value = per_figure(getattr(args, key), name)
+            extra += [f"--{key}", value] if value else []
         figure(name, out, size, extra)
+
+
+def per_figure(value: str | None, name: str) -> str | None:
+    """``M`` for every figure, or ``fig5_1=M1,fig5_2=M2`` (a figure not named: its engine's
+    default), e.g. many particles for the NT limit (linear in M) and fewer for the μ limit
+    (quadratic under Adam)."""
+    if value is None or "=" not in value:
+        return value
+    pairs = dict(item.split("=", 1) for item in value.split(","))
+    return pairs.get(name)
 
 
 if __name__ == "__main__":

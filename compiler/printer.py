@@ -95,25 +95,27 @@ def _formula_text(
     """The text of ``expr`` and the names of its symbols other than the width. Printed by shape
     (:mod:`compiler.shapeprint`); a formula holding no entry of a group cannot contract, so it
     prints as without groups."""
-    plain = _plain.get(expr)
-    if plain is None:
-        plain = _remember(_plain, expr, _plain_text(expr))
+    known = _plain.get(id(expr))
+    if known is not None and known[0] is expr:
+        plain = known[1]
+    else:
+        plain = _remember(_plain, id(expr), (expr, _plain_text(expr)))[1]
     if not groups or _row_index(groups).keys().isdisjoint(plain[1]):
         return plain
-    found = _contracted.get((expr, id(groups)))
-    if found is not None and found[0] is groups:
-        return found[1]
+    found = _contracted.get((id(expr), id(groups)))
+    if found is not None and found[0] is expr and found[1] is groups:
+        return found[2]
     contracted = _contract(expr, groups)
     text = plain[0] if contracted is expr else _print_direct_or_by_shape(contracted)
-    return _remember(_contracted, (expr, id(groups)), (groups, (text, plain[1])))[1]
+    return _remember(_contracted, (id(expr), id(groups)), (expr, groups, (text, plain[1])))[2]
 
 
 # a command prints the same formula up to three times (program text, and the JSON document's
-# instruction text and formula): remember the texts; sympy caches a formula's hash and a hit is
-# found by identity, so a repeat costs a dict lookup
+# instruction text and formula): remember the texts by the formula's identity (the entry keeps
+# the formula alive, so its id is not reused); hashing a new formula would walk its whole tree
 _MAX_TEXTS = 200_000
-_plain: dict[sympy.Expr, tuple[str, frozenset[str]]] = {}
-_contracted: dict[tuple[sympy.Expr, int], tuple[object, tuple[str, frozenset[str]]]] = {}
+_plain: dict[int, tuple[sympy.Expr, tuple[str, frozenset[str]]]] = {}
+_contracted: dict[tuple[int, int], tuple[sympy.Expr, object, tuple[str, frozenset[str]]]] = {}
 _K = TypeVar("_K")
 _V = TypeVar("_V")
 
@@ -129,7 +131,9 @@ def _plain_text(expr: sympy.Expr) -> tuple[str, frozenset[str]]:
     shape = shape_of(expr)
     if shape is None:
         return _print_direct(expr), _names(expr)
-    names = frozenset(s.name for s in shape.symbols if not _is_width(s))
+    names = frozenset(s.name for s in shape.symbols)
+    if WIDTH.name in names and any(map(_is_width, shape.symbols)):  # the width is no argument
+        names = frozenset(s.name for s in shape.symbols if not _is_width(s))
     return print_by_shape(expr, _print_direct, shape), names
 
 

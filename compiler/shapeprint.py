@@ -19,7 +19,8 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Hashable, Mapping
-from dataclasses import dataclass
+from operator import attrgetter
+from typing import NamedTuple
 
 import sympy
 from sympy.core.function import AppliedUndef
@@ -29,8 +30,11 @@ _MARK, _END = "\x01", "\x02"
 _SLOT = re.compile(_MARK + r"(\d+)" + _END)
 _MAX_SHAPES = 50_000  # a bound on the memo: a long session never holds more than this
 
-_templates: dict[Hashable, tuple[tuple[str, ...], tuple[int, ...]]] = {}
+_MAX_FORMULAS = 200_000  # a bound on the shapes remembered by formula identity
+
+_templates: dict[Hashable, str] = {}
 _assumptions: dict[sympy.Symbol, tuple[tuple[str, bool], ...]] = {}
+_shapes: dict[int, tuple[sympy.Basic, Shape | None]] = {}
 
 
 Printer = Callable[[sympy.Expr, Mapping[sympy.Basic, str]], str]
@@ -41,22 +45,38 @@ class _UnshapedError(Exception):
     """The formula holds something whose printing may depend on a name: print it directly."""
 
 
-@dataclass(frozen=True)
-class Shape:
-    """A formula's tree with symbols as first-appearance indices, and those symbols in order."""
+class Shape(NamedTuple):
+    """A formula's tree with symbols as first-appearance indices, and those symbols in order
+    (immutable; a named tuple because a total program makes one per formula copy)."""
 
     tree: Hashable
     symbols: tuple[sympy.Symbol, ...]
 
 
 def shape_of(expr: sympy.Basic) -> Shape | None:
-    """The shape of ``expr``, or None when its printing may depend on a name."""
+    """The shape of ``expr``, or None when its printing may depend on a name (or it is too deep
+    to walk recursively). Remembered by identity: the verifier and the printer of one command
+    ask for the shape of the same formula objects, so each formula is walked once."""
+    known = _shapes.get(id(expr))
+    if known is not None and known[0] is expr:
+        return known[1]
     symbols: dict[sympy.Symbol, int] = {}
     try:
-        tree = _shape(expr, symbols, {})
-    except _UnshapedError:
-        return None
-    return Shape(tree, tuple(symbols))
+        shape: Shape | None = Shape(_shape(expr, symbols, {}), tuple(symbols))
+    except (_UnshapedError, RecursionError):
+        shape = None
+    if len(_shapes) >= _MAX_FORMULAS:
+        _shapes.clear()
+    _shapes[id(expr)] = (expr, shape)  # the formula is kept alive, so its id is not reused
+    return shape
+
+
+def remember_shape(expr: sympy.Basic, shape: Shape) -> None:
+    """Record ``shape`` as the shape of ``expr``, from a pass that built ``expr`` node for node
+    from a formula of that shape with the given symbols (:class:`compiler.rename.Copier`)."""
+    if len(_shapes) >= _MAX_FORMULAS:
+        _shapes.clear()
+    _shapes[id(expr)] = (expr, shape)
 
 
 def print_by_shape(
@@ -69,20 +89,15 @@ def print_by_shape(
         if shape is None:
             return direct(expr, {})
     names = [s.name for s in shape.symbols]
-    order = tuple(sorted(range(len(names)), key=names.__getitem__))
-    key = (shape.tree, order, tuple(_assumed(s) for s in shape.symbols))
-    entry = _templates.get(key)
-    if entry is None:
-        entry = _template(expr, shape.symbols, direct)
+    order = tuple(sorted(range(len(names)), key=names.__getitem__)) if len(names) > 1 else ()
+    key = (shape.tree, order, tuple(map(assumptions_of, shape.symbols)))
+    template = _templates.get(key)
+    if template is None:
+        template = _template(expr, shape.symbols, direct)
         if len(_templates) >= _MAX_SHAPES:
             _templates.clear()
-        _templates[key] = entry
-    pieces, slots = entry
-    out = [pieces[0]]
-    for i, slot in enumerate(slots):
-        out.append(names[slot])
-        out.append(pieces[i + 1])
-    return "".join(out)
+        _templates[key] = template
+    return template.format(*names)
 
 
 def _shape(
@@ -111,19 +126,28 @@ def _shape(
     return key
 
 
-def _assumed(s: sympy.Symbol) -> tuple[tuple[str, bool], ...]:
+def assumptions_of_by_dict(s: sympy.Symbol) -> tuple[tuple[str, bool], ...]:
     found = _assumptions.get(s)
     if found is None:
         found = _assumptions[s] = tuple(sorted(s.assumptions0.items()))
     return found
 
 
-def _template(
-    expr: sympy.Expr, symbols: tuple[sympy.Symbol, ...], direct: Printer
-) -> tuple[tuple[str, ...], tuple[int, ...]]:
-    """The text of ``expr`` cut at its symbols: (pieces, first-appearance index of each slot).
-    ``expr`` itself is printed, its symbols as marks, so the order of its terms is the one its
-    own names give (no renamed copy is built)."""
+# sympy ≥ 1.12 keeps a symbol's assumptions sorted on it (read in C, once per symbol printed)
+assumptions_of: Callable[[sympy.Symbol], tuple[tuple[str, bool], ...]] = (
+    attrgetter("_assumptions0") if "_assumptions0" in getattr(sympy.Symbol, "__slots__", ())
+    else assumptions_of_by_dict
+)
+
+
+def _template(expr: sympy.Expr, symbols: tuple[sympy.Symbol, ...], direct: Printer) -> str:
+    """The text of ``expr`` as a ``str.format`` template whose field k is its k-th symbol by
+    first appearance (the text's own braces doubled). ``expr`` itself is printed, its symbols as
+    marks, so the order of its terms is the one its own names give (no renamed copy is built)."""
     text = direct(expr, {s: f"{_MARK}{i}{_END}" for i, s in enumerate(symbols)})
     parts = _SLOT.split(text)
-    return tuple(parts[0::2]), tuple(int(i) for i in parts[1::2])
+    pieces = [p.replace("{", "{{").replace("}", "}}") for p in parts[0::2]]
+    out = [pieces[0]]
+    for slot, piece in zip(parts[1::2], pieces[1:], strict=True):
+        out += ["{", slot, "}", piece]
+    return "".join(out)

@@ -24,9 +24,50 @@ WIDTH = sympy.Symbol("n", positive=True)
 
 def sym(name: str) -> sympy.Symbol:
     """The real symbol standing for the program variable (or copy reference) ``name``."""
-    if name == "n":
-        return WIDTH
+    found = _SYMBOLS.get(name)
+    if found is None:
+        if len(_SYMBOLS) >= _MAX_SYMBOLS:
+            _SYMBOLS.clear()
+        found = _SYMBOLS[name] = WIDTH if name == "n" else _new_real(name)
+    return found
+
+
+# sympy.Symbol(name, real=True) canonicalises its assumptions on every call (~5-10 µs, most of
+# building a total program's B·|π_bp| names): symbols are remembered by name (bounded for a long
+# session), and a new one is a copy of a template real symbol with only the name changed
+_SYMBOLS: dict[str, sympy.Symbol] = {}
+_MAX_SYMBOLS = 1 << 20
+_REAL = sympy.Symbol("_nexort_template_", real=True)
+_SLOTS = ("_assumptions", "_assumptions_orig", "_assumptions0")
+
+
+def _cloned_real(name: str) -> sympy.Symbol:
+    """``sympy.Symbol(name, real=True)`` as a copy of :data:`_REAL`. A symbol's assumption facts
+    depend on its assumptions only (never on its name), so every real symbol may share the
+    template's fact base, including the facts sympy adds to it later on demand."""
+    new = sympy.Expr.__new__(sympy.Symbol)
+    new.name = name
+    for slot in _SLOTS:
+        setattr(new, slot, getattr(_REAL, slot))
+    return new
+
+
+def _clone_is_exact() -> bool:
+    """Whether this sympy's symbols are made as :func:`_cloned_real` assumes (checked once)."""
+    try:
+        probe, clone = sympy.Symbol("_nexort_probe_", real=True), _cloned_real("_nexort_probe_")
+    except AttributeError:
+        return False
+    same = all(getattr(probe, k) == getattr(clone, k) for k in (*_SLOTS, "name", "args"))
+    return same and probe == clone and hash(probe) == hash(clone) and set(
+        sympy.Symbol.__slots__) == {"name", *_SLOTS[1:]}
+
+
+def _sympy_real(name: str) -> sympy.Symbol:
     return sympy.Symbol(name, real=True)
+
+
+_new_real = _cloned_real if _clone_is_exact() else _sympy_real
 
 
 class relu(sympy.Function):  # noqa: N801 - DSL names are lower case

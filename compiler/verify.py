@@ -13,6 +13,9 @@ Errors quote the printed instruction.
 from __future__ import annotations
 
 import re
+from collections.abc import Hashable
+
+import sympy
 
 from compiler.errors import VerifyError
 from compiler.ir import (
@@ -28,7 +31,8 @@ from compiler.ir import (
     split_symbol,
 )
 from compiler.printer import format_instruction
-from compiler.symbols import MAX_FORMULA_DEPTH, WIDTH, formula_facts
+from compiler.shapeprint import shape_of
+from compiler.symbols import MAX_FORMULA_DEPTH, WIDTH, FormulaFacts, formula_facts
 
 NAME = re.compile(r"^(?!\d)\w+(\[\d+\])*$")
 IDENT = re.compile(r"^(?!\d)\w+$")
@@ -37,6 +41,16 @@ MAX_ORDER = 2
 
 def verify(program: Program) -> Program:
     """Return ``program`` unchanged if it is well formed; raise VerifyError otherwise."""
+    kinds = declared_kinds(program)
+    for ins in program.body:
+        _check_instruction(ins, kinds)
+    check_outputs(program, kinds)
+    return program
+
+
+def declared_kinds(program: Program) -> dict[str, Kind]:
+    """The kinds of the declared names, each declaration checked (well-formed name, positive
+    shape, an initial value only for scalars, no name declared twice)."""
     kinds: dict[str, Kind] = {}
     for decl in program.declarations:
         if not IDENT.match(decl.name) or any(s < 1 for s in decl.shape):
@@ -48,14 +62,16 @@ def verify(program: Program) -> Program:
             if name in kinds:
                 raise VerifyError(f"{name} is declared twice", decl.loc)
             kinds[name] = kind
-    for ins in program.body:
-        _check_instruction(ins, kinds)
+    return kinds
+
+
+def check_outputs(program: Program, kinds: dict[str, Kind]) -> None:
+    """The program has outputs, and each is a vector of ``kinds``."""
     if not program.outputs:
         raise VerifyError(f"program {program.name} has no output")
     for out in program.outputs:
         if kinds.get(out) != "vector":
             raise VerifyError(f"output {out} is not a defined vector (it is {kinds.get(out)})")
-    return program
 
 
 def _fail(ins: Instruction, msg: str, kinds: dict[str, Kind]) -> VerifyError:
@@ -88,14 +104,41 @@ def _check_instruction(ins: Instruction, kinds: dict[str, Kind]) -> None:
     kinds[ins.out] = out_kind(ins)
 
 
-def _check_formula(ins: Nonlin | OuterNonlin, kinds: dict[str, Kind]) -> None:
-    facts = formula_facts(ins.formula)
+def facts_of(formula: sympy.Basic) -> FormulaFacts:
+    """:func:`formula_facts` of ``formula``, by its shape (:mod:`compiler.shapeprint`): the depth
+    and the non-finite atoms are properties of the tree, the same for every formula of a shape
+    (a total program's B copies of one backprop formula are one shape), so they are computed once
+    per shape; the symbols are the shape's own. The shape walk is remembered for the printer."""
+    shape = shape_of(formula)
+    if shape is None:
+        return formula_facts(formula)
+    tree = _TREE_FACTS.get(shape.tree)
+    if tree is None:
+        facts = formula_facts(formula)
+        if len(_TREE_FACTS) >= _MAX_TREES:
+            _TREE_FACTS.clear()
+        tree = _TREE_FACTS[shape.tree] = (facts.depth, facts.bad)
+    return FormulaFacts(tree[0], tree[1], frozenset(shape.symbols))
+
+
+_TREE_FACTS: dict[Hashable, tuple[int, bool]] = {}  # shape tree → (depth, holds a bad atom)
+_MAX_TREES = 50_000
+
+
+def check_formula_facts(ins: Nonlin | OuterNonlin, kinds: dict[str, Kind]) -> FormulaFacts:
+    """The formula is not too deep and holds no non-finite or complex atom; its facts."""
+    facts = facts_of(ins.formula)
     depth = facts.depth
     if depth > MAX_FORMULA_DEPTH:  # quoting the formula would exhaust the stack: name it only
         msg = f"the formula of {ins.out} is nested {depth} levels deep"
         raise VerifyError(f"{msg}; at most {MAX_FORMULA_DEPTH} are supported", ins.loc)
     if facts.bad:
         raise _fail(ins, "formula is not a finite real expression", kinds)
+    return facts
+
+
+def _check_formula(ins: Nonlin | OuterNonlin, kinds: dict[str, Kind]) -> None:
+    facts = check_formula_facts(ins, kinds)
     if isinstance(ins, OuterNonlin):
         if ins.order < 1 or len(set(ins.copies)) != ins.order:
             raise _fail(ins, "mean[…] needs distinct copy indices", kinds)
@@ -109,8 +152,11 @@ def _check_formula(ins: Nonlin | OuterNonlin, kinds: dict[str, Kind]) -> None:
             if not IDENT.match(c) or c in kinds:
                 raise _fail(ins, f"bad copy index {c!r}", kinds)
     copies = ins.copies if isinstance(ins, OuterNonlin) else ()
-    for s in sorted((s for s in facts.symbols if s != WIDTH), key=lambda s: s.name):
-        var, copy = split_symbol(s.name, copies)
+    # by name, so that the first error reported does not depend on set order; the width is no
+    # variable (compared by identity first: sympy's == costs a call per symbol)
+    names = sorted(s.name for s in facts.symbols if s is not WIDTH and s != WIDTH)
+    for name in names:
+        var, copy = split_symbol(name, copies)
         have = kinds.get(var)
         if have is None:
             raise _fail(ins, f"{var} is used before it is defined", kinds)

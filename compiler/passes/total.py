@@ -17,38 +17,23 @@ carries each copy's gradient map and is verified together with them.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from functools import partial
 from operator import attrgetter
-from typing import assert_never
 
 import numpy as np
-import sympy
 
 from compiler.errors import DuplicateError, UsageError
 from compiler.ir import (
-    Avg,
     Input,
-    Instruction,
-    MatMul,
-    Nonlin,
     OuterNonlin,
     Program,
-    formula_args,
 )
 from compiler.passes.backprop import backprop_map
 from compiler.passes.gradients import GradientMap, verify_gradients
 from compiler.passes.registry import PassOptions, ResultType, register_pass
-from compiler.rename import rename_symbols, split_name
-from compiler.symbols import sym
+from compiler.passes.total_copies import Renamer, per_input, verify_copies
 from compiler.verify import verify
-
-
-def per_input(name: str, i: int) -> str:
-    """The name of variable ``name`` in the copy of input i (1-based): ``h[2]`` → ``h_ξ1[2]``."""
-    base, idx = split_name(name)
-    return f"{base}_ξ{i}{idx}"
 
 
 @dataclass(frozen=True)
@@ -59,6 +44,7 @@ class Total:
     forward: Program
     batch: int
     grads: tuple[GradientMap, ...] | None
+    base: Program | None = None  # the program copied per input (π_bp, or π for forward copies)
 
     def name(self, var: str, i: int) -> str:
         """The total program's name of ``var`` of the copy for input i (parameters are shared)."""
@@ -104,55 +90,14 @@ def batch_size(program: Program, inputs: object) -> int:
     return input_array(program, inputs).shape[0]
 
 
-class _Renamer:
-    """Per-input renaming of every non-parameter variable, formulas included."""
-
-    def __init__(self, program: Program) -> None:
-        self.shared = set(program.param_names())
-        own = [*program.input_names, *(ins.out for ins in program.body)]
-        self.parts = {name: split_name(name) for name in own}
-        self.refs: dict[sympy.Symbol, tuple[str, str]] = {}  # symbol → (variable, "[copy]" or "")
-        for ins in program.body:
-            if isinstance(ins, Nonlin | OuterNonlin):
-                for s, var, copy in formula_args(ins):
-                    if var not in self.shared:
-                        self.refs[s] = (var, "" if copy is None else f"[{copy}]")
-
-    def names(self, i: int) -> dict[str, str]:
-        """Every non-parameter name → its name in the copy of input i (see :func:`per_input`)."""
-        return {name: f"{base}_ξ{i}{idx}" for name, (base, idx) in self.parts.items()}
-
-    def name(self, var: str, i: int) -> str:
-        return var if var in self.shared else per_input(var, i)
-
-    def instructions(self, body: Iterable[Instruction], i: int) -> list[Instruction]:
-        new = self.names(i)
-        symbols = {s: sym(new[var] + copy) for s, (var, copy) in self.refs.items()}
-        out: list[Instruction] = []
-        for ins in body:  # constructors, not dataclasses.replace: this loop runs B·|π_bp| times
-            match ins:
-                case MatMul(out=y, matrix=w, arg=x, transpose=t):
-                    out.append(MatMul(new[y], w, new.get(x, x), t, ins.loc))
-                case Avg(out=y, arg=x):
-                    out.append(Avg(new[y], new.get(x, x), ins.loc))
-                case Nonlin(out=y, formula=f):
-                    out.append(Nonlin(new[y], rename_symbols(f, symbols), ins.loc))
-                case OuterNonlin(out=y, copies=c, formula=f):
-                    out.append(OuterNonlin(new[y], c, rename_symbols(f, symbols), ins.loc))
-                case _:
-                    assert_never(ins)
-        return out
-
-
-def _check_names(program: Program, batch: int) -> None:
+def _check_names(program: Program, batch: int, renamer: Renamer) -> None:
     """Refuse a renaming that would give two objects one name (e.g. a parameter named h_ξ1)."""
     shared = {d.name for d in program.params} | set(program.param_names())
     copies = {c for ins in program.body if isinstance(ins, OuterNonlin) for c in ins.copies}
-    own = [*program.input_names, *(ins.out for ins in program.body)]
     groups = [inp.name for inp in program.inputs if inp.shape]
     names = sorted(shared | copies)
-    for i in range(1, batch + 1):
-        names += [per_input(x, i) for x in own] + [per_input(g, i) for g in groups]
+    for i in range(1, batch + 1):  # the names the copies are built with (remembered there)
+        names += [*renamer.names(i).values(), *(per_input(g, i) for g in groups)]
     dup = [x for x, k in Counter(names).items() if k > 1]
     if dup:
         raise DuplicateError(
@@ -173,13 +118,12 @@ def total_map(
     batch = batch_size(program, inputs)
     bp = backprop_map(program, output, input_gradients) if gradients else None
     base = bp.program if bp is not None else program
-    _check_names(base, batch)
-    renamer = _Renamer(base)
-    body: list[Instruction] = []
+    renamer = Renamer(base)
+    _check_names(base, batch, renamer)
     decls: list[Input] = []
     for i in range(1, batch + 1):
         decls += [replace(inp, name=per_input(inp.name, i)) for inp in program.inputs]
-        body += renamer.instructions(base.body, i)
+    body = renamer.copies(base.body, batch)
     outputs = tuple(per_input(o, i) for i in range(1, batch + 1) for o in program.outputs)
     result = program.replace(
         name=f"{program.name}_total", inputs=tuple(decls), body=tuple(body), outputs=outputs
@@ -187,7 +131,7 @@ def total_map(
     grads = None
     if bp is not None:
         grads = tuple(bp.grads.renamed(partial(renamer.name, i=i)) for i in range(1, batch + 1))
-    return Total(result, program, batch, grads)
+    return Total(result, program, batch, grads, base)
 
 
 def total(
@@ -202,8 +146,13 @@ def total(
 
 
 def verify_total(result: Total) -> None:
-    """The program verifies and every copy's gradient map fits it."""
-    verify(result.program)
+    """The program verifies and each copy is the base program renamed for its input
+    (:func:`verify_copies`: the base verified once, the copies checked by structure), and every
+    copy's gradient map fits the program."""
+    if result.base is None:
+        verify(result.program)
+    else:
+        verify_copies(result.base, result.program, result.batch)
     for grads in result.grads or ():
         verify_gradients(grads, result.program)
 

@@ -29,6 +29,7 @@ from compiler.kets.lowering import FormulaKet, KetProgram
 from runtime.codegen import compile_formula
 from runtime.limits.ketfuncs import KetFunctions, ket_reads
 from runtime.limits.mcbias import reads_copy
+from runtime.limits.pairkernel import PairFormulas
 
 FUSE = True
 """Fuse groups (bench/bench_limits.py switches it off to measure the unfused pass)."""
@@ -47,6 +48,8 @@ class Group:
     keys: tuple[ArgKey, ...]
     repl: tuple[tuple[sympy.Symbol, sympy.Expr], ...]
     reduced: tuple[sympy.Expr, ...]
+    exprs: tuple[sympy.Expr, ...] = ()
+    """Each member's formula in terms of ``keys`` (unreduced: for derivatives)."""
 
     @cached_property
     def symbols(self) -> tuple[sympy.Symbol, ...]:
@@ -77,6 +80,39 @@ class Group:
             return [f(*env, np.inf) for f in outs]
 
         return [self.keys[p] for p in used], joint
+
+    def pair_formulas(
+        self, keys: Sequence[ArgKey], subset: Sequence[int], derivs: Sequence[tuple[int, str]]
+    ) -> PairFormulas:
+        """The members ``subset`` (over the shared subexpressions) and the slot-0 derivatives
+        ``derivs`` = (member, own vector) as formulas over ``keys``, for
+        :func:`runtime.limits.pairkernel.pair_average`."""
+        rows = [self.members.index(j) for j in subset]
+        grads = [
+            slot_derivative(self.exprs[self.members.index(j)], sympy.Symbol(var))
+            for j, var in derivs
+        ]
+        return PairFormulas(
+            tuple(_canonical(k) for k in keys),
+            (*(self.reduced[r] for r in rows), *grads),
+            self.repl,
+        )
+
+
+def slot_derivative(formula: sympy.Expr, own: sympy.Symbol) -> sympy.Expr:
+    """∂ψ/∂(own symbol), Dirac deltas set to 0 — the rule of runtime.limits.ketfuncs."""
+    return sympy.diff(formula, own).replace(sympy.DiracDelta, lambda *a: sympy.Integer(0))
+
+
+def ket_formulas(s: FormulaKet, derivs: Sequence[str]) -> PairFormulas:
+    """One OuterNonlin's ψ and its slot-0 derivatives in the own vectors ``derivs``, over its
+    formula arguments in order."""
+    args = formula_args(s.ins)
+    own = {v: x for x, v, c in args if c is None}
+    return PairFormulas(
+        tuple(x for x, _, _ in args),
+        (s.formula, *(slot_derivative(s.formula, own[a]) for a in derivs)),
+    )
 
 
 def _canonical(key: ArgKey) -> sympy.Symbol:
@@ -122,4 +158,6 @@ def _group(kets: KetProgram, funcs: KetFunctions, members: list[int]) -> Group:
         exprs.append(s.formula.xreplace(rename))
     names = sympy.numbered_symbols("_fuse")
     repl, reduced = sympy.cse(exprs, symbols=names)
-    return Group(tuple(members), tuple(sorted(keys, key=str)), tuple(repl), tuple(reduced))
+    return Group(
+        tuple(members), tuple(sorted(keys, key=str)), tuple(repl), tuple(reduced), tuple(exprs)
+    )

@@ -9,9 +9,12 @@ standard normals ζ_0, ζ_1, … (one fresh ζ per hat):
 with c_j = ⟨x_j|x_k⟩: an incremental Cholesky factor of the Gram matrix.  It never crashes on a
 singular Gram: lv is solved with a pseudo-inverse of the (possibly rank-deficient) triangular
 factor, and s_k² is clipped at 0 below a relative floor (the same vector multiplied twice gives
-the same hat; inputs of a total program may be collinear).  The Monte Carlo evaluator feeds
-particle Gram estimates; the exact path feeds exact inner products.  Arrays carry leading batch
-axes (replicas, inputs), so one call factors every column at once.
+the same hat; inputs of a total program may be collinear).  The exact path feeds exact inner
+products to :func:`extend_factor`; the Monte Carlo evaluator (:class:`ParticleHats`) computes the
+same factor by Gram–Schmidt in particle space, O(P·K) per hat (a total program over many points
+gives an orientation one hat per copy, K in the hundreds; the pseudo-inverse's O(K³) per hat
+was 2/3 of the NT limit's time on the paper's 104 points).  Arrays carry leading batch axes
+(replicas, inputs), so one call factors every column at once.
 """
 
 from __future__ import annotations
@@ -46,36 +49,88 @@ def grow(rows: np.ndarray, lv: np.ndarray, s: np.ndarray) -> np.ndarray:
     return out
 
 
+BLOCK = 32
+"""Basis vectors per stored block: one einsum per block per hat, and no re-allocation as the
+orientation grows (a growing array would copy O(K²) values over K hats)."""
+
+
 class ParticleHats:
     """The hats of one orientation over M particles: values (P, R, C), where P particles per
-    replica, R replicas and C input columns (1 for input-independent objects) are independent."""
+    replica, R replicas and C input columns (1 for input-independent objects) are independent.
+
+    The factor is kept as an orthonormal basis of the arguments in particle space (Gram–Schmidt,
+    run twice for round-off: "CGS2"), not as the triangular matrix: with q_j the basis, L_kj =
+    ⟨q_j|x_k⟩ and s_k = ‖x_k − Σ_j L_kj q_j‖, the same factor as :func:`extend_factor` (the R
+    factor of the QR of the particle matrix is Lᵀ), at O(P·K) per hat instead of a
+    pseudo-inverse, O(K³): K hats of an orientation cost O(P·K²), not O(K⁴).  A
+    rank-deficient direction (s = 0) keeps a zero basis vector, so its ζ never enters later."""
 
     def __init__(self, replicas: int = 1) -> None:
         self.replicas = replicas
-        self.args: list[np.ndarray] = []
-        self.zetas: list[np.ndarray] = []
-        self.rows = np.zeros((1, 1, 0, 0))
+        self.count = 0
+        self.shape: tuple[int, ...] = (replicas, 1)
+        self.basis: list[np.ndarray] = []  # blocks (R, C, BLOCK, P) of q_j
+        self.zetas: list[np.ndarray] = []  # blocks (R, C, BLOCK, P) of ζ_j
 
     def add(self, x: np.ndarray, zeta_of: object) -> np.ndarray:
         """The hat of a new argument ``x`` (P, R, C); ``zeta_of(shape)`` draws fresh normals."""
-        # a constant argument (vec(θ)) has one replica column: broadcast before stacking
-        grams = np.broadcast_arrays(*(np.mean(a * x, axis=0) for a in self.args))
-        d = np.mean(x * x, axis=0)
-        c = np.stack(grams, axis=-1) if grams else np.zeros((*d.shape, 0))
         # every replica draws its own hat, even of a constant argument: else the replicas share
         # one draw and the standard error comes out 0
-        shape = np.broadcast_shapes(
-            self.rows.shape[:-2], c.shape[:-1], d.shape, (self.replicas, 1)
-        )
-        rows = np.broadcast_to(self.rows, (*shape, *self.rows.shape[-2:]))
-        lv, s = extend_factor(
-            rows, np.broadcast_to(c, (*shape, c.shape[-1])), np.broadcast_to(d, shape)
-        )
-        zeta = zeta_of((x.shape[0], *shape))  # type: ignore[operator]
-        hat = s * zeta
-        for j, z in enumerate(self.zetas):
-            hat = hat + lv[..., j] * z
-        self.rows = grow(rows, lv, s)
-        self.args.append(x)
-        self.zetas.append(zeta)
-        return hat
+        shape = np.broadcast_shapes(self.shape, x.shape[1:])
+        if shape != self.shape:
+            self._widen(shape)
+        p = x.shape[0]
+        # particles last, (R, C, P): the projections are then batched BLAS matrix products
+        r = np.ascontiguousarray(np.moveaxis(np.broadcast_to(x, (p, *shape)), 0, -1))
+        d = np.einsum("rcp,rcp->rc", r, r) / p
+        lv = self._project(r)
+        r = r - self._combine(self.basis, lv, r.shape)
+        again = self._project(r)  # the second pass of CGS2: round-off of the first
+        r -= self._combine(self.basis, again, r.shape)
+        lv = lv + again
+        s2 = np.einsum("rcp,rcp->rc", r, r) / p
+        s = np.sqrt(np.where(s2 > RANK_FLOOR * np.maximum(d, 1e-300), s2, 0.0))
+        q = np.divide(r, s[..., None], out=np.zeros_like(r), where=s[..., None] > 0)
+        zeta = zeta_of((p, *shape))  # type: ignore[operator]
+        zt = np.moveaxis(zeta, 0, -1)
+        hat = s[..., None] * zt + self._combine(self.zetas, lv, r.shape)
+        self._append(q, zt)
+        return np.moveaxis(hat, -1, 0)
+
+    def _project(self, x: np.ndarray) -> np.ndarray:
+        """(R, C, K): the particle means ⟨q_j|x⟩ per replica and column."""
+        if not self.basis:
+            return np.zeros((*x.shape[:-1], 0))
+        col = x[..., None] / x.shape[-1]
+        parts = [np.matmul(b, col)[..., 0] for b in self.basis]
+        return np.concatenate(parts, axis=-1)[..., : self.count]
+
+    def _combine(self, blocks: list[np.ndarray], coef: np.ndarray,
+                 shape: tuple[int, ...]) -> np.ndarray:
+        """Σ_j coef_j · blocks_j over the stored vectors, (R, C, P)."""
+        out = np.zeros(shape)
+        for i, b in enumerate(blocks):
+            c = coef[..., None, i * BLOCK: (i + 1) * BLOCK]
+            out += np.matmul(c, b[..., : c.shape[-1], :])[..., 0, :]
+        return out
+
+    def _append(self, q: np.ndarray, zeta: np.ndarray) -> None:
+        j = self.count % BLOCK
+        if j == 0:
+            blank = (*q.shape[:-1], BLOCK, q.shape[-1])
+            self.basis.append(np.zeros(blank))
+            self.zetas.append(np.zeros(blank))
+        self.basis[-1][..., j, :] = q
+        self.zetas[-1][..., j, :] = zeta
+        self.count += 1
+
+    def _widen(self, shape: tuple[int, ...]) -> None:
+        """A later argument with more columns: the stored vectors broadcast to them (a
+        column-independent q or ζ is the same for every column)."""
+        self.shape = shape
+
+        def wide(b: np.ndarray) -> np.ndarray:
+            return np.broadcast_to(b, (*shape, *b.shape[-2:])).copy()
+
+        self.basis = [wide(b) for b in self.basis]
+        self.zetas = [wide(b) for b in self.zetas]

@@ -48,7 +48,7 @@ from compiler.kets.lowering import (
     ScalarLimit,
 )
 from runtime.data import input_batch
-from runtime.limits.fusion import Group, pair_groups
+from runtime.limits.fusion import Group, ket_formulas, pair_groups
 from runtime.limits.hats import ParticleHats
 from runtime.limits.ketfuncs import Demand, KetFunctions, check_finite, demand, tangent_plan
 from runtime.limits.ketrules import (
@@ -67,7 +67,8 @@ from runtime.limits.mccost import (
     replicas,
     work_units,
 )
-from runtime.limits.outer import Arg, copy_average, copy_average_joint
+from runtime.limits.outer import Arg
+from runtime.limits.pairkernel import pair_average
 from runtime.limits.result import LimitOptions, LimitResult, Progress, ScalarMethod
 
 __all__ = ["LimitOptions", "LimitResult", "MonteCarloEngine", "estimate_memory", "evaluate"]
@@ -295,7 +296,10 @@ class _Run:
                 for arr, (_, c, kind) in zip(arrays, args, strict=True)
             ]
             fns = [self.funcs.function(s), *(self.funcs.derivative(s, a) for a in wanted)]
-            outs = copy_average(fns, placed, s.order, self.pool, self.span, tick=self.tick)
+            outs = pair_average(  # separable terms by window sums, the rest pair by pair
+                ket_formulas(s, wanted), placed, s.order, self.pool, self.span, self.tick,
+                joint=lambda *a: [f(*a) for f in fns],
+            )
             y, derivs = outs[0], dict(zip(wanted, outs[1:], strict=True))
         self._store(s, y, derivs)
 
@@ -321,9 +325,8 @@ class _Run:
             return [*joint(*arrays), *(f(*arrays) for _, _, f in extra)]
 
         order = self.kets.stmts[subset[0]].order  # type: ignore[union-attr]
-        outs = copy_average_joint(
-            all_of, len(subset) + len(extra), placed, order, self.pool, self.span, tick=self.tick
-        )
+        formulas = group.pair_formulas(keys, subset, [(j, a) for j, a, _ in extra])
+        outs = pair_average(formulas, placed, order, self.pool, self.span, self.tick, all_of)
         for k, j in enumerate(subset):
             s = self.kets.stmts[j]
             assert isinstance(s, FormulaKet)

@@ -10,19 +10,29 @@ refused. Standard errors come from R independent replicas of M/R particles each 
 means are iid, so s.e. = std/√R); the per-replica M sets a bias that the replicas do not see: a
 replica is much like a network of width M (its W̊_0 bases fill up to (T+1)·points of the M
 directions, the pair arrays and the Stein estimates of the dot coefficients average over M).
-Measured on the paper's data (mlp2, μP, Adam, 104 points, T = 10): replicas of 128 and 512
-particles differ from replicas of 4096 by mean z² 5.0 and 2.1 (1 if unbiased); with 20 points,
-256 and 512 by 3.7 and 3.0, 1024 and 2048 by 1.6.  So, as the ket evaluator does for copy
-averages (:mod:`runtime.limits.mcbias`, 01 §1.6), the engine reruns the replicas at M/2 and adds
-a bound on the bias to the s.e. (``LimitTrajectory.bias``; pooled over steps and points,
-:func:`~runtime.limits.mcbias.pooled_bias_bound`).  The independent Gaussians of a replica are
-drawn orthogonal (:class:`~runtime.limits.mu_fast_ops.GaussianPool`): measured on mlp2 (B = 16,
-T = 10, M = 4096) this halves the standard error at the same cost (SGD 0.0145 → 0.0074, Adam
-0.0135 → 0.0063), i.e. a quarter of the particles for the same error. Where a limit quantity is
-exactly 0 (attention scores avg(q·k) at step 0, hence Wq's gradient) orthogonal draws give that
-0, as the limit has it; iid draws would carry O(M^{-½}) noise there, which Adam with a small ε
-turns into sign(noise), an O(1) update, just as a finite network of width n does until
-n ≫ ε^{-2} (measured for attention in tests/test_mu_fast_convergence.py).
+Measured on the paper's data (mlp2, μP, Adam, 104 points, T = 10), before W̊_0's Gaussians were
+conditioned (mu_fast_ops): replicas of 128 and 512 particles differ from replicas of 4096 by mean
+z² 5.0 and 2.1 (1 if unbiased); with 20 points, 256 and 512 by 3.7 and 3.0, 1024 and 2048 by 1.6.
+Conditioning halves that bias (mlp2 SGD, 20 points: 512 per replica against 16384, RMS 0.0058 →
+0.0027, mean z² 2.1 both times as the noise halved too). So, as the ket evaluator does for copy
+averages (:mod:`runtime.limits.mcbias`, 01 §1.6), the engine reruns the replicas at M/2 and adds a
+bound on the bias to the s.e. (``LimitTrajectory.bias``; pooled over steps and points,
+:func:`~runtime.limits.mcbias.pooled_bias_bound`). The independent Gaussians of a replica are drawn
+orthogonal (:class:`~runtime.limits.mu_fast_ops.GaussianPool`): measured on mlp2 (B = 16, T = 10, M
+= 4096) this halves the standard error at the same cost (SGD 0.0145 → 0.0074, Adam 0.0135 →
+0.0063), i.e. a quarter of the particles for the same error. Where a limit quantity is exactly 0
+(attention scores avg(q·k) at step 0, hence Wq's gradient) orthogonal draws give that 0, as the
+limit has it; iid draws would carry O(M^{-½}) noise there, which Adam with a small ε turns into
+sign(noise), an O(1) update, just as a finite network of width n does until n ≫ ε^{-2} (measured
+for attention in tests/test_mu_fast_convergence.py).
+The initial vector parameters (|u_j⟩, |v⟩: the first draws of the pool) are randomised QMC points
+(scrambled Sobol', one independent scramble per replica, so the replica means stay iid and
+s.e. = std/√R stays valid), then orthogonalised as above. With one hidden layer every particle
+is an independent neuron and f_t a smooth-but-for-kinks average over (u, v), which QMC
+stratifies: measured on mlp1 (μP, B = 16, T = 10, 16×4096 particles) the s.e. is 0.54 of that
+of orthogonal draws alone at the same cost (SGD 0.00088 → 0.00048; at 8×16384 0.00062 → 0.00027;
+Adam 0.00052 → 0.00030), on mlp2 0.79 (SGD 4×4096) and 1.0 (Adam), where the W̊_0 Gaussians,
+not the initial vectors, carry most of the noise.
 """
 
 from __future__ import annotations
@@ -55,6 +65,8 @@ DEFAULT_PARTICLES = 4096
 DEFAULT_REPLICAS = 8
 ORTHOGONAL = True
 """Orthogonal draws of the independent Gaussians (mu_fast_ops.GaussianPool)."""
+QMC = True
+"""Randomised QMC (scrambled Sobol') for the initial vector parameters (GaussianPool)."""
 MIN_HALF = 32
 """The pool-size bias check reruns with m/2 particles per replica when m/2 is at least this."""
 
@@ -203,7 +215,7 @@ class _Replicas:
             tick = None if self.progress is None else self._ticker(f"{label}replica {r + 1}/{reps}")
             with blas_threads(1):  # small products: threads cost more than they give
                 fs.append(ReplicaRun(self.tr, self.bps, self.groups, m, self.split, rng,
-                                     ORTHOGONAL).run(self.x, self.y, tick))
+                                     ORTHOGONAL, QMC).run(self.x, self.y, tick))
         return np.stack(fs)
 
     def _ticker(self, label: str) -> Callable[[int], None]:

@@ -149,23 +149,17 @@ def draw(total: Total, kets: KetProgram, groups: Sequence[TensorTraining], x: np
         n = min(rc, reps - start)
         z = _values(kets, inputs, alpha, req, n, _seed(req.seed, start, 0))
         zp = _values(kets, inputs, beta, req, n, _seed(req.seed, start, 1)) if beta else {}
-        for j in range(n):
-            zj, zpj = _column(z, j), _column(zp, j)
-            for t in groups:
-                for k, arr in enumerate(_gradient_samples(total, t, zj, zpj)):
-                    store[t.name][start + j, k] = arr
-            if cov is not None:
-                o = np.stack([zj[total.name(total.forward.outputs[0], i + 1)]
-                              for i in range(c)], 1)
-                cov[start + j] = o.T @ o / p
+        # every replica of the chunk at once: (P, n, C) per entry, stored as (n, P, C)
+        for t in groups:
+            for k, arr in enumerate(_gradient_samples(total, t, z, zp)):
+                store[t.name][start: start + n, k] = arr.transpose(1, 0, 2)
+        if cov is not None:
+            o = np.stack([z[total.name(total.forward.outputs[0], i + 1)] for i in range(c)], 2)
+            cov[start: start + n] = np.einsum("pni,pnj->nij", o, o) / p
         if progress is not None:
             progress(start + n, reps)
     samples = tuple(GroupSamples(t.name, t.kind, store[t.name]) for t in groups)
     return NTSamples(samples, cov, p, reps)
-
-
-def _column(values: dict[str, np.ndarray], j: int) -> dict[str, np.ndarray]:
-    return {k: v[:, j] for k, v in values.items()}
 
 
 def _entry_names(total: Total, t: TensorTraining) -> list[str]:
@@ -185,8 +179,8 @@ def _values(kets: KetProgram, inputs: dict[str, np.ndarray], names: list[str],
 
 def _gradient_samples(total: Total, t: TensorTraining, z: dict[str, np.ndarray],
                       zp: dict[str, np.ndarray]) -> list[np.ndarray]:
-    """Per entry, (P, C) over the copies: Z^{dv(ξ^i)} (vector), or G_W(ξ^i)(Z, Z′) summed over
-    W's uses (matrix)."""
+    """Per entry, (P, n, C) over the n replicas of a chunk and the copies: Z^{dv(ξ^i)} (vector),
+    or G_W(ξ^i)(Z, Z′) summed over W's uses (matrix)."""
     assert total.grads is not None
     if t.kind == "matrix":
         cols = []
@@ -196,6 +190,6 @@ def _gradient_samples(total: Total, t: TensorTraining, z: dict[str, np.ndarray],
                 raise UsageError(f"matrix {t.name} is not used by the output")
             cols.append(sum((z[u.outer[0]] * zp[u.outer[1]] for u in uses),
                             np.zeros_like(z[uses[0].outer[0]])))
-        return [np.stack(cols, axis=1)]
-    return [np.stack([z[grads[e]] for grads in total.grads], axis=1)
+        return [np.stack(cols, axis=2)]
+    return [np.stack([z[grads[e]] for grads in total.grads], axis=2)
             for e in _entry_names(total, t)]

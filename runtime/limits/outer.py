@@ -107,21 +107,10 @@ def copy_average_joint(
     """:func:`copy_average` of the ``outputs`` ψ values that one call of ``joint`` returns on a
     pair block: several ψ share the pass (and, inside ``joint``, their common subexpressions —
     :mod:`runtime.limits.fusion`)."""
-    if order not in (1, 2):
-        raise UsageError(
-            f"OuterNonlin of order {order}: the limit evaluator supports orders 1 and 2"
-        )
-    vec = [a.array for a in args if a.vector]
-    n_own = vec[0].shape[0]
+    n_own = next(a.array.shape[0] for a in args if a.vector)
     span = n_own - 1 if span is None else min(span, n_own - 1)
-    if span < order:
-        raise UsageError(
-            f"an OuterNonlin limit of order {order} needs at least {order + 1} particles per "
-            "replica"
-        )
-    cols = np.broadcast_shapes(
-        *(a.shape[1:] for a in vec), *(a.array.shape for a in args if not a.vector)
-    )
+    check_order(order, span)
+    cols = columns(args)
     moved = [_particles_last(a, span) for a in args]
     n_shift = shifts(order, span, pool)
     step = max(1, block // (span * int(np.prod(cols))))
@@ -142,6 +131,25 @@ def copy_average_joint(
     _run_blocks(run, blocks, tick)
     norm = pairs_per_own(order, span, pool)
     return [np.ascontiguousarray(np.moveaxis(o / norm, -1, 0)) for o in outs]
+
+
+def check_order(order: int, span: int) -> None:
+    """Refuse orders other than 1 and 2, and replicas too small for ``order`` distinct copies."""
+    if order not in (1, 2):
+        raise UsageError(
+            f"OuterNonlin of order {order}: the limit evaluator supports orders 1 and 2"
+        )
+    if span < order:
+        raise UsageError(
+            f"an OuterNonlin limit of order {order} needs at least {order + 1} particles per "
+            "replica"
+        )
+
+
+def columns(args: Sequence[Arg]) -> tuple[int, ...]:
+    """The (R, C) shape that every argument broadcasts to (vectors without their particle axis)."""
+    vec = [a.array.shape[1:] for a in args if a.vector]
+    return tuple(np.broadcast_shapes(*vec, *(a.array.shape for a in args if not a.vector)))
 
 
 def _particles_last(a: Arg, span: int) -> np.ndarray:
