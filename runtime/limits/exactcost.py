@@ -8,33 +8,39 @@ running either, and a budget (``--memory-limit``) refuses it before it allocates
 The rules mirror the exact path statement by statement, per input column:
 
 * a ket is *linear* (an affine form of the basis ζ: an initial vector, a hat, an affine formula of
-  linear kets, a MatMul whose live dot terms are linear) or a *node*; a node's integrand reaches
-  the linear kets its formula composes (its *leaves*) and the kinks (relu, step, …) on the way;
+  linear kets, a MatMul whose live dot terms are linear) or a *node*, a sum of terms, each the
+  set of Gaussian leaves its product reaches (sums and products distribute as in
+  quadreduce.split_terms; a function of linear arguments only is one new leaf per affine
+  argument, as quadreduce.collapse makes it; any other function mixes its arguments' leaves),
+  with the kinks (relu, step, …) on the way;
 * integrals: one per Avg not proved 0 by symmetry; per MatMul, one per inner product with a node
   among its Gram row (every earlier hat of its orientation: O(H²) per orientation) and one per
   Stein regressor when its argument is a node;
-* an integral's leaves split into groups of mutually independent leaves (no initial vector or
-  matrix orientation in common) integrated separately; a group of r leaves has
+* an integrand over more than two leaves is split into its terms (merged when one's leaves hold
+  another's); each part's leaves split into groups of mutually dependent leaves (sharing an
+  initial vector or a matrix orientation), integrated separately; a group of r leaves has
   q = min(kinks, r, 2) kink dimensions and r − q smooth ones, and the grid of quadgrid's rules
-  (:func:`grid_points`), at both levels, and the memory budget's cap on its points.
+  (:func:`runtime.limits.quadgrid.grid_points`) at both levels under the memory budget's cap
+  on its points.
 
 Seconds = integrals · SECONDS_PER_INTEGRAL + points · SECONDS_PER_POINT, plus
-SECONDS_PER_WIDE per group over more than two dimensions (split or tensor Hermite, sympy-heavy).
-Measured (see ``bench/bench_exact.py``): the estimate's grid points are exact where no group is
-wider than 2 and within a factor 4 (an upper bound) beyond; integrals within a factor 1.5.
-A program with an OuterNonlin is refused statically (``ExactCost.refusal``).
+SECONDS_PER_WIDE per group over more than two dimensions (tensor Hermite, sympy-heavy).
+Measured (``bench/bench_exact.py --costs``, kernel programs of mlp3, mlp2_erf, attention,
+layernorm_mlp, transformer_block at B = 2–8): the integrals and the largest grid are counted
+exactly, the grid points within 0.5–2.5×, the seconds within 0.7–2.7× of the CPU time.  Not
+seen: a sum over independent leaves that quadgrid does not factor (rnn's backward Gram entries
+are 3–4-dimensional integrals, counted here as 2-dimensional ones).  A program with an
+OuterNonlin is refused statically (``ExactCost.refusal``).
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from functools import cache
-
-import numpy as np
 
 from compiler.ir import Program
 from compiler.kets.lowering import AvgLimit, FormulaKet, InitKet, KetProgram, MatMulKet
+from runtime.limits.quadgrid import grid_points
 from runtime.limits.result import LimitOptions
 
 SECONDS_PER_INTEGRAL = 5e-3
@@ -354,41 +360,6 @@ def _degree(e: object, vec: dict[object, _Shape]) -> float:
     if isinstance(e, sympy.Pow) and e.args[1].is_Integer and int(e.args[1]) >= 0:
         return _degree(e.args[0], vec) * int(e.args[1])
     return math.inf
-
-
-@cache
-def grid_points(r: int, q: int, cap: int, smooth: bool = True) -> tuple[int, int]:
-    """(points over both levels, points of the fine level) of quadgrid's rules for a group of
-    ``r`` leaves with ``q`` kink dimensions under the point cap ``cap``.  Two smooth dimensions
-    are tried with a Hermite pair first, enough for a polynomial integrand; a ``smooth``
-    non-polynomial one is counted as needing the panels too (measured: erf² and tanh² do)."""
-    from runtime.limits import quadgrid as g
-
-    if r == 0:
-        return 0, 0
-    tried = 48**2 + 64**2 if q == 0 and r == 2 and cap >= 64**2 else 0  # Hermite pair first
-    if tried and not smooth:
-        return tried, 64**2
-    cuts = (0.0, math.pi / 2, math.pi, 3 * math.pi / 2)  # two kink lines: four sectors
-    sizes = []
-    for level in (g.COARSE, g.FINE):
-        kink = g._kink_grid(q, cuts if q == 2 else (), level)[1].size
-        budget = cap // g._kink_grid(q, cuts if q == 2 else (), g.FINE)[1].size
-        sizes.append(kink * _smooth_points(r - q, budget, level))
-    return tried + sum(sizes), sizes[1]  # counted as if the panels were needed too
-
-
-def _smooth_points(d: int, budget: int, level: int) -> int:
-    """Points of quadgrid._smooth_grid(d, budget, level) without building the grid for d > 2."""
-    from runtime.limits import quadgrid as g
-
-    if d <= 2:
-        return int(g._smooth_grid(d, budget, level)[1].size)
-    n = max(min(96, int(budget ** (1 / d))), 3)
-    x = g.hermite(n if level == g.FINE else max(2 * n // 3, 2))[0]
-    sq = np.sort(x**2)
-    inner = np.add.reduce(np.meshgrid(*([x**2] * (d - 1)), indexing="ij")).ravel()
-    return int(np.searchsorted(sq, g.CUT**2 - inner, side="right").sum())
 
 
 BYTES_PER_INSTRUCTION = 3500

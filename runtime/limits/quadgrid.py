@@ -27,6 +27,7 @@ placeholder symbols standing for kets of :mod:`runtime.limits.quadrature`:
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from functools import cache
 from typing import TYPE_CHECKING, cast
@@ -323,3 +324,34 @@ def _kink_grid(q: int, cuts: tuple[float, ...], level: int) -> tuple[np.ndarray,
         pts.append((r[:, None, None] * direc[None]).reshape(-1, 2))
         wts.append((wr[:, None] * (wa * (b - a) / 2)[None, :]).ravel())
     return np.concatenate(pts), np.concatenate(wts)
+
+
+@cache
+def grid_points(r: int, q: int, cap: int, smooth: bool = True) -> tuple[int, int]:
+    """(points over both levels, points of the fine level) of quadgrid's rules for a group of
+    ``r`` leaves with ``q`` kink dimensions under the point cap ``cap``.  Two smooth dimensions
+    are tried with a Hermite pair first, enough for a polynomial integrand; a ``smooth``
+    non-polynomial one is counted as needing the panels too (measured: erf² and tanh² do)."""
+    if r == 0:
+        return 0, 0
+    tried = 48**2 + 64**2 if q == 0 and r == 2 and cap >= 64**2 else 0  # Hermite pair first
+    if tried and not smooth:
+        return tried, 64**2
+    cuts = (0.0, math.pi / 2, math.pi, 3 * math.pi / 2)  # two kink lines: four sectors
+    sizes = []
+    for level in (COARSE, FINE):
+        kink = _kink_grid(q, cuts if q == 2 else (), level)[1].size
+        budget = cap // _kink_grid(q, cuts if q == 2 else (), FINE)[1].size
+        sizes.append(kink * _smooth_points(r - q, budget, level))
+    return tried + sum(sizes), sizes[1]  # counted as if the panels were needed too
+
+
+def _smooth_points(d: int, budget: int, level: int) -> int:
+    """Points of quadgrid._smooth_grid(d, budget, level) without building the grid for d > 2."""
+    if d <= 2:
+        return int(_smooth_grid(d, budget, level)[1].size)
+    n = max(min(96, int(budget ** (1 / d))), 3)
+    x = hermite(n if level == FINE else max(2 * n // 3, 2))[0]
+    sq = np.sort(x**2)
+    inner = np.add.reduce(np.meshgrid(*([x**2] * (d - 1)), indexing="ij")).ravel()
+    return int(np.searchsorted(sq, CUT**2 - inner, side="right").sum())
