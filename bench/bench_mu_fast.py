@@ -21,8 +21,15 @@ the same error, both printed:
   variance); a K-seed mean has error² σ²/K + b², so K = σ²/(err² − b²), and a width with
   b(n) ≥ err cannot reach the error at all (∞). b(n) is a point estimate (clipped at 0), while
   the limit carries a bound (2.4× its estimated pool-size bias), which still leans toward the
-  finite side.
+  finite side. Its resolution is the seed mean's noise σ/√16 (printed): where the target error
+  is below that (mlp1, error ~2e-4 against σ/4 ~ 8e-4 at width 16384), whether b(n) < err is
+  not resolved, and a width can get ∞ or a finite K from the noise of b̂ alone.
 The ratio is the finite side's seconds over the limit's.
+
+Last measured (2 shared cores, loaded by other jobs: seconds swing 2-3× between runs, ratios
+less), old / new accounting, the engine before this branch (133f286) → after:
+mlp2 Adam 0.14 / 0.27 → 1.2 / 2.1; mlp2 SGD 0.49 / 0.65 → 1.9 / 2.7; mlp1 Adam 1.2 / 1.2 →
+9.9 / 10.4 (26 / 26 in a less loaded run); mlp1 SGD 1.9 / 1.9 → 39 / 40.
 """
 
 from __future__ import annotations
@@ -183,7 +190,8 @@ def accuracy_per_second(arch: str, opt: str, configs: list[tuple[int, int]],
         k_new = "∞ (b ≥ error)" if fs.new_seconds == float("inf") else \
             f"{fs.new_seconds / fs.per_seed:.0f} seeds → {fs.new_seconds:.1f} s"
         print(f"    width {fs.width}: {fs.per_seed:.3f} s/seed, σ {np.sqrt(fs.sigma2):.5f}, "
-              f"b(n) {np.sqrt(fs.bias2):.5f}, per-seed RMS {np.sqrt(fs.rms2):.5f}; old "
+              f"b(n) {np.sqrt(fs.bias2):.5f} (resolution σ/√{seeds} "
+              f"{np.sqrt(fs.sigma2 / seeds):.5f}), per-seed RMS {np.sqrt(fs.rms2):.5f}; old "
               f"{fs.old_seconds / fs.per_seed:.0f} seeds → {fs.old_seconds:.1f} s; new {k_new}")
     old = min(fs.old_seconds for fs in sides) / secs
     new = min(fs.new_seconds for fs in sides) / secs
