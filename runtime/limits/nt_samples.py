@@ -15,7 +15,10 @@ parameter group and entry, the per-sample quantity whose χ-weighted sum is the 
 The joint law over points comes from the *total* program (02 §2.3: one renamed copy of the
 backprop program per point, parameters shared), whose hats of W x(ξ^i) are jointly Gaussian
 across copies; the landed evaluator treats input columns of one program as independent, so
-the copies must be separate vectors.
+the copies must be separate vectors.  Cost: each orientation of a weight matrix conditions one hat
+per copy on all the earlier ones, O(M·C²) per orientation by Gram–Schmidt in particle space
+(:class:`runtime.limits.hats.ParticleHats`; measured on the paper's 104 points, mlp4, Adam: 65536
+particles in ~25 s on 2 shared cores, bench/bench_nt_many.py), linear in M.
 
 Each replica has its own particles and dot-coefficient estimates (the evaluator's replicas;
 Z and Z′ from differently seeded calls), so the spread of the replicas is an honest standard
