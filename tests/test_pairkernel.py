@@ -186,3 +186,17 @@ def test_without_numba_the_numpy_pass_is_used(monkeypatch):
     monkeypatch.setenv("NEXORT_NUMBA", "0")
     assert not pk.numba_enabled()
     _close(pk.pair_average(formulas, args, 1)[0], want)
+
+
+def test_requested_subsets_stay_bit_identical_with_the_kernel(monkeypatch):
+    """The demand contract (tests/test_mc_demand.py) on the compiled path: each output's
+    operations do not depend on which other outputs are computed with it."""
+    monkeypatch.setattr(pk, "NUMBA_MIN_PAIRS", 0)
+    kets = _program("outer1")
+    opts = LimitOptions(particles=1024, seed=3)
+    full = evaluate(kets, None, "mc", opts)
+    names = [n for n in kets.scalar_names if full.methods[n] == "mc"]
+    for want in ([names[0]], [names[-1]]):
+        part = evaluate(kets, None, "mc", opts, scalars_wanted=want)
+        for n in want:
+            assert np.array_equal(part.scalars[n], full.scalars[n]), n
