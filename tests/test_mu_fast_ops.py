@@ -41,9 +41,9 @@ def _block_statistic(m: int, replicas: int, orthogonal: bool) -> float:
 @pytest.mark.parametrize("orthogonal", [False, True])
 def test_the_met_block_has_the_variance_of_a_width_m_gaussian_matrix(
         orthogonal: bool, monkeypatch: pytest.MonkeyPatch) -> None:
-    assert 0.8 <= _block_statistic(1024, 25, orthogonal) <= 1.2
+    assert 0.8 <= _block_statistic(512, 25, orthogonal) <= 1.2
     monkeypatch.setattr(mu_fast_ops, "CONDITIONED", False)
-    assert _block_statistic(1024, 25, orthogonal) >= 1.6  # the double count (mean 2)
+    assert _block_statistic(512, 25, orthogonal) >= 1.6  # the double count (mean 2)
 
 
 def test_linear_forms_are_one_product_or_a_contraction_with_the_same_value() -> None:
