@@ -94,14 +94,14 @@ def _formula_text(
     expr: sympy.Expr, groups: tuple[tuple[str, ...], ...]
 ) -> tuple[str, frozenset[str]]:
     """The text of ``expr`` and the names of its symbols other than the width. Printed by shape
-    (:mod:`compiler.shapeprint`); a formula holding no entry of a group cannot contract, so it
-    prints as without groups."""
+    (:mod:`compiler.shapeprint`); a formula holding fewer than two whole rows of groups cannot
+    contract (``a . b`` needs every entry of both), so it prints as without groups."""
     known = _plain.get(id(expr))
     if known is not None and known[0] is expr:
         plain = known[1]
     else:
         plain = _remember(_plain, id(expr), (expr, _plain_text(expr)))[1]
-    if not groups or _row_index(groups).keys().isdisjoint(plain[1]):
+    if not groups or not _two_whole_rows(_row_index(groups), plain[1]):
         return plain
     found = _contracted.get((id(expr), id(groups)))
     if found is not None and found[0] is expr and found[1] is groups:
@@ -109,6 +109,16 @@ def _formula_text(
     contracted = _contract(expr, groups)
     text = plain[0] if contracted is expr else _print_direct_or_by_shape(contracted)
     return _remember(_contracted, (id(expr), id(groups)), (expr, groups, (text, plain[1])))[2]
+
+
+def _two_whole_rows(index: dict[str, tuple[str, int, int]], names: frozenset[str]) -> bool:
+    """Whether ``names`` holds every entry of at least two rows (of the given length)."""
+    if index.keys().isdisjoint(names):
+        return False
+    count: collections.Counter[tuple[str, int]] = collections.Counter(
+        (row, size) for row, _, size in map(index.get, names & index.keys())  # type: ignore[misc]
+    )
+    return sum(k == size for (_, size), k in count.items()) >= 2
 
 
 # a command prints the same formula up to three times (program text, and the JSON document's
