@@ -14,8 +14,11 @@ orientation conditions ~104 hats on each other (runtime/limits/hats.py).  Printe
 
 Run: python -m bench.bench_nt_many [--no-before]
 
-Measured 2026-12-07 (shared 2-core machine): see the report printed; the former engine took
-582 s for the bench_paper quick limit (M = 2048 in 4 replicas, T = 5).
+Measured 2026-12-07 (shared 2-core machine, load ≈ 5–7): lowering 4.7 s; M = 512, T = 2:
+pseudo-inverse hats 125.3 s, Gram–Schmidt 2.5 s (×50), trajectories equal to 2.7e-14 (largest
+s.e. 3.5e-2); M = 2048 / 16384 at T = 5: 2.0 / 7.3 s (time ~ M^0.61 there: fixed costs), M = 2048
+at T = 10: 3.7 s.  The former engine took 582 s for the bench_paper quick limit (M = 2048 in 4
+replicas, T = 5, lowering included); in bench_paper at 131072 particles, T = 10: 28 s.
 """
 
 from __future__ import annotations
