@@ -12,6 +12,7 @@ from __future__ import annotations
 import collections
 import functools
 import itertools
+import re
 from collections.abc import Mapping
 from typing import TypeVar, assert_never
 
@@ -75,9 +76,16 @@ class _FormulaPrinter(StrPrinter):
         return text
 
 
+# an integer (sympy prints a fraction's numerator first: -7/5·(u + w)·A as -7*(u + w)*A/5) or a
+# bare minus sign applied to a parenthesis
+_OPENS_WITH_SUM = re.compile(r"-?\d+\*\(|-\(")
+
+
 def _opens_with_sum(text: str, coeff: sympy.Expr) -> bool:
-    """Whether the printed product starts with its coefficient applied to a parenthesis."""
-    return text.startswith("-(" if coeff == -1 else f"{_PRINTER._print(coeff)}*(")
+    """Whether the printed product starts with a number (its coefficient or the coefficient's
+    numerator) applied to a parenthesis: the parser multiplies those two first, and a number
+    times a sum is distributed."""
+    return coeff.is_Rational and _OPENS_WITH_SUM.match(text) is not None
 
 
 _PRINTER = _FormulaPrinter({"order": None})

@@ -118,11 +118,16 @@ def test_coefficient_before_a_sum_is_not_distributed_on_reparse():
         tanh(sympy.Rational(-7, 5)) * (u0 + u1),
         2 * (u0 + u1) / (u0**2 + 1),
         -sympy.Rational(7, 5) * (u0 + u1) * sympy.sin(u1),
+        # found by the random search: a fractional coefficient prints its numerator first
+        # (-7*(u[0] + u[1])*(u[0] + v)/5), and -7 times the sum is distributed on reparse
+        sympy.Mul(-sympy.Rational(7, 5), u0 + u1, u0 + sym("v")),
+        sympy.Mul(-sympy.Rational(7, 5), WIDTH - u1, sympy.tanh(u0)),
     ]
     for f in cases:
         p = verify(
             Program(
-                "c", (), (Param("u", "vector", (2,)),), (Nonlin("h", f), Nonlin("o", sym("h"))),
+                "c", (), (Param("u", "vector", (2,)), Param("v", "vector")),
+                (Nonlin("h", f), Nonlin("o", sym("h"))),
                 ("o",),
             )
         )
