@@ -45,7 +45,16 @@ class _FormulaPrinter(StrPrinter):
         return self.slots.get(expr, expr.name) if self.slots else expr.name
 
     def _print_Abs(self, expr: sympy.Abs) -> str:
-        return f"abs({self._print(expr.args[0])})"
+        arg = expr.args[0]
+        # sympy keeps Abs(Abs(u)) unevaluated when it comes from Abs(-Abs(u)), but abs(abs(u))
+        # evaluates to abs(u): print the argument it was made from
+        if (
+            (isinstance(arg, sympy.Abs) or arg.is_extended_nonnegative)
+            and sympy.Abs(arg) != expr
+            and sympy.Abs(-arg) == expr
+        ):
+            return f"abs({self._print(-arg)})"
+        return f"abs({self._print(arg)})"
 
     def _print_Exp1(self, expr: sympy.Expr) -> str:
         return "exp(1)"
@@ -59,6 +68,11 @@ class _FormulaPrinter(StrPrinter):
     def _print_Mul(self, expr: sympy.Mul) -> str:
         # sympy prints (1/3)·(x+1)⁻¹ as 1/(3*(x + 1)), which parses back as (3x + 3)⁻¹ (a number
         # times a sum is distributed): keep such a fractional coefficient in front.
+        if _may_recombine(expr):
+            root = _root_form(expr)
+            if root is not None:  # ±(m)^(1/k) evaluates back to this very tree
+                m, k, sign = root
+                return f"{sign}({self._print(m)})**(1/{k})"
         coeff, rest = expr.as_coeff_Mul()
         text = super()._print_Mul(expr)
         if coeff != 1 and len(sympy.Mul.make_args(rest)) > 1 and _opens_with_sum(text, coeff):
@@ -74,6 +88,61 @@ class _FormulaPrinter(StrPrinter):
             sign = "-" if coeff < 0 else ""
             return f"{sign}{abs(coeff.p)}/{coeff.q}*{self.parenthesize(rest, PRECEDENCE['Mul'])}"
         return text
+
+
+def _is_radical(f: sympy.Basic) -> bool:
+    """A rational to a fractional power (``5^(3/4)``)."""
+    return bool(f.is_Pow and f.base.is_Rational and f.exp.is_Rational and not f.exp.is_Integer)
+
+
+def _may_recombine(expr: sympy.Mul) -> bool:
+    """Whether ``expr`` is a product of numbers only, with two radicals or a nested product
+    among them: the only products whose factors a re-parse may combine (cheap: no tree walk)."""
+    radicals = 0
+    for f in expr.args:
+        if f.is_Mul:
+            if not _may_recombine(f) and not all(g.is_Rational or _is_radical(g) for g in f.args):
+                return False
+            radicals += 2
+        elif _is_radical(f):
+            radicals += 1
+        elif not f.is_Rational:
+            return False
+    return radicals >= 2
+
+
+def _root_form(c: sympy.Mul) -> tuple[sympy.Expr, int, str] | None:
+    """(m, k, sign) with sign·m^(1/k) == ``c`` as trees (sign "" or "-"), when the printed
+    factors of ``c`` would not re-parse to ``c``; None when they would (or no such power is
+    found).
+
+    sympy distributes a fractional power over a numeric product without recombining the
+    radicals it makes: sqrt(7/5*sqrt(10)) is the tree 2^(1/4)*5^(3/4)*(5*sqrt(7))/25, whose
+    printed factors multiply back to the combined 2^(1/4)*sqrt(35)/5 (equal numbers, different
+    trees). That tree is a k-th root of its k-th power, which the parser rebuilds the same way."""
+    if sympy.Mul(*c.args) == c:  # the factors multiply back to this tree
+        return None
+    # a negative product is the negation (Mul.__neg__, as the parser's minus) of a positive one
+    negative = c.as_coeff_Mul()[0].is_negative
+    d = -c if negative else c
+    denominators = [f.exp.q for f in sympy.preorder_traversal(c) if _is_radical(f)]
+    top = int(functools.reduce(sympy.ilcm, denominators, 1))
+    for k in _divisors(top):
+        for m in _bases(d, k, top // k):
+            root = m ** sympy.Rational(1, k)
+            if (-root if negative else root) == c:
+                return m, k, "-" if negative else ""
+    return None
+
+
+def _divisors(top: int) -> list[int]:
+    return [k for k in range(2, top + 1) if top % k == 0]
+
+
+def _bases(d: sympy.Expr, k: int, rest: int) -> list[sympy.Expr]:
+    """Products whose k-th root may be the tree ``d``: its k-th power, and the j-th roots of its
+    (k·j)-th powers (a root of a root: the base was itself an uncombined tree)."""
+    return [d**k, *((d ** (k * j)) ** sympy.Rational(1, j) for j in _divisors(rest))]
 
 
 # an integer (sympy prints a fraction's numerator first: -7/5·(u + w)·A as -7*(u + w)*A/5) or a

@@ -95,9 +95,9 @@ def programs(draw: st.DrawFn) -> Program:
 
 
 # Derandomized in the default run, as the other property tests are, so that CI is a function of
-# the commit.  ROUNDTRIP_RANDOM=1 searches fresh examples: at 1500 it finds a known printer gap —
-# sympy leaves some products of radicals uncombined (10**(1/4)*sqrt(35)*5**(3/4)/25),
-# the printed text re-parses to the combined 2**(1/4)*sqrt(35)/5: equal numbers, different trees.
+# the commit.  ROUNDTRIP_RANDOM=1 searches fresh examples (ROUNDTRIP_EXAMPLES=N). The trees sympy
+# builds unevaluated (roots of numeric products, Abs(Abs(u))) are searched for in
+# tests/test_radicals.py, whose generator makes them often.
 @settings(
     max_examples=int(os.environ.get("ROUNDTRIP_EXAMPLES", "60")),
     deadline=None,
