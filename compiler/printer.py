@@ -12,6 +12,7 @@ from __future__ import annotations
 import collections
 import functools
 import itertools
+import math
 import re
 from collections.abc import Mapping
 from typing import TypeVar, assert_never
@@ -71,8 +72,8 @@ class _FormulaPrinter(StrPrinter):
         if _may_recombine(expr):
             root = _root_form(expr)
             if root is not None:  # ±(m)^(1/k) evaluates back to this very tree
-                m, k, sign = root
-                return f"{sign}({self._print(m)})**(1/{k})"
+                m, e, sign = root
+                return f"{sign}({self._print(m)})**({e})"
         coeff, rest = expr.as_coeff_Mul()
         text = super()._print_Mul(expr)
         if coeff != 1 and len(sympy.Mul.make_args(rest)) > 1 and _opens_with_sum(text, coeff):
@@ -111,15 +112,20 @@ def _may_recombine(expr: sympy.Mul) -> bool:
     return radicals >= 2
 
 
-def _root_form(c: sympy.Mul) -> tuple[sympy.Expr, int, str] | None:
-    """(m, k, sign) with sign·m^(1/k) == ``c`` as trees (sign "" or "-"), when the printed
+_MAX_NUMERATOR = 4  # powers m^(p/k) tried: p ≤ 4 (the constants of real programs have p ≤ 3)
+
+
+def _root_form(c: sympy.Mul) -> tuple[sympy.Expr, sympy.Rational, str] | None:
+    """(m, e, sign) with sign·m^e == ``c`` as trees (sign "" or "-", e = p/k), when the printed
     factors of ``c`` would not re-parse to ``c``; None when they would (or no such power is
     found).
 
     sympy distributes a fractional power over a numeric product without recombining the
-    radicals it makes: sqrt(7/5*sqrt(10)) is the tree 2^(1/4)*5^(3/4)*(5*sqrt(7))/25, whose
+    radicals it makes: sqrt(7/5*sqrt(2)) is the tree 10^(1/4)*sqrt(35)*5^(3/4)/25, whose
     printed factors multiply back to the combined 2^(1/4)*sqrt(35)/5 (equal numbers, different
-    trees). That tree is a k-th root of its k-th power, which the parser rebuilds the same way."""
+    trees). Such a tree is m^(p/k) for m the p-th root of its k-th power (k dividing the common
+    denominator of its exponents), which the parser rebuilds the same way; each candidate is
+    checked by evaluating it as the parser will."""
     if sympy.Mul(*c.args) == c:  # the factors multiply back to this tree
         return None
     # a negative product is the negation (Mul.__neg__, as the parser's minus) of a positive one
@@ -128,10 +134,27 @@ def _root_form(c: sympy.Mul) -> tuple[sympy.Expr, int, str] | None:
     denominators = [f.exp.q for f in sympy.preorder_traversal(c) if _is_radical(f)]
     top = int(functools.reduce(sympy.ilcm, denominators, 1))
     for k in _divisors(top):
-        for m in _bases(d, k, top // k):
-            root = m ** sympy.Rational(1, k)
-            if (-root if negative else root) == c:
-                return m, k, "-" if negative else ""
+        for sign in (1, -1):  # m^(p/k), then m^(-p/k) (m = 1/(p-th root of d^k))
+            powers = _powers(d**sign, k, top // k)
+            for p in range(1, _MAX_NUMERATOR + 1):
+                e = sympy.Rational(sign * p, k)
+                found = _first_root(c, negative, powers, e) if math.gcd(p, k) == 1 else None
+                if found is not None:
+                    return found, e, "-" if negative else ""
+    return None
+
+
+def _first_root(
+    c: sympy.Mul, negative: bool, powers: list[sympy.Expr], e: sympy.Rational
+) -> sympy.Expr | None:
+    """The first m among the |p|-th roots of ``powers`` (e = ±p/k) whose m^e (negated if
+    ``negative``, as the parser evaluates ``-(m)^(e)``) is the tree ``c``."""
+    p = abs(e.p)
+    for b in powers:
+        m = b if p == 1 else b ** sympy.Rational(1, p)
+        root = m**e
+        if (-root if negative else root) == c:
+            return m
     return None
 
 
@@ -139,9 +162,9 @@ def _divisors(top: int) -> list[int]:
     return [k for k in range(2, top + 1) if top % k == 0]
 
 
-def _bases(d: sympy.Expr, k: int, rest: int) -> list[sympy.Expr]:
-    """Products whose k-th root may be the tree ``d``: its k-th power, and the j-th roots of its
-    (k·j)-th powers (a root of a root: the base was itself an uncombined tree)."""
+def _powers(d: sympy.Expr, k: int, rest: int) -> list[sympy.Expr]:
+    """Candidates for d^k as the tree a root was taken of: d^k itself, and the j-th roots of
+    d^(k·j) (a root of a root: that tree was itself an uncombined product)."""
     return [d**k, *((d ** (k * j)) ** sympy.Rational(1, j) for j in _divisors(rest))]
 
 
