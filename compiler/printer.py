@@ -147,11 +147,13 @@ def _root_form(c: sympy.Mul) -> tuple[sympy.Expr, sympy.Rational, str] | None:
 def _first_root(
     c: sympy.Mul, negative: bool, powers: list[sympy.Expr], e: sympy.Rational
 ) -> sympy.Expr | None:
-    """The first m among the |p|-th roots of ``powers`` (e = ±p/k) whose m^e (negated if
-    ``negative``, as the parser evaluates ``-(m)^(e)``) is the tree ``c``."""
-    p = abs(e.p)
-    for b in powers:
-        m = b if p == 1 else b ** sympy.Rational(1, p)
+    """The first m among the |p|-th roots of ``powers`` (e = ±p/k) and ±c^(1/e) (the power
+    distributed over the factors of ``c``) whose m^e (negated if ``negative``, as the parser
+    evaluates ``-(m)^(e)``) is the tree ``c``."""
+    p, d = abs(e.p), -c if negative else c
+    for m in itertools.chain(
+        (b if p == 1 else b ** sympy.Rational(1, p) for b in powers), (d ** (1 / e),)
+    ):
         root = m**e
         if (-root if negative else root) == c:
             return m
