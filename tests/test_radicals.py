@@ -120,3 +120,19 @@ def test_random_radical_constants_round_trip():
     fresh search)."""
     examples = int(os.environ.get("RADICALS_EXAMPLES", "150"))
     _search(examples, bool(os.environ.get("RADICALS_RANDOM")))()
+
+
+def test_found_powers_of_radical_products_round_trip():
+    """Found by the random search (RADICALS_RANDOM=1): powers 2/3, 3/4 and -1/2 of products,
+    and a negated one, leave their radicals uncombined as a square root does."""
+    cases = [
+        (R(7, 5) ** R(3, 4) * R(7, 5) ** R(2, 3) * sympy.sqrt(2)) ** R(2, 3),
+        (R(7, 5) ** R(1, 4) * R(35, 4)) ** R(3, 4),
+        (R(7, 5) * R(7, 5) ** R(3, 4)) ** R(3, 4),
+        -((R(35, 4) * 10 ** R(2, 3)) ** R(2, 3)),
+        (R(35, 4) ** R(2, 3)) ** R(-1, 2),
+    ]
+    for c in cases:
+        assert sympy.Mul(*c.args) != c  # uncombined: its factors multiply to another tree
+        _assert_round_trip(c + U0)
+        _assert_round_trip(sympy.tanh(U1 - c))
