@@ -1,10 +1,14 @@
 """Program → text in the architecture language (spec 06), one instruction per line.
 
-The output re-parses to an equal Program (``parse(print(p)) == p``): formulas print with sympy's
-string printer adapted to the language (``^`` for powers, ``abs``, ``exp(1)`` for e), numbers are
-exact rationals (a float prints as the rational of its shortest decimal, 0.9 as ``9/10``:
-:mod:`compiler.numbers`), a Nonlin without vector arguments prints as ``vec(…)`` and an
+The output re-parses to an equal Program (``parse(print(p)) == p``, spec 06 §6): formulas print
+with sympy's string printer adapted to the language (``^`` for powers, ``abs``, ``exp(1)`` for
+e), numbers are exact rationals (a float prints as the rational of its shortest decimal, 0.9 as
+``9/10``: :mod:`compiler.numbers`), a Nonlin without vector arguments prints as ``vec(…)`` and an
 OuterNonlin as ``mean[b, …](…)``.
+
+sympy builds some nodes its own text does not evaluate back to (a root of a numeric product with
+its radicals uncombined, ``Abs(Abs(u))`` from ``Abs(-Abs(u))``); those print as the expression
+they came from (``(7*sqrt(2)/5)^(1/2)``, ``abs(-abs(u))``), checked to evaluate to the same tree.
 """
 
 from __future__ import annotations

@@ -8,8 +8,14 @@ sympy makes two kinds of node that its own printed text does not evaluate back t
 * ``Abs(-Abs(u))`` is kept as ``Abs(Abs(u))``, but ``abs(abs(u))`` evaluates to ``abs(u)``.
 
 The printer prints the first as the root it came from, ``(7*sqrt(2)/5)^(1/2)``, and the second
-as ``abs(-abs(u))``: text that the parser evaluates to the very same tree. Exactness is
-structural equality of the re-parsed program (no tolerance: these are exact trees)."""
+as ``abs(-abs(u))``: text that the parser evaluates to the very same tree (spec 06 §6, "parses
+back to the same program"). Exactness is structural equality of the re-parsed program (no
+tolerance: these are exact trees).
+
+Known limit: the root is found by search (m^(±p/k), p ≤ 4, m from powers of the tree), and
+a fresh random search (RADICALS_RANDOM=1) still finds about one uncombined tree in ten that it
+cannot rebuild — a product of such a root with other radicals, or a root of a product that was
+itself built along another path; the derandomized default run holds none of them."""
 
 from __future__ import annotations
 
