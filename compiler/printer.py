@@ -1,10 +1,14 @@
 """Program → text in the architecture language (spec 06), one instruction per line.
 
-The output re-parses to an equal Program (``parse(print(p)) == p``): formulas print with sympy's
-string printer adapted to the language (``^`` for powers, ``abs``, ``exp(1)`` for e), numbers are
-exact rationals (a float prints as the rational of its shortest decimal, 0.9 as ``9/10``:
-:mod:`compiler.numbers`), a Nonlin without vector arguments prints as ``vec(…)`` and an
+The output re-parses to an equal Program (``parse(print(p)) == p``, spec 06 §6): formulas print
+with sympy's string printer adapted to the language (``^`` for powers, ``abs``, ``exp(1)`` for
+e), numbers are exact rationals (a float prints as the rational of its shortest decimal, 0.9 as
+``9/10``: :mod:`compiler.numbers`), a Nonlin without vector arguments prints as ``vec(…)`` and an
 OuterNonlin as ``mean[b, …](…)``.
+
+sympy builds some nodes its own text does not evaluate back to (a root of a numeric product with
+its radicals uncombined, ``Abs(Abs(u))`` from ``Abs(-Abs(u))``); those print as the expression
+they came from (``(7*sqrt(2)/5)^(1/2)``, ``abs(-abs(u))``), checked to evaluate to the same tree.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ from __future__ import annotations
 import collections
 import functools
 import itertools
+import re
 from collections.abc import Mapping
 from typing import TypeVar, assert_never
 
@@ -32,6 +37,7 @@ from compiler.ir import (
     indexed,
 )
 from compiler.numbers import float_rational
+from compiler.radicals import may_recombine, root_form
 from compiler.shapeprint import print_by_shape, shape_of
 from compiler.symbols import WIDTH
 
@@ -44,7 +50,16 @@ class _FormulaPrinter(StrPrinter):
         return self.slots.get(expr, expr.name) if self.slots else expr.name
 
     def _print_Abs(self, expr: sympy.Abs) -> str:
-        return f"abs({self._print(expr.args[0])})"
+        arg = expr.args[0]
+        # sympy keeps Abs(Abs(u)) unevaluated when it comes from Abs(-Abs(u)), but abs(abs(u))
+        # evaluates to abs(u): print the argument it was made from
+        if (
+            (isinstance(arg, sympy.Abs) or arg.is_extended_nonnegative)
+            and sympy.Abs(arg) != expr
+            and sympy.Abs(-arg) == expr
+        ):
+            return f"abs({self._print(-arg)})"
+        return f"abs({self._print(arg)})"
 
     def _print_Exp1(self, expr: sympy.Expr) -> str:
         return "exp(1)"
@@ -58,6 +73,11 @@ class _FormulaPrinter(StrPrinter):
     def _print_Mul(self, expr: sympy.Mul) -> str:
         # sympy prints (1/3)·(x+1)⁻¹ as 1/(3*(x + 1)), which parses back as (3x + 3)⁻¹ (a number
         # times a sum is distributed): keep such a fractional coefficient in front.
+        if may_recombine(expr):
+            root = root_form(expr)
+            if root is not None:  # ±(m)^(1/k) evaluates back to this very tree
+                m, e, sign = root
+                return f"{sign}({self._print(m)})**({e})"
         coeff, rest = expr.as_coeff_Mul()
         text = super()._print_Mul(expr)
         if coeff != 1 and len(sympy.Mul.make_args(rest)) > 1 and _opens_with_sum(text, coeff):
@@ -75,9 +95,16 @@ class _FormulaPrinter(StrPrinter):
         return text
 
 
+# an integer (sympy prints a fraction's numerator first: -7/5·(u + w)·A as -7*(u + w)*A/5) or a
+# bare minus sign applied to a parenthesis
+_OPENS_WITH_SUM = re.compile(r"-?\d+\*\(|-\(")
+
+
 def _opens_with_sum(text: str, coeff: sympy.Expr) -> bool:
-    """Whether the printed product starts with its coefficient applied to a parenthesis."""
-    return text.startswith("-(" if coeff == -1 else f"{_PRINTER._print(coeff)}*(")
+    """Whether the printed product starts with a number (its coefficient or the coefficient's
+    numerator) applied to a parenthesis: the parser multiplies those two first, and a number
+    times a sum is distributed."""
+    return coeff.is_Rational and _OPENS_WITH_SUM.match(text) is not None
 
 
 _PRINTER = _FormulaPrinter({"order": None})
