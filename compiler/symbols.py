@@ -81,7 +81,7 @@ class relu(sympy.Function):  # noqa: N801 - DSL names are lower case
 
     @classmethod
     def eval(cls, x: sympy.Expr) -> sympy.Expr | None:
-        if x.is_number and x.is_real:
+        if x.is_number and x.is_comparable:  # softplus(2) is a real number sympy cannot order
             return sympy.Max(x, 0)
         return None
 
@@ -96,7 +96,7 @@ class step(sympy.Function):  # noqa: N801
 
     @classmethod
     def eval(cls, x: sympy.Expr) -> sympy.Expr | None:
-        if x.is_number and x.is_real:
+        if x.is_number and x.is_comparable:  # softplus(2) is a real number sympy cannot order
             return sympy.Integer(1) if x > 0 else sympy.Integer(0)
         return None
 
@@ -111,7 +111,9 @@ class sigmoid(sympy.Function):  # noqa: N801
 
     @classmethod
     def eval(cls, x: sympy.Expr) -> sympy.Expr | None:
-        if x.is_zero:
+        # numbers only: is_zero of a deep symbolic argument runs sympy's assumption inference,
+        # exponential in the depth (a nested tanh/sigmoid expression hung the parser)
+        if x.is_number and x.is_zero:
             return sympy.Rational(1, 2)
         return None
 
@@ -126,7 +128,7 @@ class softplus(sympy.Function):  # noqa: N801
 
     @classmethod
     def eval(cls, x: sympy.Expr) -> sympy.Expr | None:
-        if x.is_zero:
+        if x.is_number and x.is_zero:  # numbers only, as sigmoid.eval
             return sympy.log(2)
         return None
 

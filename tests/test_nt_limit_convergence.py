@@ -9,6 +9,7 @@ n^{-½} rate, times 1/√K). Fast versions run by default, the sweeps of the iss
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 
 import numpy as np
@@ -156,8 +157,15 @@ def _relative_gap(tr: Training, lim: LimitTrajectory, x: np.ndarray, y: np.ndarr
                                     pytest.param([256, 1024, 4096], marks=pytest.mark.slow)])
 def test_up_quarter_adam_converges_slowly_to_the_nt_limit(widths: list[int]) -> None:
     """UP_¼ is in the operator regime with the full NT operator (05 §5.5) but its features move
-    by n^{-¼}: the relative gap is within 4·η·n^{-¼} (measured 0.21 at n = 256, 0.16 at 1024
-    with η = ¼; the spec's 1.8% at n = 4096 is not reproduced) and shrinks with n."""
+    by n^{-¼}, so finite widths approach the NT limit slowly. Measured relative gaps (η = ¼,
+    4 seeds; 16 seeds agree): 0.21 at n = 256, 0.16–0.17 at 1024, 0.137 at 4096, a log-log
+    slope of −0.15 over 256…4096 (a two-term fit a·n^{-¼} + b·n^{-½} gives a ≈ 1.35, b ≈ −2:
+    pre-asymptotic). Spec 05 §5.5's 1.8 % at n = 4096 is not reproduced (13.7 % here; the NT
+    limit of up:1/4 equals that of ntp, and its Monte Carlo error is ~1 %). Asserted: the gap
+    shrinks with n at every step, and over the widest range its slope lies between −½ (the
+    fastest a seed average can approach, Master Theorem) and −0.1 (not converging); up to
+    n = 1024 it is also within the envelope 4·η·n^{-¼} measured there (which n = 4096 exceeds
+    by 10 %: the decay is slower than n^{-¼} at these widths)."""
     x, y = _data(5, 4)
     eta = 0.25
     tr = _adam("up:1/4", eta)
@@ -165,8 +173,12 @@ def test_up_quarter_adam_converges_slowly_to_the_nt_limit(widths: list[int]) -> 
     assert lim.plan.regime == "operator" and lim.engine == "nt"
     gaps = [_relative_gap(tr, lim, x, y, n, 4) for n in widths]
     for n, gap in zip(widths, gaps, strict=True):
-        assert gap < 4 * eta * n**-0.25
-    assert gaps[-1] < gaps[0]
+        if n <= 1024:
+            assert gap < 4 * eta * n**-0.25
+    assert all(b < a for a, b in itertools.pairwise(gaps))
+    if len(widths) > 2:
+        slope = np.log(gaps[-1] / gaps[0]) / np.log(widths[-1] / widths[0])
+        assert -0.5 <= slope <= -0.1, (gaps, slope)
 
 
 @pytest.mark.parametrize("opt", ["sgd(normalize, lr=0.1)", "adam(clip=0.5, lr=0.1)"])

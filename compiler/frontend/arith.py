@@ -123,7 +123,7 @@ class Arithmetic:
                 case "sub":
                     operands.append(Val(b.kind, -b.expr))
                 case "div":
-                    if b.expr.is_zero:
+                    if b.expr.is_number and b.expr.is_zero:  # no inference on symbols
                         raise self.fail(NumberError, "division by zero", link.children[1])
                     operands.append(Val(b.kind, 1 / b.expr))
                 case other:
