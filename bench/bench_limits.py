@@ -21,7 +21,6 @@ from __future__ import annotations
 import sys
 import time
 import tracemalloc
-from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -29,7 +28,7 @@ import sympy
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import median_seconds
+from bench.common import median_cpu, median_seconds
 from compiler.frontend.parse import parse_text
 from compiler.kets.lowering import lower
 from compiler.passes.backprop import backprop
@@ -166,16 +165,6 @@ def mc_against_numpy(m: int, inputs: int = 4) -> None:
     print(f"mlp2 backprop Monte Carlo, M = {m}, {inputs} inputs, {len(want)} gradient kets "
           f"requested: {ours:.3f} s against hand-written numpy {hand:.3f} s = "
           f"{ours / hand:.2f}× (goal ≤ 1.3×: {verdict})")
-
-
-def median_cpu(fn: Callable[[], object], repeats: int = 3) -> float:
-    """Median CPU seconds of this process (less sensitive than wall time to other jobs)."""
-    times = []
-    for _ in range(repeats):
-        start = time.process_time()
-        fn()
-        times.append(time.process_time() - start)
-    return float(np.median(times))
 
 
 def fused_against_unfused(m: int) -> None:

@@ -36,7 +36,7 @@ import sympy
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import median_seconds
+from bench.common import median_cpu, median_seconds
 from runtime.codegen import compile_formula
 from runtime.limits import outer
 from runtime.limits import pairkernel as pk
@@ -46,17 +46,6 @@ ROOT = Path(__file__).resolve().parent.parent
 XA, YB, C = sympy.Symbol("x"), sympy.Symbol("y_b"), sympy.Symbol("c")
 POLY = XA * YB + (XA * YB) ** 2
 TANH = sympy.tanh(C + XA * YB)
-
-
-def median_cpu(fn: Callable[[], object], repeats: int = 3) -> float:
-    """Median CPU seconds of this process (all its threads): on a shared machine, where wall
-    time also counts the waits for a core, the rate per CPU-second is the steadier number."""
-    times = []
-    for _ in range(repeats):
-        start = time.process_time()
-        fn()
-        times.append(time.process_time() - start)
-    return float(np.median(times))
 
 
 def matmul_flops(m: int, threads: int) -> tuple[float, float]:
