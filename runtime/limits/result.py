@@ -58,7 +58,7 @@ class LimitOptions:
     ``keep_values``: keep the particle values of every ket; ``gradient_independence``: set every
     dot coefficient to 0 (the classical approximation, for comparison only — wrong when W and Wᵀ
     interact, 05 §5.2);
-    ``time_limit``: seconds the exact path may run before it gives up (NotApplicableError; None:
+    ``time_limit``: CPU seconds the exact path may run before it gives up (NotApplicableError; None:
     no limit; ``method="auto"`` sets it from the Monte Carlo cost estimate)."""
 
     particles: int | None = None
