@@ -50,8 +50,8 @@ from compiler.train.widths import width_powers
 from runtime import memory
 from runtime.limits.blas import blas_threads
 from runtime.limits.mcbias import pooled_bias_bound, widen
-from runtime.limits.mu_fast_ops import POOL_MAX, PairDelta
-from runtime.limits.mu_fast_run import GroupLimit, ReplicaRun
+from runtime.limits.mu_fast_ops import PairDelta, pool_size
+from runtime.limits.mu_fast_run import QMC_MAX_DIMS, GroupLimit, ReplicaRun
 from runtime.limits.trajectory import (
     LimitPlan,
     LimitTrajectory,
@@ -138,7 +138,7 @@ def estimate_bytes(training: Training, groups: tuple[GroupLimit, ...], m: int, p
         if g.trained and g.linear:
             total += len(t.entries) * 8 * m * 2 * steps * batch * training.outputs
     kets = sum(len(bp.program.body) for bp in backprops(training.program))
-    pool = 8 * m * min(m // 2, POOL_MAX)
+    pool = 8 * m * (pool_size(m, QMC_MAX_DIMS) + QMC_MAX_DIMS)  # the pool and the Sobol' draws
     return total + pool + 8 * m * points * kets * 2
 
 
