@@ -18,6 +18,7 @@ Scalars that no copy average reaches have D = 0 exactly and keep their s.e.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -58,22 +59,66 @@ def bias_bound(full: np.ndarray, half: np.ndarray, replicas: int) -> np.ndarray:
     return SLACK * (mean + se)
 
 
-def pooled_bias_bound(full: np.ndarray, half: np.ndarray, replicas: int) -> np.ndarray:
+DETECT_Z = 2.0
+"""The pooled check reports a pool-size bias when its energy estimate exceeds this many of the
+estimate's null standard deviations (about 2–5 % false alarms, by the tails of a χ²-like
+statistic with few effective degrees of freedom)."""
+
+
+@dataclass(frozen=True)
+class PooledBias:
+    """The pooled check's result: per-column ``bound`` (0 where nothing was detected) and its
+    ``resolution``: the RMS bias that would just be detected (DETECT_Z null s.d. of the
+    energy), below which a bias can go unseen."""
+
+    bound: np.ndarray
+    resolution: float
+
+
+def pooled_bias_bound(full: np.ndarray, half: np.ndarray, replicas: int,
+                      extra_var: np.ndarray | None = None) -> PooledBias:
     """Bound on |bias| per column from per-replica estimates ``full`` and ``half`` (R, C), for
     values that come in many columns (a trajectory: steps × points).  Per column D̄ is as noisy as
     the value itself, so :func:`bias_bound`'s SLACK·(|D̄| + s.e.) would multiply every s.e. by
-    about four.  Here the bias energy is pooled over the columns: b² = mean D̄² − mean s.e.(D̄)²
-    (the noise part of E D̄² removed); if b² ≤ 0 no pool-size effect is seen and the bound is 0
-    (any undetected bias is then below D̄'s noise, about the s.e. itself); else each column gets
-    SLACK·|D̄| scaled so that the bounds' RMS is SLACK·b.  Needs R ≥ 2."""
+    about four.  Here the bias energy is pooled over the columns: b̂² = mean D̄² − mean s.e.(D̄)²
+    (the noise part of E D̄² removed).  That estimate is unbiased but as noisy as the columns are
+    correlated (the same replicas move every step and point together), so a bias is reported
+    only when b̂² exceeds DETECT_Z null standard deviations of the energy, 2·tr(Σ̄²)/C² with Σ̄
+    D̄'s covariance (:func:`_null_sd`); the old rule b̂² > 0 fired on about half of bias-free
+    runs.  A detected bias gives each column SLACK·|D̄| scaled so that the bounds' RMS is
+    SLACK·b̂.  ``extra_var`` (C,): variance of D̄ that the replicas' spread does not show (a
+    control variate's estimated mean).  Needs R ≥ 2 (R ≥ 3 for the significance test)."""
     d = np.asarray(full - half, dtype=np.float64)
     mean = d.mean(axis=0)
-    var = d.var(axis=0, ddof=1) / replicas
+    extra = np.zeros(mean.shape) if extra_var is None else np.broadcast_to(extra_var, mean.shape)
+    var = d.var(axis=0, ddof=1) / replicas + extra
     energy = float(np.mean(mean**2))
     b2 = energy - float(np.mean(var))
-    if b2 <= 0 or energy == 0:
-        return np.zeros_like(mean)
-    return SLACK * np.abs(mean) * math.sqrt(b2 / energy)
+    threshold = DETECT_Z * _null_sd(d, extra)
+    resolution = math.sqrt(threshold)
+    if b2 <= threshold or energy == 0:
+        return PooledBias(np.zeros_like(mean), resolution)
+    return PooledBias(SLACK * np.abs(mean) * math.sqrt(b2 / energy), resolution)
+
+
+def _null_sd(d: np.ndarray, extra: np.ndarray) -> float:
+    """Standard deviation of mean_c D̄_c² when E D̄ = 0: √(2 tr(Σ̄²))/C for Gaussian D̄ of
+    covariance Σ̄ = Σ/R + diag(extra).  tr(Σ²) is estimated without bias from the replicas'
+    Wishart sample (W = Σ_r (d_r − d̄)(d_r − d̄)ᵀ, ν = R − 1 degrees of freedom:
+    E tr W² = ν(ν+1) tr Σ² + ν (tr Σ)², E (tr W)² = ν² (tr Σ)² + 2ν tr Σ², so
+    tr Σ² = E[tr W² − (tr W)²/ν]/((ν + 2)(ν − 1))), through the R × R Gram matrix; the cross
+    term 2 tr(Σ diag(extra))/R uses Σ's diagonal."""
+    reps, cols = d.shape
+    centred = d - d.mean(axis=0)
+    gram = centred @ centred.T
+    nu = reps - 1
+    if nu < 2:
+        return float("inf")  # nothing to test with: report no bias, resolution ∞
+    tr_w2, tr_w = float(np.sum(gram**2)), float(np.trace(gram))
+    tr_s2 = max((tr_w2 - tr_w**2 / nu) / ((nu + 2) * (nu - 1)), 0.0)
+    diag = np.sum(centred**2, axis=0) / nu
+    tr_bar2 = tr_s2 / reps**2 + 2 * float(diag @ extra) / reps + float(extra @ extra)
+    return math.sqrt(2 * tr_bar2) / cols
 
 
 def widen(se: np.ndarray, bound: np.ndarray) -> np.ndarray:

@@ -153,11 +153,13 @@ class ReplicaRun:
             values[ins.out] = y
 
     def run(self, x: np.ndarray, y: np.ndarray, progress: Callable[[int], None] | None,
-            observe: Callable[[int, Values], None] | None = None) -> np.ndarray:
+            observe: Callable[[int, Values], None] | None = None,
+            steps: int | None = None) -> np.ndarray:
         """f_t for t = 0..T on every point: (T+1, points, k); ``observe(t, kets)`` sees the
-        forward kets (M, points) of every step before its update."""
+        forward kets (M, points) of every step before its update; ``steps`` < T stops early."""
         fs, f0 = [], None
-        for t in range(self.tr.steps + 1):
+        last = self.tr.steps if steps is None else steps
+        for t in range(last + 1):
             _, values = input_batch(self.tr.program, x)
             values.update(self.params)
             self.execute(self.bps[0].program, values, 0, self.split, t)
@@ -169,7 +171,7 @@ class ReplicaRun:
             fs.append(f)
             if observe is not None:
                 observe(t, values)
-            if t < self.tr.steps:
+            if t < last:
                 self.step(t, values, f, y)
             if progress is not None:
                 progress(t)
