@@ -8,6 +8,7 @@ centred cumulative sum for the window sums), with margin.
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import numpy as np
@@ -200,3 +201,66 @@ def test_requested_subsets_stay_bit_identical_with_the_kernel(monkeypatch):
         part = evaluate(kets, None, "mc", opts, scalars_wanted=want)
         for n in want:
             assert np.array_equal(part.scalars[n], full.scalars[n]), n
+
+
+def test_printed_powers_keep_their_base():
+    """The kernel prints small integer powers as products; each factor must be the whole base
+    (regression: (a + b)**2 was printed a + b * a + b, i.e. a + a·b + b).  Every printed
+    expression, run by Python, equals sympy's own value at the point to a few ulp."""
+    from runtime.limits import pairkernel_numba as pkn
+
+    a, b = sympy.symbols("a b")
+    point = {a: 0.7, b: -1.3}
+
+    def power(base: sympy.Expr, n: int) -> sympy.Expr:
+        return sympy.Pow(base, n, evaluate=False)  # keep the bases sympy would distribute
+
+    cases = [
+        (a + b) ** 2, (a - b) ** -3, (a + 2 * b) ** 4, sympy.sqrt(a**2 + (a + b) ** 2),
+        power(a * b, 2), power(a * b, -2), power(a / b, 3), power(sympy.Integer(-2), 2),
+        power(sympy.Rational(1, 3), -2), power(sympy.sqrt(a**2 + 1), 3), power(-a, 3),
+        power(power(a + b, 2), 2), sympy.Abs(a - b) ** 3,
+    ]
+    for e in cases:
+        text = pkn._print(e)
+        got = eval(text, {"math": math}, {str(s): v for s, v in point.items()})
+        want = float(e.subs(point))
+        assert abs(got - want) <= 1e-14 * abs(want), (e, text, got, want)
+
+
+def test_kernel_adam_ratio_matches_the_direct_pair_sum(monkeypatch):
+    """Regression (mlp2 μP Adam, 4 steps, M = 65536: a NaN limit): Adam's update at t = 1,
+    m̂/(√v̂ + ε) of gradients g = Σ_i χ_i·d_i·x_i[b] summed over two points, by the numba kernel,
+    against the pair average written out directly in numpy.  The own factors are gated (relu′
+    = 0 on about half the particles), so there g ≡ 0 over every copy and the ratio is
+    0/(0 + ε) = 0 exactly."""
+    from runtime.limits import pairkernel_numba as pkn
+
+    monkeypatch.setattr(pk, "NUMBA_MIN_PAIRS", 0)
+    calls = []
+    kernel = pkn.copy_average
+    monkeypatch.setattr(pkn, "copy_average", lambda *a, **k: calls.append(1) or kernel(*a, **k))
+    rng = np.random.default_rng(7)
+    p = 96
+    gate = rng.standard_normal((p, 2, 1)) > 0
+    own = [rng.standard_normal((p, 2, 1)) * gate for _ in range(2)]
+    copies = [rng.standard_normal((p, 2, 1)) for _ in range(3)]
+    chi = rng.standard_normal((2, 1))
+    w, u = sympy.symbols("w u_b")
+    g0, g1 = c * x * yb + w * zb, c * w * yb - x * zb
+    eps = sympy.Rational(1, 10**8)
+    psi = u * (9 * g0 / 100 + g1 / 10) / (sympy.sqrt(999 * g0**2 / 1999 + 1000 * g1**2 / 1999)
+                                          + eps)
+    args = [Arg(own[0], None, True), Arg(chi, None, False), Arg(copies[0], 1, True),
+            Arg(copies[1], 1, True), Arg(own[1], None, True), Arg(copies[2], 1, True)]
+    got = pk.pair_average(pk.PairFormulas((x, c, yb, zb, w, u), (psi,)), args, 1)[0]
+    assert calls and np.all(np.isfinite(got))
+
+    def direct(i: int) -> np.ndarray:
+        y, z, ub = (v[(np.arange(p) + i) % p] for v in copies)
+        h0, h1 = chi * own[0] * y + own[1] * z, chi * own[1] * y - own[0] * z
+        v_hat = (999 * h0 * h0 + 1000 * h1 * h1) / 1999
+        return ub * (0.09 * h0 + 0.1 * h1) / (np.sqrt(v_hat) + 1e-8)
+
+    _close(got, sum(direct(i) for i in range(1, p)) / (p - 1))
+    assert np.all(got[~gate] == 0) and np.all(got[gate] != 0)

@@ -45,6 +45,7 @@ from typing import Any
 
 import numpy as np
 import sympy
+from sympy.printing.precedence import PRECEDENCE
 from sympy.printing.pycode import PythonCodePrinter
 
 from runtime.limits import outer
@@ -83,8 +84,8 @@ BLOCK = 512
 
 class _Printer(PythonCodePrinter):
     """Python code of a formula for numba: exp and tanh by the vectorizable versions of
-    :mod:`runtime.limits.pairkernel_math`, small integer powers as products (``**`` is a call),
-    other functions from ``math``; unsupported ones raise."""
+    :mod:`runtime.limits.pairkernel_math`, small integer powers as products of the parenthesized
+    base (``**`` is a call), other functions from ``math``; unsupported ones raise."""
 
     def __init__(self) -> None:
         super().__init__({"strict": True, "fully_qualified_modules": True})
@@ -113,7 +114,10 @@ class _Printer(PythonCodePrinter):
     def _print_Pow(self, e: sympy.Expr, rational: bool = False) -> str:
         base, n = e.args
         if n.is_Integer and 1 <= abs(int(n)) <= 4:
-            prod = "(" + " * ".join([self._print(base)] * abs(int(n))) + ")"
+            # each factor parenthesized unless it is an atom or a call: (a + b)**2 printed as
+            # a + b * a + b was a + a·b + b (a negative radicand in Adam's √v̂, a NaN limit)
+            factor = self.parenthesize(base, PRECEDENCE["Func"])
+            prod = "(" + " * ".join([factor] * abs(int(n))) + ")"
             return prod if n > 0 else f"(1.0 / {prod})"
         return str(super()._print_Pow(e, rational))
 
