@@ -78,3 +78,17 @@ def test_null_sd_estimates_the_energys_spread() -> None:
         sds.append(_null_sd(d, np.zeros(cols)))
     measured = float(np.var(energies))
     assert abs(float(np.mean(np.square(sds))) / measured - 1.0) < 0.1
+
+
+def test_two_replicas_have_no_significance_test() -> None:
+    """With R = 2 tr Σ² has no estimate: the resolution is NaN and the check falls back to
+    b̂² > 0, so over 200 bias-free runs it fires on a sizeable share (a test would not), and a
+    bias far above the noise (10 per column against noise s.e. 1) is always bounded."""
+    fired = 0
+    for seed in range(200):
+        res = pooled_bias_bound(*_runs(np.zeros(100), 2, seed), 2)
+        assert np.isnan(res.resolution)
+        fired += bool(res.bound.any())
+    assert 40 <= fired <= 160
+    res = pooled_bias_bound(*_runs(np.full(100, 10.0), 2, 0), 2)
+    assert np.sqrt(np.mean(res.bound**2)) >= 10.0

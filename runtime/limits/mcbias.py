@@ -69,7 +69,7 @@ statistic with few effective degrees of freedom)."""
 class PooledBias:
     """The pooled check's result: per-column ``bound`` (0 where nothing was detected) and its
     ``resolution``: the RMS bias that would just be detected (DETECT_Z null s.d. of the
-    energy), below which a bias can go unseen."""
+    energy), below which a bias can go unseen; NaN with 2 replicas (no test)."""
 
     bound: np.ndarray
     resolution: float
@@ -87,15 +87,18 @@ def pooled_bias_bound(full: np.ndarray, half: np.ndarray, replicas: int,
     D̄'s covariance (:func:`_null_sd`); the old rule b̂² > 0 fired on about half of bias-free
     runs.  A detected bias gives each column SLACK·|D̄| scaled so that the bounds' RMS is
     SLACK·b̂.  ``extra_var`` (C,): variance of D̄ that the replicas' spread does not show (a
-    control variate's estimated mean).  Needs R ≥ 2 (R ≥ 3 for the significance test)."""
+    control variate's estimated mean).  Needs R ≥ 2; with R = 2 there is no significance test
+    (any b̂² > 0 is reported, as before, and the resolution is NaN)."""
     d = np.asarray(full - half, dtype=np.float64)
     mean = d.mean(axis=0)
     extra = np.zeros(mean.shape) if extra_var is None else np.broadcast_to(extra_var, mean.shape)
     var = d.var(axis=0, ddof=1) / replicas + extra
     energy = float(np.mean(mean**2))
     b2 = energy - float(np.mean(var))
-    threshold = DETECT_Z * _null_sd(d, extra)
-    resolution = math.sqrt(threshold)
+    null_sd = _null_sd(d, extra)
+    # with 2 replicas the energy's spread is unknown: any positive b̂² counts (it may be noise)
+    threshold = 0.0 if math.isnan(null_sd) else DETECT_Z * null_sd
+    resolution = math.sqrt(threshold) if threshold else float("nan")
     if b2 <= threshold or energy == 0:
         return PooledBias(np.zeros_like(mean), resolution)
     return PooledBias(SLACK * np.abs(mean) * math.sqrt(b2 / energy), resolution)
@@ -113,7 +116,7 @@ def _null_sd(d: np.ndarray, extra: np.ndarray) -> float:
     gram = centred @ centred.T
     nu = reps - 1
     if nu < 2:
-        return float("inf")  # nothing to test with: report no bias, resolution ∞
+        return float("nan")  # 2 replicas: one degree of freedom, no estimate of tr Σ²
     tr_w2, tr_w = float(np.sum(gram**2)), float(np.trace(gram))
     tr_s2 = max((tr_w2 - tr_w**2 / nu) / ((nu + 2) * (nu - 1)), 0.0)
     diag = np.sum(centred**2, axis=0) / nu

@@ -42,6 +42,7 @@ s.e. 0.00047 → 0.00030 for 1.5–1.6× the time.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 
 import numpy as np
@@ -221,6 +222,8 @@ def _bias_check(replica: _Replicas, f: np.ndarray, extra: np.ndarray, m: int, re
     if bias.any():
         return bias, (f"standard errors include a bound on the pool-size bias ({rerun}: RMS "
                       f"bound {_rms(bias):.2g}, 01 §1.6)")
+    if math.isnan(pooled.resolution):
+        return bias, f"no pool-size bias seen ({rerun}; 2 replicas cannot size its noise)"
     return bias, (f"no pool-size bias detected ({rerun}; it resolves an RMS bias of "
                   f"{pooled.resolution:.2g}: more replicas sharpen it, more particles per "
                   "replica shrink the bias itself)")
