@@ -27,9 +27,11 @@ the same error, both printed:
 The ratio is the finite side's seconds over the limit's.
 
 Last measured (2 shared cores, loaded by other jobs: seconds swing 2-3× between runs, ratios
-less), old / new accounting, the engine before this branch (133f286) → after:
-mlp2 Adam 0.14 / 0.27 → 1.2 / 2.1; mlp2 SGD 0.49 / 0.65 → 1.9 / 2.7; mlp1 Adam 1.2 / 1.2 →
-9.9 / 10.4 (26 / 26 in a less loaded run); mlp1 SGD 1.9 / 1.9 → 39 / 40.
+less), old / new accounting, the engine before 133f286 → at ac3d0a0 → with QMC over step 0's
+Gaussians, the pool capped at 128, control variates and the tested bias check (2026-12-07):
+mlp2 Adam 0.14 / 0.27 → 1.2 / 2.1 → 1.6 / 3.1; mlp2 SGD 0.49 / 0.65 → 1.9 / 2.7 → 7.8 / 10.1;
+mlp1 Adam 1.2 / 1.2 → 9.9 / 10.4 → 12.2 / 12.2; mlp1 SGD 1.9 / 1.9 → 39 / 40 → 40 / 41
+(mlp1's best limit has 4 replicas: too few to fit control variates).
 """
 
 from __future__ import annotations

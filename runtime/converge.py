@@ -206,7 +206,7 @@ def summarise(limit: LimitTrajectory, widths: tuple[int, ...], seeds: tuple[int,
         notes.append("the limit's standard error is unknown somewhere: its Monte Carlo variance "
                      "is not subtracted there")
     variance = float(np.mean(np.nan_to_num(limit.noise_variance)))
-    if limit.bias is not None:
+    if limit.bias is not None and limit.bias.any():
         notes.append(f"the limit's systematic error bound (RMS {_rms(limit.bias):.2g}) is not "
                      "subtracted: below it, D_n measures the limit's error, not the networks'")
     per, slope, slope_se = distances(widths, finite, limit.f, variance)

@@ -169,3 +169,20 @@ def test_a_gap_below_the_limit_error_is_noted_not_a_crash():
     assert [d.distance for d in res.distances] == [0.0, 0.0] and np.isnan(res.slope)
     assert any("above the smallest" in n for n in res.notes)
     assert any("left out of the slope" in n for n in res.notes)
+
+
+def test_the_bias_note_only_when_a_bias_was_bounded():
+    """A limit whose pool-size check found nothing (bias all 0) gets no "systematic error
+    bound" note; one with a bound gets it with the bound's RMS."""
+    from compiler.frontend.parse import parse_file
+    from compiler.train.setup import build_training
+    from runtime.converge import summarise
+    from runtime.limits.trajectory import LimitTrajectory, plan_limit
+
+    tr = build_training(parse_file(MLP2), "mup", "adam", "mse", 2, 3, 1)
+    f = np.ones((3, 4, 1))
+    finite = np.stack([np.stack([f + 0.1, f - 0.1])] * 2)
+    for bias, noted in ((np.zeros_like(f), False), (np.full_like(f, 0.05), True)):
+        limit = LimitTrajectory(plan_limit(tr), "test", "mc", f, np.full_like(f, 0.1), bias=bias)
+        res = summarise(limit, (8, 16), (0, 1), finite)
+        assert any("systematic error bound (RMS 0.05)" in n for n in res.notes) == noted
