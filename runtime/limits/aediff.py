@@ -32,9 +32,11 @@ from compiler.symbols import step
 
 def radical_slope(u: sympy.Expr, p: sympy.Expr) -> sympy.Expr:
     """p·u^(p−1) for u > 0 and 0 for u = 0 (module doc), with no division by 0 at u = 0:
-    step(0) = 0 (spec 02 §2.2), so the base u + 1 − step(u) is u where u > 0 and 1 where u = 0."""
+    step(0) = 0 (spec 02 §2.2), so the base max(u, 1 − step(u)) is u where u > 0 and 1 where
+    u = 0.  Not u + 1 − step(u): evaluated as (u + 1) − 1 it rounds a small u to a multiple of
+    2⁻⁵³ (relative error 1e-10 at u = 1e-6, and u = 0 below 2⁻⁵⁴)."""
     on = step(u)
-    return p * on * (u + 1 - on) ** (p - 1)
+    return p * on * sympy.Max(u, 1 - on) ** (p - 1)
 
 
 class _Radical(sympy.Function):
