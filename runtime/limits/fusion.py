@@ -26,7 +26,9 @@ import sympy
 
 from compiler.ir import formula_args
 from compiler.kets.lowering import FormulaKet, KetProgram
+from compiler.symbols import sym
 from runtime.codegen import compile_formula
+from runtime.limits.aediff import formula_derivative
 from runtime.limits.ketfuncs import KetFunctions, ket_reads
 from runtime.limits.mcbias import reads_copy
 from runtime.limits.pairkernel import PairFormulas
@@ -89,7 +91,7 @@ class Group:
         :func:`runtime.limits.pairkernel.pair_average`."""
         rows = [self.members.index(j) for j in subset]
         grads = [
-            slot_derivative(self.exprs[self.members.index(j)], sympy.Symbol(var))
+            slot_derivative(self.exprs[self.members.index(j)], _canonical((var, None, "")))
             for j, var in derivs
         ]
         return PairFormulas(
@@ -100,8 +102,8 @@ class Group:
 
 
 def slot_derivative(formula: sympy.Expr, own: sympy.Symbol) -> sympy.Expr:
-    """∂ψ/∂(own symbol), Dirac deltas set to 0 — the rule of runtime.limits.ketfuncs."""
-    return sympy.diff(formula, own).replace(sympy.DiracDelta, lambda *a: sympy.Integer(0))
+    """∂ψ/∂(own symbol) by the rule of runtime.limits.ketfuncs (:mod:`runtime.limits.aediff`)."""
+    return formula_derivative(formula, own)
 
 
 def ket_formulas(s: FormulaKet, derivs: Sequence[str]) -> PairFormulas:
@@ -116,8 +118,11 @@ def ket_formulas(s: FormulaKet, derivs: Sequence[str]) -> PairFormulas:
 
 
 def _canonical(key: ArgKey) -> sympy.Symbol:
+    """Real, as the program's own symbols (compiler.symbols.sym): sympy differentiates |g| of a
+    symbol of unknown sign into re/im Derivative terms no printer compiles (Adam's first step
+    √(g²) = |g|), and may simplify a formula differently over complex symbols."""
     var, copy, _ = key
-    return sympy.Symbol(var if copy is None else f"{var}·{copy}")
+    return sym(var if copy is None else f"{var}·{copy}")
 
 
 def pair_groups(kets: KetProgram, funcs: KetFunctions) -> dict[int, Group]:

@@ -1,11 +1,9 @@
 """Compiled formulas of a ket program and the forward-mode tangent plan (01 §1.4 Dot, §1.6).
 
 ``KetFunctions`` compiles each formula (and, on demand, its partial derivative in a slot-0 vector,
-from sympy) with ``runtime.codegen.compile_formula``.  In a derivative, DiracDelta terms are set
-to 0 — the a.e. derivative — which is safe only because the lowering routes every coefficient
-whose derivative path crosses a delta to Stein's lemma (``compiler.kets.lowering``), so those
-tangents are never requested.  Formulas that mention the width n have no width-free limit and
-are refused.
+:func:`runtime.limits.aediff.formula_derivative`: Dirac deltas 0, radicals finite at a zero base)
+with ``runtime.codegen.compile_formula``.  Formulas that mention the width n have no width-free
+limit and are refused.
 
 ``tangent_plan`` decides, per ket, the hats whose tangents ∂|x⟩/∂H forward mode must carry:
 the hats named by derivative-rule dot coefficients, propagated backwards to the arguments they
@@ -37,6 +35,7 @@ from compiler.kets.lowering import (
 from compiler.printer import format_instruction
 from compiler.symbols import WIDTH
 from runtime.codegen import compile_formula
+from runtime.limits.aediff import formula_derivative
 
 NumpyFunction = Callable[..., np.ndarray]
 
@@ -126,8 +125,7 @@ def _slots(k: int) -> tuple[sympy.Symbol, ...]:
 def _canonical_derivative(
     canon: sympy.Expr, slots: tuple[sympy.Symbol, ...], index: int
 ) -> sympy.Expr:
-    d = sympy.diff(canon, slots[index])
-    return d.replace(sympy.DiracDelta, lambda *a: sympy.Integer(0))
+    return formula_derivative(canon, slots[index])
 
 
 @cache
