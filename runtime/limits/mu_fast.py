@@ -56,8 +56,8 @@ from runtime import memory
 from runtime.limits import mu_control
 from runtime.limits.blas import blas_threads
 from runtime.limits.mcbias import pooled_bias_bound, widen
-from runtime.limits.mu_fast_ops import PairDelta, pool_size
-from runtime.limits.mu_fast_run import QMC_MAX_DIMS, GroupLimit, ReplicaRun
+from runtime.limits.mu_fast_ops import QMC_MAX_DIMS, PairDelta, pool_size
+from runtime.limits.mu_fast_run import GroupLimit, ReplicaRun, qmc_dims
 from runtime.limits.trajectory import (
     LimitPlan,
     LimitTrajectory,
@@ -134,7 +134,8 @@ def forward_split(training: Training, bps: tuple[Backprop, ...]) -> int:
 
 def estimate_bytes(training: Training, groups: tuple[GroupLimit, ...], m: int, points: int
                    ) -> int:
-    """One replica: pair arrays, the W̊_0 bases and low-rank columns, and every ket of a step."""
+    """One replica: pair arrays, the W̊_0 bases and low-rank columns, every ket of a step, and
+    the Gaussian pool (its Sobol' draws and orthogonalised vectors)."""
     steps, batch = training.steps, training.schedule.batch_size
     total = 0
     for g in groups:
@@ -147,8 +148,10 @@ def estimate_bytes(training: Training, groups: tuple[GroupLimit, ...], m: int, p
         total += len(t.entries) * 8 * m * 4 * (steps + 1) * points
         if g.trained and g.linear:
             total += len(t.entries) * 8 * m * 2 * steps * batch * training.outputs
-    kets = sum(len(bp.program.body) for bp in backprops(training.program))
-    pool = 8 * m * (pool_size(m, QMC_MAX_DIMS) + QMC_MAX_DIMS)  # the pool and the Sobol' draws
+    bps = backprops(training.program)
+    kets = sum(len(bp.program.body) for bp in bps)
+    draws = qmc_dims(training, bps, groups, forward_split(training, bps))
+    pool = 8 * m * (pool_size(m, draws) + min(draws, QMC_MAX_DIMS))
     return total + pool + 8 * m * points * kets * 2
 
 

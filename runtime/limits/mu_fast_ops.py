@@ -84,6 +84,10 @@ many floats). Measured on mlp2 (μP, B = 16, T = 10, 32 replicas, QMC over the s
 0.00107 at 512) in 0.79, 0.83 and 0.91 of the time; 32 gave 0.00102."""
 
 
+QMC_MAX_DIMS = 256
+"""Most Sobol' dimensions a replica draws (m × dims floats up front)."""
+
+
 class GaussianPool:
     """Every independent N(0, 1) particle vector of one replica (initial kets, the Gaussians
     of every W̊_0 side). With ``orthogonal`` each new draw is made exactly orthogonal (particle
@@ -103,7 +107,8 @@ class GaussianPool:
         self.m, self.rng, self.orthogonal = m, rng, orthogonal
         self.used = Columns(m)
         self.used.append(np.ones((m, 1)))  # the constant: draws have particle mean exactly 0
-        self.qmc = _sobol_normals(m, qmc_dims, rng) if qmc_dims else np.zeros((m, 0))
+        dims = min(qmc_dims, QMC_MAX_DIMS)
+        self.qmc = _sobol_normals(m, dims, rng) if dims else np.zeros((m, 0))
         self.cap = pool_size(m, qmc_dims)
 
     def draw(self, k: int) -> np.ndarray:

@@ -51,10 +51,6 @@ class GroupLimit:
         return bool(self.rate or self.decay)
 
 
-QMC_MAX_DIMS = 256
-"""Most Sobol' dimensions a replica draws (m × dims floats up front)."""
-
-
 def qmc_dims(training: Training, bps: Sequence[Backprop], groups: Sequence[GroupLimit],
              split: int) -> int:
     """How many of the pool's first draws are randomised QMC: the initial vector parameters
@@ -63,7 +59,8 @@ def qmc_dims(training: Training, bps: Sequence[Backprop], groups: Sequence[Group
     Those carry the leading randomness of the trajectory (the kernels of step 0); later draws
     are residual directions of the updates. Measured on mlp2 (μP, B = 16, T = 10, 32 × 4096
     particles, no bias check): s.e.²·time 4.2e-6 with the vectors alone → 2.9e-6 with the step-0
-    forward and backward hats; adding step 1's draws gave nothing more (2.9e-6, 3.4e-6)."""
+    forward and backward hats; adding step 1's draws gave nothing more (2.9e-6, 3.4e-6). The
+    pool draws at most QMC_MAX_DIMS of them from Sobol' but orthogonalises them all."""
     dims = sum(len(g.tensor.entries) for g in groups if g.tensor.kind == "vector"
                and g.tensor.init is None)
     initial = {e for g in groups if g.tensor.kind == "matrix" and g.init for e in g.tensor.entries}
@@ -72,7 +69,7 @@ def qmc_dims(training: Training, bps: Sequence[Backprop], groups: Sequence[Group
         for k, ins in enumerate(bp.program.body):
             if isinstance(ins, MatMul) and ins.matrix in initial and (k >= split or j == 0):
                 dims += s.batch_size if k >= split else s.n_points
-    return min(dims, QMC_MAX_DIMS)
+    return dims
 
 
 class ReplicaRun:
