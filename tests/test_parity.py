@@ -16,7 +16,7 @@ from compiler.kets.lowering import MatMulKet, lower
 from compiler.kets.parity import flippable, is_odd, parities, sign_flips
 from runtime.executor import execute
 from runtime.params import draw_parameters
-from tests.conftest import SAMPLES, sample_id
+from tests.conftest import ROOT, SAMPLES, sample_id
 from tests.strategies import programs
 
 WIDTH = 64
@@ -141,3 +141,21 @@ def test_compositions_find_what_single_flips_miss():
     """)
     par = parities(program, sign_flips(program))
     assert par["y"] == {"u": 0, "w": 0, "all vectors": -1, "everything": -1}
+
+
+@pytest.mark.parametrize("name", ["mlp4", "resmlp", "attention"])
+def test_the_canonical_memo_changes_no_parity(name, monkeypatch):
+    """The memo shares one symmetry check among instructions whose ψ differ only in argument
+    names (compiler/kets/parity._canonical): on the 3-input total program (with gradients) of
+    a sample the parities equal those of a memo keyed on the formulas as written."""
+    import compiler.kets.parity as parity_module
+    from compiler.passes.total import total
+
+    base = parse_file(ROOT / "samples" / f"{name}.nx")
+    d = len(base.input_names)
+    program = total(base, np.random.default_rng(0).normal(size=(3, d)))
+    shared = parities(program, sign_flips(program))
+    monkeypatch.setattr(parity_module, "_canonical",
+                        lambda formula, syms: (formula, {s: s for s in syms}))
+    assert parities(program, sign_flips(program)) == shared
+    assert any(is_odd(p) for p in shared.values())

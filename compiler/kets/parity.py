@@ -56,7 +56,7 @@ from typing import Literal, assert_never
 import sympy
 
 from compiler.ir import Avg, MatMul, Nonlin, OuterNonlin, Program, formula_args
-from compiler.symbols import step
+from compiler.symbols import step, sym
 
 Sign = Literal[-1, 0, 1]
 Generators = Mapping[str, frozenset[str]]
@@ -126,6 +126,7 @@ def _formula_parities(
 ) -> dict[str, Sign]:
     args = formula_args(ins)
     out: dict[str, Sign] = {}
+    canonical: tuple[sympy.Expr, dict[sympy.Symbol, sympy.Symbol]] | None = None
     for g in generators:
         signs = {s: par[var].get(g, 1) for s, var, _ in args}
         if any(v == 0 for v in signs.values()):
@@ -134,12 +135,26 @@ def _formula_parities(
         odd = frozenset(s for s, v in signs.items() if v == -1)
         if not odd:
             continue
-        key = (ins.formula, odd)
+        if canonical is None:
+            canonical = _canonical(ins.formula, [s for s, _, _ in args])
+        formula, rename = canonical
+        key = (formula, frozenset(rename[s] for s in odd))
         if key not in memo:
-            memo[key] = _symmetry(ins.formula, odd)
+            memo[key] = _symmetry(*key)
         if memo[key] != 1:
             out[g] = memo[key]
     return out
+
+
+def _canonical(formula: sympy.Expr, syms: list[sympy.Symbol]
+               ) -> tuple[sympy.Expr, dict[sympy.Symbol, sympy.Symbol]]:
+    """The formula over positional symbols (real, as the program's own: the symmetry of ψ does
+    not depend on its arguments' names), so that the many instructions of an unrolled or
+    multi-input program that share one ψ share one memo entry. Measured on the paper's Fig. 5.1
+    limit (mlp4, NTP, Adam, 104 points, T = 10): 3328 sympy symmetry checks, 12.7 of 21 s,
+    before."""
+    rename = {s: sym(f"§{i}") for i, s in enumerate(syms)}
+    return formula.xreplace(rename), rename
 
 
 def _symmetry(f: sympy.Expr, odd: frozenset[sympy.Symbol]) -> Sign:
