@@ -148,6 +148,17 @@ class KetProgram:
         """Every hat by its MatMul's output name."""
         return {s.out: s.hat for s in self.stmts if isinstance(s, MatMulKet)}
 
+    @cached_property
+    def matmuls_by_orientation(self) -> dict[object, tuple[list[int], list[str]]]:
+        """Per hat orientation, the MatMul statements' indices and outputs in program order."""
+        out: dict[object, tuple[list[int], list[str]]] = {}
+        for i, s in enumerate(self.stmts):
+            if isinstance(s, MatMulKet):
+                at, names = out.setdefault(s.hat.orientation, ([], []))
+                at.append(i)
+                names.append(s.out)
+        return out
+
     def kind(self, name: str) -> str:
         return self.source.kinds[name]
 
