@@ -151,8 +151,9 @@ def _canonical(formula: sympy.Expr, syms: list[sympy.Symbol]
     """The formula over positional symbols (real, as the program's own: the symmetry of ψ does
     not depend on its arguments' names), so that the many instructions of an unrolled or
     multi-input program that share one ψ share one memo entry. Measured on the paper's Fig. 5.1
-    limit (mlp4, NTP, Adam, 104 points, T = 10): 3328 sympy symmetry checks, 12.7 of 21 s,
-    before."""
+    limit (mlp4, NTP, Adam, 104 points, T = 10, 4096 particles): 3328 sympy symmetry checks
+    before; with ketfuncs.same_before's prefix lookup the whole `nexort limit` process went from
+    5.86 to 3.39 s wall (medians of 3)."""
     rename = {s: sym(f"§{i}") for i, s in enumerate(syms)}
     return formula.xreplace(rename), rename
 

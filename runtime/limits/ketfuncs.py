@@ -222,7 +222,7 @@ def ket_reads(kets: KetProgram, i: int) -> tuple[str, ...]:
 def same_before(kets: KetProgram, i: int, orientation: object) -> list[str]:
     """The MatMuls before statement ``i`` whose hats have ``orientation`` (a prefix of the
     program's per-orientation list: a scan of every earlier statement made the lowering's
-    reads quadratic, 2.8 s of the paper's Fig. 5.1 limit)."""
+    reads quadratic in the statements)."""
     at, names = kets.matmuls_by_orientation.get(orientation, ([], []))
     return names[:bisect_left(at, i)]
 
