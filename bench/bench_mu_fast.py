@@ -31,7 +31,8 @@ less), old / new accounting, the engine before 133f286 → at ac3d0a0 → with Q
 Gaussians, the pool capped at 128, control variates and the tested bias check (2026-12-07):
 mlp2 Adam 0.14 / 0.27 → 1.2 / 2.1 → 1.6 / 3.1; mlp2 SGD 0.49 / 0.65 → 1.9 / 2.7 → 7.8 / 10.1;
 mlp1 Adam 1.2 / 1.2 → 9.9 / 10.4 → 12.2 / 12.2; mlp1 SGD 1.9 / 1.9 → 39 / 40 → 40 / 41
-(mlp1's best limit has 4 replicas: too few to fit control variates).
+(mlp1's best limit has 4 replicas: too few to fit control variates). A second mlp2 SGD run with
+a CPU-heavy job beside it: 5.9 / 7.4 (the limit's seconds grew 14.4 → 19.4, the networks' not).
 """
 
 from __future__ import annotations
