@@ -175,11 +175,12 @@ class _Side:
         res = x - self.basis @ coef
         # a second pass removes the round-off of the first where it cancelled digits: needed
         # when some column lost more than 1/√2 of its norm (Kahan–Parlett "twice is enough")
-        if np.any(np.sum(res * res, axis=0) < 0.5 * np.sum(x * x, axis=0)):
+        norms2 = np.einsum("ij,ij->j", x, x)  # column norms² without an (M, c) temporary
+        if np.any(np.einsum("ij,ij->j", res, res) < 0.5 * norms2):
             again = self.basis.T @ res / m
-            res = res - self.basis @ again
+            res -= self.basis @ again
             coef = coef + again
-        scale = float(np.sqrt(np.mean(x * x))) if x.size else 0.0
+        scale = float(np.sqrt(norms2.sum() / x.size)) if x.size else 0.0
         if scale == 0.0:
             return coef
         u, s, vt = np.linalg.svd(res, full_matrices=False)
