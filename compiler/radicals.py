@@ -15,6 +15,8 @@ has to be searched for; its value is checked to be the same number exactly
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import sympy
 
 _MAX_ROUNDS = 4  # print→parse rounds tried; one has always sufficed (the search in the tests)
@@ -29,8 +31,12 @@ def _is_radical(f: sympy.Basic) -> bool:
 def may_recombine(expr: sympy.Mul) -> bool:
     """Whether ``expr`` is a product of numbers only, with two radicals or a nested product
     among them: the only products whose factors a re-parse may combine (cheap: no tree walk)."""
+    return _factors_may_recombine(expr.args)
+
+
+def _factors_may_recombine(factors: Sequence[sympy.Basic]) -> bool:
     radicals = 0
-    for f in expr.args:
+    for f in factors:
         if f.is_Mul:
             if not may_recombine(f) and not all(g.is_Rational or _is_radical(g) for g in f.args):
                 return False
@@ -42,13 +48,20 @@ def may_recombine(expr: sympy.Mul) -> bool:
     return radicals >= 2
 
 
+def _numbers_may_recombine(expr: sympy.Mul) -> bool:
+    """:func:`may_recombine` of the factors of ``expr`` that are products or powers of
+    rationals (its coefficient, as in 15^(1/3)·√35·u/5)."""
+    numbers = [f for f in expr.args if f.is_Rational or _is_radical(f) or f.is_Mul]
+    return len(numbers) >= 2 and _factors_may_recombine(numbers)
+
+
 def holds_uncanonical(formula: sympy.Basic) -> bool:
-    """Whether ``formula`` holds a product that :func:`may_recombine` (one walk, no recursion:
-    a formula may be nested deeper than Python's stack). False means it is canonical."""
+    """Whether ``formula`` holds a product whose numbers :func:`may_recombine` (one walk, no
+    recursion: a formula may be nested deeper than Python's stack). False: it is canonical."""
     stack, seen = [formula], set[int]()
     while stack:
         node = stack.pop()
-        if node.is_Mul and may_recombine(node):
+        if node.is_Mul and _numbers_may_recombine(node):
             return True
         stack.extend(a for a in node.args if a.args and id(a) not in seen)
         seen.update(map(id, node.args))
@@ -87,7 +100,12 @@ def _rebuild(expr: sympy.Expr) -> tuple[sympy.Expr, bool]:
     if constant:
         return expr, True  # its parent decides: only a maximal constant is rebuilt
     args = [canonical_constant(a) if c and a.args else a for a, c in built]
-    if all(new is old for new, old in zip(args, expr.args, strict=True)):
+    if expr.is_Mul and _numbers_may_recombine(expr):
+        # its numbers print together, as its coefficient (15^(1/3)*sqrt(35)*u/5): one constant
+        numbers = [a for a, (_, c) in zip(args, built, strict=True) if c]
+        rest = [a for a, (_, c) in zip(args, built, strict=True) if not c]
+        args = [canonical_constant(sympy.Mul(*numbers)), *rest]
+    if len(args) == len(expr.args) and all(n is o for n, o in zip(args, expr.args, strict=True)):
         return expr, False
     return expr.func(*args), False
 
