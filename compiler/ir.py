@@ -10,7 +10,9 @@ and an ordered, single-assignment tuple of instructions:
 
 Formulas name their arguments by symbol: ``x`` is vector x at the own index α (slot 0), ``x[b]``
 is vector x at copy index b (slot b of an OuterNonlin), scalars appear by name, ``n`` is the width.
-Source locations ride along but never take part in equality, so ``parse(print(p)) == p``.
+Source locations ride along but never take part in equality, so ``parse(print(p)) == p``; a
+formula's numeric constants are made canonical as the instruction is built (the tree its printed
+text parses back to: :mod:`compiler.radicals`), whichever pass builds it.
 """
 
 from __future__ import annotations
