@@ -10,7 +10,9 @@ and an ordered, single-assignment tuple of instructions:
 
 Formulas name their arguments by symbol: ``x`` is vector x at the own index α (slot 0), ``x[b]``
 is vector x at copy index b (slot b of an OuterNonlin), scalars appear by name, ``n`` is the width.
-Source locations ride along but never take part in equality, so ``parse(print(p)) == p``.
+Source locations ride along but never take part in equality, so ``parse(print(p)) == p``; a
+formula's numeric constants are made canonical as the instruction is built (the tree its printed
+text parses back to: :mod:`compiler.radicals`), whichever pass builds it.
 """
 
 from __future__ import annotations
@@ -23,6 +25,8 @@ from typing import Literal, assert_never
 
 import sympy
 
+from compiler.radicals import canonical_constants
+from compiler.shapeprint import shape_of
 from compiler.symbols import WIDTH
 
 Kind = Literal["matrix", "vector", "scalar"]
@@ -112,6 +116,9 @@ class Nonlin:
     formula: sympy.Expr
     loc: Loc | None = field(default=None, compare=False, repr=False)
 
+    def __post_init__(self) -> None:
+        _canonical_formula(self)
+
 
 @dataclass(frozen=True)
 class OuterNonlin:
@@ -122,9 +129,41 @@ class OuterNonlin:
     formula: sympy.Expr
     loc: Loc | None = field(default=None, compare=False, repr=False)
 
+    def __post_init__(self) -> None:
+        _canonical_formula(self)
+
     @property
     def order(self) -> int:
         return len(self.copies)
+
+
+def _canonical_formula(ins: Nonlin | OuterNonlin) -> None:
+    """Make the formula's numeric constants canonical (:mod:`compiler.radicals`), so that every
+    program the printer sees parses back from its text (spec 06 §6) whichever pass built it.
+    Whether a formula holds a constant to rebuild is a property of its shape (numbers are part
+    of the shape tree, names are not): it is decided once per shape tree, and a total program's
+    copies of one formula share their shape tree, found by the formula's identity."""
+    f = ins.formula
+    shape = shape_of(f)
+    if shape is None:  # printed directly (names matter, or too deep): decide on the formula
+        new = canonical_constants(f)
+    else:
+        known = _CHANGES.get(id(shape.tree))
+        if known is None or known[0] is not shape.tree:
+            new = canonical_constants(f)
+            if len(_CHANGES) >= _MAX_TREES:
+                _CHANGES.clear()
+            _CHANGES[id(shape.tree)] = (shape.tree, new is not f)
+        else:
+            new = canonical_constants(f) if known[1] else f
+    if new is not f:
+        object.__setattr__(ins, "formula", new)  # still frozen to every caller
+
+
+# shape tree's id → (the tree, kept alive so that its id is not reused; whether its formulas'
+# constants change)
+_CHANGES: dict[int, tuple[object, bool]] = {}
+_MAX_TREES = 50_000
 
 
 Instruction = MatMul | Avg | Nonlin | OuterNonlin

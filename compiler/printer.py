@@ -6,9 +6,10 @@ e), numbers are exact rationals (a float prints as the rational of its shortest 
 ``9/10``: :mod:`compiler.numbers`), a Nonlin without vector arguments prints as ``vec(…)`` and an
 OuterNonlin as ``mean[b, …](…)``.
 
-sympy builds some nodes its own text does not evaluate back to (a root of a numeric product with
-its radicals uncombined, ``Abs(Abs(u))`` from ``Abs(-Abs(u))``); those print as the expression
-they came from (``(7*sqrt(2)/5)^(1/2)``, ``abs(-abs(u))``), checked to evaluate to the same tree.
+sympy builds ``Abs(Abs(u))`` from ``Abs(-Abs(u))``, a node its own text does not evaluate back
+to: it prints as the expression it came from (``abs(-abs(u))``), checked to evaluate to the same
+tree. A root of a numeric product with its radicals uncombined is another such node; the IR never
+holds one (:mod:`compiler.radicals` makes every constant the one its text parses back to).
 """
 
 from __future__ import annotations
@@ -37,7 +38,6 @@ from compiler.ir import (
     indexed,
 )
 from compiler.numbers import float_rational
-from compiler.radicals import may_recombine, root_form
 from compiler.shapeprint import print_by_shape, shape_of
 from compiler.symbols import WIDTH
 
@@ -73,11 +73,6 @@ class _FormulaPrinter(StrPrinter):
     def _print_Mul(self, expr: sympy.Mul) -> str:
         # sympy prints (1/3)·(x+1)⁻¹ as 1/(3*(x + 1)), which parses back as (3x + 3)⁻¹ (a number
         # times a sum is distributed): keep such a fractional coefficient in front.
-        if may_recombine(expr):
-            root = root_form(expr)
-            if root is not None:  # ±(m)^(1/k) evaluates back to this very tree
-                m, e, sign = root
-                return f"{sign}({self._print(m)})**({e})"
         coeff, rest = expr.as_coeff_Mul()
         text = super()._print_Mul(expr)
         if coeff != 1 and len(sympy.Mul.make_args(rest)) > 1 and _opens_with_sum(text, coeff):
