@@ -26,8 +26,10 @@ width's deviation pattern at narrower widths (r_n = (W/n)^p for a deviation ∝ 
 
 Run: python -m bench.bench_nt_floor [--quick] [--data regress10|paper] [--widths LIST]
                                     [--seeds K] [--steps T] [--only NAME,…]
-Default: widths 256…2048, 16 seeds, T = 5, limits with 2^17 particles in 16 replicas (~8 min
-on one core); --quick: widths 256…1024, 6 seeds, T = 4, 2^15 particles (47 s measured).
+Default: widths 256…2048, 16 seeds, T = 5, limits with 2^17 particles in 16 replicas (5–9 min
+on one core, estimated from the runs below: a variant's networks to 2048 are ~¼ of its run to
+4096, 131–530 s measured under load); --quick: widths 256…1024, 6 seeds, T = 4, 2^15
+particles (47 s measured).
 
 Measured 2026-12-08 (2 shared cores, load 2–4), regress10, T = 5, 16–24 seeds, n = 256…4096
 (``--widths 256,512,1024,2048,4096``), b̂_n:
