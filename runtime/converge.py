@@ -10,10 +10,13 @@ Distance at width n (f̄_n the seed mean, f̂ the computed limit with Monte Carl
 The subtraction removes the limit's own Monte Carlo variance: f̂ = f + e with E e² = s² and e
 independent of the networks, so E (f̄ − f̂)² = (f̄ − f)² + s²; without it D_n would level off at
 RMS(s) however wide the networks (0 on an exact path, where nothing is subtracted).  D_n includes
-the seed average's own noise (variance σ_n²/K), which falls like the bias does (both O(1/n) in
-D², Master Theorem 01 §1.5), so D_n ∝ n^{-1/2} is the expected rate.  Its standard error is the
-jackknife over seeds; the fitted slope of log D against log n gets its standard error by the same
-jackknife (leaving seed k out at every width at once).
+the seed average's own noise (variance σ_n²/K, O(1/n) in D², Master Theorem 01 §1.5) and the seed
+mean's bias E f_n − f, so D_n ∝ n^{-1/2} is the expected rate where the noise dominates.  The
+bias need not fall as fast at the widths one can train: under Adam with a small ε (sign-like
+updates) it was measured falling like n^{-0.3} … n^{-0.7} and flat over a ×2 in n
+(bench/bench_nt_floor.py; the paper's Fig. 5.1), and the fitted slope then measures it.  Its
+standard error is the jackknife over seeds; the fitted slope of log D against log n gets its
+standard error by the same jackknife (leaving seed k out at every width at once).
 """
 
 from __future__ import annotations
