@@ -123,8 +123,10 @@ class GaussianPool:
         # directions, so the pass loses no digits (a second pass, "twice is enough", only pays
         # when the residual falls below 1/√2 of the vector); it was a sixth of mlp2's run time
         z = z - used @ (used.T @ z) / self.m
-        q, _ = np.linalg.qr(z)
-        z = np.sqrt(self.m) * q
+        if k == 1:  # the initial vectors come one at a time: a QR of one column is its norm
+            z = z * (np.sqrt(self.m) / np.linalg.norm(z))
+        else:
+            z = np.sqrt(self.m) * np.linalg.qr(z)[0]
         self.used.append(z)
         return z
 
@@ -139,7 +141,8 @@ def _sobol_normals(m: int, d: int, rng: np.random.Generator) -> np.ndarray:
     marginally N(0, I_d) exactly, and a scramble seeded from ``rng`` is independent per replica,
     so replica means stay iid and unbiased; the rows are stratified jointly, so an average of a
     smooth function of them converges faster than m^{-½}."""
-    from scipy.stats import norm, qmc  # scipy loads slowly; only runs that use it pay
+    from scipy.special import ndtri  # the normal quantile without norm.ppf's checks
+    from scipy.stats import qmc  # scipy loads slowly; only runs that use it pay
 
     sobol = qmc.Sobol(d, scramble=True, seed=rng)
     if m & (m - 1) == 0:
@@ -148,7 +151,7 @@ def _sobol_normals(m: int, d: int, rng: np.random.Generator) -> np.ndarray:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)
             u = sobol.random(m)
-    return np.asarray(norm.ppf(u), dtype=np.float64)
+    return np.asarray(ndtri(u), dtype=np.float64)
 
 
 class _Side:
