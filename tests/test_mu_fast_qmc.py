@@ -67,3 +67,28 @@ def test_qmc_is_unbiased_and_cuts_the_error_at_equal_cost(monkeypatch: pytest.Mo
     ratio = np.sqrt(np.mean(fast.stderr[1:] ** 2) / np.mean(plain.stderr[1:] ** 2))
     assert ratio < 0.5, ratio
     assert np.abs(fast.f[-1]).max() > 10 * fast.stderr[-1].max()  # trained: not all near 0
+
+
+def test_the_qmc_block_is_exactly_step_0s_draws() -> None:
+    """mu_fast_run.qmc_dims counts the Gaussians of step 0: mlp2's 10 + 1 initial vectors, the
+    forward W̊_0 on every point (6) and the backward W̊_0ᵀ on the batch (4), 21 in all; a
+    replica has used all but the backward's 4 when step 0's forward is done, and all of them
+    before step 1's forward draws (which then come from the generator)."""
+    from runtime.limits.mu_fast_run import ReplicaRun, qmc_dims
+    from runtime.limits.trajectory import plan_limit
+    from runtime.trainer import backprops
+
+    program = parse_file(Path(__file__).parent.parent / "samples" / "mlp2.nx")
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((6, len(program.input_names)))
+    y = rng.standard_normal((4, 1))
+    tr = build_training(program, "mup", "sgd(lr=0.2)", "mse", steps=2, n_train=4, n_test=2,
+                        center=True)
+    groups = mu_fast.group_limits(plan_limit(tr))
+    bps = backprops(tr.program)
+    split = mu_fast.forward_split(tr, bps)
+    assert qmc_dims(tr, bps, groups, split) == 10 + 1 + 6 + 4
+    run = ReplicaRun(tr, bps, groups, 1024, split, np.random.default_rng(1), True, True)
+    left: list[int] = []
+    run.run(x, y, None, observe=lambda t, _: left.append(run.pool.qmc.shape[1]), steps=1)
+    assert left == [4, 0]
